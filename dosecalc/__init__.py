@@ -1,0 +1,3 @@
+"""dosecalc: weight-based IV infusion dose sheets that refuse rather than guess."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,108 @@
+"""The one number formatter (ISMP safe display) and the sanitisers for text a user or a file typed.
+
+Every number a renderer shows comes from a `Figure`, rounded here once, half-up, to the protocol's
+step. Nothing in this module imports rich or click.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+from dosecalc.exact import EXACT
+
+# Unicode categories never shown or written: controls (ESC, NUL, C1), format characters (bidi
+# overrides, zero-width), surrogates, private use, and the line/paragraph separators.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def is_unsafe_char(ch: str) -> bool:
+    return unicodedata.category(ch) in _UNSAFE_CATEGORIES
+
+
+def clean(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` with every control, format and separator character removed (for display and files)."""
+    return "".join(ch for ch in text if (keep_newlines and ch == "\n") or not is_unsafe_char(ch))
+
+
+def printable(text: str) -> str:
+    """`text` with unsafe characters shown as escapes (\\x1b, \\u202e): for repeating bad input."""
+    out = []
+    for ch in text:
+        if is_unsafe_char(ch):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def round_half_up(value: Decimal, step: Decimal) -> Decimal:
+    """`value` rounded half-up to the nearest multiple of `step` (0.5 mg: 36.25 -> 36.5)."""
+    with localcontext(EXACT):
+        units = (value / step).to_integral_value(rounding=ROUND_HALF_UP)
+        return units * step
+
+
+def decimals(step: Decimal) -> int:
+    """How many decimal places a step has (0.01 -> 2, 0.5 -> 1, 5 -> 0)."""
+    exponent = step.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+def format_number(value: Decimal, *, grouping: bool = True) -> str:
+    """ISMP: leading zero, no trailing zeros, thousands separators from 1,000 up, never exponent."""
+    text = format(value.normalize(), ",f" if grouping else "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def format_quantity(value: Decimal, unit: str) -> str:
+    return f"{format_number(value)} {unit}"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One reported value: exact, rounded once to its step, and its unit."""
+
+    exact: Decimal
+    rounded: Decimal
+    unit: str
+    step: Decimal
+
+    @property
+    def number(self) -> str:
+        return format_number(self.rounded)
+
+    @property
+    def text(self) -> str:
+        """'36 mg': the value as given, for every renderer."""
+        return f"{self.number} {self.unit}"
+
+    @property
+    def was_rounded(self) -> bool:
+        return self.exact != self.rounded
+
+    @property
+    def exact_number(self) -> str:
+        """The unrounded value with two more decimals than the step, for a pencil check."""
+        places = Decimal(1).scaleb(-(decimals(self.step) + 2))
+        with localcontext(EXACT):
+            shown = self.exact.quantize(places, rounding=ROUND_HALF_UP)
+        return format_number(shown)
+
+    @property
+    def exact_text(self) -> str:
+        return f"{self.exact_number} {self.unit}"
+
+    @property
+    def json(self) -> str:
+        """The rounded value as a JSON number (no grouping, no exponent)."""
+        return format_number(self.rounded, grouping=False)
+
+
+def figure(exact: Decimal, step: Decimal, unit: str) -> Figure:
+    return Figure(exact, round_half_up(exact, step), unit, step)

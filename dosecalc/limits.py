@@ -1,0 +1,120 @@
+"""Soft and hard limit checks over an exact result, like a smart pump's drug library.
+
+Bounds are inclusive and checked on exact (unrounded) values. Hard breaches always refuse; soft
+breaches need a recorded reason and operator. Also: the checks that what is programmed (rounded)
+still delivers what was prescribed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+
+from dosecalc.display import Figure, figure, format_quantity
+from dosecalc.dosing import Result
+from dosecalc.exact import EXACT
+from dosecalc.protocols import Bounds, Protocol
+
+# A pump that finishes the VTBI more than this many minutes away from the intended duration
+# because its rate was rounded is worth a warning.
+RATE_ROUNDING_MINUTES = Decimal(1)
+
+
+@dataclass(frozen=True)
+class Breach:
+    limit: str
+    level: str  # "soft" or "hard"
+    value: Decimal
+    unit: str
+    bounds: Bounds
+
+    @property
+    def value_text(self) -> str:
+        return format_quantity(self.value, self.unit)
+
+    @property
+    def message(self) -> str:
+        side = "below" if self.value < self.bounds.low else "above"
+        edge = self.bounds.low if side == "below" else self.bounds.high
+        label = self.limit.replace("_", " ")
+        return (
+            f"{label} {self.value_text} is {side} the {self.level} limit "
+            f"{format_quantity(edge, self.unit)} "
+            f"(range {format_quantity(self.bounds.low, self.unit)} to "
+            f"{format_quantity(self.bounds.high, self.unit)})"
+        )
+
+
+@dataclass(frozen=True)
+class Notice:
+    code: str
+    message: str
+
+
+def limited_values(result: Result) -> dict[str, Decimal]:
+    """The exact value each limit name applies to, in the protocol's working units."""
+    return {
+        "weight": result.weight_kg,
+        "dose_per_kg": result.dose_per_kg,
+        "dose": result.dose,
+        "drug_volume": result.drug_volume_ml,
+        "total_volume": result.total_volume_ml,
+        "duration": result.duration_min,
+        "rate": result.rate_ml_per_h,
+        "concentration": result.concentration,
+        "dose_rate": result.dose_rate_per_h,
+        "dose_rate_per_kg": result.dose_rate_per_kg_per_h,
+    }
+
+
+def check(protocol: Protocol, result: Result) -> list[Breach]:
+    """Every breach, hard ones first, in the protocol's limit order."""
+    values = limited_values(result)
+    hard: list[Breach] = []
+    soft: list[Breach] = []
+    for name, limit in protocol.limits.items():
+        value = values[name]
+        if limit.hard is not None and not limit.hard.contains(value):
+            hard.append(Breach(name, "hard", value, limit.unit, limit.hard))
+        elif limit.soft is not None and not limit.soft.contains(value):
+            soft.append(Breach(name, "soft", value, limit.unit, limit.soft))
+    return hard + soft
+
+
+def rounding_notices(
+    result: Result, dose: Figure, drug_volume: Figure, vtbi: Figure, rate: Figure
+) -> list[Notice]:
+    """Warn where rounding what is drawn up or programmed changes what the patient receives."""
+    notices = []
+    half_step = dose.step / 2
+    with localcontext(EXACT):
+        drawn = drug_volume.rounded * result.stock_per_ml
+        if abs(drawn - result.dose) > half_step:
+            notices.append(
+                Notice(
+                    "ROUNDED_DRUG_VOLUME",
+                    f"{drug_volume.text} drawn up holds "
+                    f"{figure(drawn, dose.step, dose.unit).text}, not the {dose.text} prescribed",
+                )
+            )
+        delivered = vtbi.rounded * result.concentration
+        if abs(delivered - result.dose) > half_step:
+            notices.append(
+                Notice(
+                    "ROUNDED_VTBI",
+                    f"a VTBI of {vtbi.text} delivers "
+                    f"{figure(delivered, dose.step, dose.unit).text}, not the {dose.text} "
+                    "prescribed",
+                )
+            )
+        minutes = vtbi.rounded * 60 / rate.rounded
+        if abs(minutes - result.duration_min) > RATE_ROUNDING_MINUTES:
+            notices.append(
+                Notice(
+                    "ROUNDED_RATE",
+                    f"at {rate.text} the VTBI of {vtbi.text} runs "
+                    f"{figure(minutes, Decimal('0.1'), 'min').text}, not "
+                    f"{format_quantity(result.duration_min, 'min')}",
+                )
+            )
+    return notices

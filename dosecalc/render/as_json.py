@@ -1,0 +1,97 @@
+"""The JSON sheet (schema dosecalc.sheet/1) and error object (dosecalc.error/1).
+
+Numbers are written from the rounded Decimals as JSON number text: never through a binary float.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dosecalc import __version__
+from dosecalc.display import Figure
+from dosecalc.errors import DosecalcError
+from dosecalc.model import Sheet
+
+SHEET_SCHEMA = "dosecalc.sheet/1"
+ERROR_SCHEMA = "dosecalc.error/1"
+
+
+def sheet_object(sheet: Sheet) -> dict[str, Any]:
+    """The sheet as an ordered mapping of JSON values (Figures become numbers)."""
+    f, p, r, o = sheet.figures, sheet.protocol, sheet.result, sheet.order
+    return {
+        "schema": SHEET_SCHEMA,
+        "dosecalc_version": __version__,
+        "protocol_id": p.id,
+        "protocol_version": p.version,
+        "protocols_file": sheet.library.path,
+        "protocols_sha256": sheet.library.sha256,
+        "drug": p.drug,
+        "patient_id": o.patient_id,
+        "date": o.date,
+        "weight_entered": o.weight,
+        "weight_kg": f.weight_kg,
+        "dosing_weight_kg": f.dosing_weight_kg,
+        "dose_per_kg": f.dose_per_kg,
+        "dose_per_kg_unit": f.dose_per_kg.unit,
+        "dose": f.dose,
+        "dose_unit": r.dose_unit,
+        "stock": f.stock,
+        "stock_unit": f.stock.unit,
+        "drug_volume_ml": f.drug_volume,
+        "diluent": p.diluent,
+        "diluent_volume_ml": f.diluent_volume,
+        "total_volume_ml": f.total_volume,
+        "preparation": p.preparation,
+        "concentration": f.concentration,
+        "concentration_unit": f.concentration.unit,
+        "duration_min": f.duration,
+        "rate_ml_per_h": f.rate,
+        "dose_rate_per_h": f.dose_rate,
+        "dose_rate_per_kg_per_h": f.dose_rate_per_kg,
+        "checkpoints": [
+            {"minute": c.minute, "volume_ml": c.volume, "dose": c.dose} for c in f.checkpoints
+        ],
+        "warnings": [{"code": w.code, "message": w.message} for w in sheet.warnings],
+        "overrides": [
+            {"limit": v.limit, "value": v.value, "reason": v.reason, "operator": v.operator}
+            for v in sheet.overrides
+        ],
+        "status": "ok",
+    }
+
+
+def error_object(error: DosecalcError) -> dict[str, Any]:
+    return {
+        "schema": ERROR_SCHEMA,
+        "status": error.status,
+        "errors": [
+            {"field": p.field, "code": p.code, "message": p.message} for p in error.problems
+        ],
+    }
+
+
+def dumps(value: Any, indent: int | None = None, _level: int = 0) -> str:
+    """JSON text; Figures are written as the exact digits of their rounded value."""
+    if isinstance(value, Figure):
+        return value.json
+    if isinstance(value, dict):
+        items = [f"{json.dumps(k)}: {dumps(v, indent, _level + 1)}" for k, v in value.items()]
+        return _join(items, "{", "}", indent, _level)
+    if isinstance(value, list | tuple):
+        return _join([dumps(v, indent, _level + 1) for v in value], "[", "]", indent, _level)
+    return json.dumps(value)
+
+
+def _join(items: list[str], open_: str, close: str, indent: int | None, level: int) -> str:
+    if not items:
+        return open_ + close
+    if indent is None:
+        return open_ + ", ".join(items) + close
+    pad = " " * (indent * (level + 1))
+    return open_ + "\n" + ",\n".join(pad + i for i in items) + "\n" + " " * (indent * level) + close
+
+
+def render(sheet: Sheet) -> bytes:
+    return (dumps(sheet_object(sheet), indent=2) + "\n").encode("utf-8")

@@ -1,0 +1,123 @@
+"""The text dose sheet, laid out with rich. Plain (no escape codes) unless writing to a terminal.
+
+All content arrives as rich.text.Text built from plain strings: nothing is parsed as markup.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import IO
+
+from rich import box
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from dosecalc.model import Sheet
+from dosecalc.render import content
+
+WIDTH = 80
+
+
+def make_console(
+    file: IO[str], *, terminal: bool | None = None, width: int | None = None
+) -> Console:
+    """The one console factory: colour only on a real terminal without NO_COLOR; width pinned."""
+    if terminal is None:
+        terminal = file.isatty() and "NO_COLOR" not in os.environ
+    return Console(
+        file=file,
+        width=width or (None if terminal else WIDTH),
+        force_terminal=terminal,
+        color_system="auto" if terminal else None,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        soft_wrap=False,
+        legacy_windows=False,
+        _environ={} if not terminal else None,
+    )
+
+
+def _lines(lines: list[content.Line]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for line in lines:
+        table.add_row(Text(line.label), Text(line.text))
+    return table
+
+
+def _section(title: str) -> Text:
+    return Text(f"\n{title}", style="bold underline")
+
+
+def build(sheet: Sheet) -> Group:
+    parts: list[object] = [
+        Text(content.title(sheet), style="bold reverse"),
+        _lines(content.header(sheet)),
+        _section("PATIENT"),
+        _lines(content.patient(sheet)),
+    ]
+    alerts = content.alerts(sheet)
+    if alerts:
+        parts.append(
+            Panel(
+                Text("\n".join(f"! {a}" for a in alerts)),
+                title=Text("WARNINGS AND OVERRIDES"),
+                box=box.DOUBLE,
+                style="bold",
+            )
+        )
+    parts += [_section("CALCULATION"), _lines(content.calculation(sheet))]
+    parts.append(_section("PREPARATION"))
+    parts += [Text(f"{i}. {step}") for i, step in enumerate(content.preparation(sheet), 1)]
+    pump = Table.grid(padding=(0, 3))
+    pump.add_column(style="bold", no_wrap=True)
+    pump.add_column(style="bold", no_wrap=True)
+    for line in content.pump(sheet):
+        pump.add_row(Text(line.label), Text(line.text))
+    parts += [
+        Text(""),
+        Panel(pump, title=Text("PUMP"), box=box.HEAVY, expand=False, padding=(0, 2)),
+        Text(f"Dose rate: {content.dose_rate(sheet)}"),
+        _section("CHECKPOINTS (cumulative, compare with the pump's volume infused)"),
+    ]
+    checkpoints = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
+    for heading in ("Time", "Volume infused", "Dose delivered"):
+        checkpoints.add_column(Text(heading), justify="right")
+    for row in content.checkpoint_rows(sheet):
+        checkpoints.add_row(*(Text(cell) for cell in row))
+    parts += [
+        checkpoints,
+        _section("REVERSE CHECK"),
+        Text(content.reverse_check(sheet)),
+        _section("ADVISORY"),
+        Text(content.advisory(sheet)),
+        _section("MONITORING"),
+    ]
+    parts += [Text(f"- {m}") for m in content.monitoring(sheet)]
+    parts.append(Text(""))
+    parts += [Text(f"{who}: ______________________  Time: ________") for who in content.SIGNATURES]
+    return Group(*parts)
+
+
+def print_sheet(sheet: Sheet, console: Console) -> None:
+    """To a terminal with style; anywhere else, the same plain text `render` writes to files."""
+    if console.is_terminal:
+        console.print(build(sheet))
+    else:
+        console.file.write(plain(sheet))
+
+
+def plain(sheet: Sheet) -> str:
+    """The sheet as plain text: 80 columns, no escape codes, no trailing spaces."""
+    buffer = io.StringIO()
+    make_console(buffer, terminal=False).print(build(sheet))
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+
+
+def render(sheet: Sheet) -> bytes:
+    return plain(sheet).encode("utf-8")

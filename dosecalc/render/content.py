@@ -1,0 +1,151 @@
+"""The words of a dose sheet, written once for every human-readable renderer (text, HTML, PDF).
+
+Text from a user or a file passes display.clean here; numbers come only from the Sheet's figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dosecalc.display import Figure, clean
+from dosecalc.model import Sheet
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    text: str
+
+
+def shown(fig: Figure) -> str:
+    """'34.927 mg, given as 34.9 mg' when rounding changed the value, else '36 mg'."""
+    if fig.was_rounded and fig.exact_number != fig.number:
+        return f"{fig.exact_text}, given as {fig.text}"
+    return fig.text
+
+
+def operand(fig: Figure) -> str:
+    """A value inside a calculation: the unrounded value, so the arithmetic checks with a pencil."""
+    return fig.exact_text if fig.was_rounded else fig.text
+
+
+def title(sheet: Sheet) -> str:
+    return f"{clean(sheet.protocol.drug).upper()} DOSE SHEET"
+
+
+def header(sheet: Sheet) -> list[Line]:
+    p, lib = sheet.protocol, sheet.library
+    return [
+        Line("Protocol", f"{clean(p.name)} ({p.id}), version {clean(p.version)}"),
+        Line("Indication", clean(p.indication)),
+        Line("Protocols file", f"{clean(lib.path)} (sha256 {lib.short_hash})"),
+    ]
+
+
+def patient(sheet: Sheet) -> list[Line]:
+    o, f = sheet.order, sheet.figures
+    weight = clean(o.weight.strip())
+    if sheet.weight_in_lb or f.weight_kg.text != weight:
+        weight = f"{weight} = {shown(f.weight_kg)}"
+    return [
+        Line("Patient ID", o.patient_id or "(none given)"),
+        Line("Name", clean(o.name) if o.name else "(none given)"),
+        Line("Date", o.date),
+        Line("Weight", weight),
+        Line("Dosing weight", f"{f.dosing_weight_kg.text} (actual weight)"),
+    ]
+
+
+def calculation(sheet: Sheet) -> list[Line]:
+    f, p = sheet.figures, sheet.protocol
+    lines = [
+        Line(
+            "Dose",
+            f"{f.dose_per_kg.text} x {operand(f.dosing_weight_kg)} = {shown(f.dose)}",
+        ),
+        Line("Drug volume", f"{operand(f.dose)} / {f.stock.text} = {shown(f.drug_volume)}"),
+    ]
+    if p.preparation == "add":
+        lines.append(
+            Line(
+                "Total volume",
+                f"{f.diluent_volume.text} + {operand(f.drug_volume)} = {shown(f.total_volume)}",
+            )
+        )
+    else:
+        lines.append(
+            Line(
+                "Diluent",
+                f"{f.total_volume.text} - {operand(f.drug_volume)} = {shown(f.diluent_volume)}",
+            )
+        )
+    lines += [
+        Line(
+            "Concentration",
+            f"{operand(f.dose)} / {operand(f.total_volume)} = {shown(f.concentration)}",
+        ),
+        Line(
+            "Rate",
+            f"{operand(f.total_volume)} / {f.duration.text} x 60 min/h = {shown(f.rate)}",
+        ),
+    ]
+    return lines
+
+
+def preparation(sheet: Sheet) -> list[str]:
+    f, p = sheet.figures, sheet.protocol
+    drug, diluent = clean(p.drug), clean(p.diluent)
+    steps = [f"Draw up {f.drug_volume.text} of {drug} {f.stock.text} ({f.dose.text})."]
+    if p.preparation == "add":
+        steps.append(f"Add it to {f.diluent_volume.text} {diluent}.")
+    else:
+        steps.append(f"Add {f.diluent_volume.text} {diluent} to make up to {f.total_volume.text}.")
+    steps.append(
+        f"Total {f.total_volume.text}, {f.concentration.text}: label with the patient, drug, "
+        "dose, concentration and time, and check against this sheet."
+    )
+    return steps
+
+
+def pump(sheet: Sheet) -> list[Line]:
+    f = sheet.figures
+    return [
+        Line("RATE", f.rate.text),
+        Line("VTBI", f.total_volume.text),
+        Line("DURATION", f.duration.text),
+    ]
+
+
+def dose_rate(sheet: Sheet) -> str:
+    f = sheet.figures
+    return f"{f.dose_rate.text} ({f.dose_rate_per_kg.text})"
+
+
+def checkpoint_rows(sheet: Sheet) -> list[tuple[str, str, str]]:
+    return [(c.minute.text, c.volume.text, c.dose.text) for c in sheet.figures.checkpoints]
+
+
+def reverse_check(sheet: Sheet) -> str:
+    f = sheet.figures
+    return (
+        f"{operand(f.rate)} x {f.duration.text} = {f.reverse_volume.text}; "
+        f"{operand(f.reverse_volume)} x {f.concentration.exact_text} = {f.reverse_dose.text}; "
+        f"{operand(f.reverse_dose)} / {operand(f.dosing_weight_kg)} = "
+        f"{f.reverse_dose_per_kg.text}: matches the prescribed {f.dose_per_kg.text}"
+    )
+
+
+def alerts(sheet: Sheet) -> list[str]:
+    """Warnings and overrides, for the box that cannot be missed."""
+    return [f"{w.code}: {clean(w.message)}" for w in sheet.warnings]
+
+
+def advisory(sheet: Sheet) -> str:
+    return clean(sheet.protocol.advisory, keep_newlines=True).strip()
+
+
+def monitoring(sheet: Sheet) -> list[str]:
+    return [clean(m) for m in sheet.protocol.monitoring]
+
+
+SIGNATURES = ("Prepared by", "Independent double check by")

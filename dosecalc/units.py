@@ -1,0 +1,235 @@
+"""The strict quantity grammar, and the one pint registry behind it.
+
+Every quantity typed by a person or read from a file passes `parse_quantity` first: an allowlisted
+grammar (plain ASCII decimal, a unit from a short clinical list). Only text that passed is handed to
+pint, which checks the dimension and supplies exact conversion factors. pint is imported lazily and
+asked once per distinct unit (results are cached), so arithmetic stays in `Decimal`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from dosecalc.errors import InputError, Problem
+
+MAX_QUANTITY_CHARS = 32
+
+# Lower-cased spelling accepted -> canonical spelling (the one printed, and the one in units.txt).
+_TOKENS: dict[str, str] = {
+    "kg": "kg",
+    "g": "g",
+    "mg": "mg",
+    "mcg": "mcg",
+    "ug": "mcg",
+    "\u00b5g": "mcg",  # micro sign
+    "\u03bcg": "mcg",  # Greek small letter mu
+    "lb": "lb",
+    "lbs": "lb",
+    "ml": "mL",
+    "l": "L",
+    "min": "min",
+    "h": "h",
+    "hr": "h",
+    "s": "s",
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a field holds: the canonical units it accepts and a reference unit for pint's check."""
+
+    name: str  # as said in messages: "a weight"
+    units: tuple[str, ...]
+    reference: str
+    example: str
+
+
+KINDS: dict[str, Kind] = {
+    "weight": Kind("a weight", ("kg", "g", "lb"), "kg", "72 kg"),
+    "dose_per_kg": Kind("a dose per kg", ("mg/kg", "mcg/kg"), "mg/kg", "0.5 mg/kg"),
+    "dose": Kind("a dose", ("mg", "mcg", "g"), "mg", "36 mg"),
+    "volume": Kind("a volume", ("mL", "L"), "mL", "100 mL"),
+    "duration": Kind("a duration", ("min", "h", "s"), "min", "40 min"),
+    "concentration": Kind("a concentration", ("mg/mL", "mcg/mL"), "mg/mL", "10 mg/mL"),
+    "rate": Kind("a rate", ("mL/h", "mL/min"), "mL/h", "150 mL/h"),
+    "dose_rate": Kind("a dose rate", ("mg/h", "mcg/h", "mg/min", "mcg/min"), "mg/h", "54 mg/h"),
+    "dose_rate_per_kg": Kind(
+        "a dose rate per kg",
+        ("mg/kg/h", "mcg/kg/h", "mg/kg/min", "mcg/kg/min"),
+        "mg/kg/h",
+        "0.75 mg/kg/h",
+    ),
+}
+
+_NUMBER = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_SHAPE = re.compile(
+    r" *(?P<number>[0-9][0-9.,_]*|[.,][0-9][0-9.,_]*)? *(?P<unit>[^ 0-9.,_][^ ]*)? *"
+)
+_UNIT_CHARS = re.compile(r"[A-Za-z\u00b5\u03bc]+(?:/[A-Za-z\u00b5\u03bc]+)*")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A value that passed the grammar: exact decimal, canonical unit, and the text as typed."""
+
+    value: Decimal
+    unit: str
+    text: str
+
+    def to(self, unit: str) -> Decimal:
+        """The value in `unit` (exact: conversion factors are exact decimals)."""
+        return self.value * factor(self.unit, unit)
+
+
+def safe_echo(text: str, limit: int = 40) -> str:
+    """`text` made safe to repeat in a message: control/format characters shown as escapes, cut short."""
+    from dosecalc.display import printable
+
+    shown = printable(text[:limit])
+    return shown + ("..." if len(text) > limit else "")
+
+
+def _refuse(field: str, text: str, code: str, why: str, kind: Kind | None = None) -> InputError:
+    accepted = ""
+    if kind is not None:
+        accepted = (
+            f" Accepted: a plain number (digits and an optional decimal point) and one of "
+            f"{', '.join(kind.units)}, for example {kind.example}."
+        )
+    return InputError(Problem(field, code, f"{field}: '{safe_echo(text)}' {why}.{accepted}"))
+
+
+def parse_number(text: str, field: str, whole: str | None = None) -> Decimal:
+    """A plain ASCII decimal (no sign, exponent, separators or other digits), as an exact Decimal.
+
+    `whole` is the full text typed (number and unit), repeated in the message.
+    """
+    shown = text if whole is None else whole
+    if len(text) > MAX_QUANTITY_CHARS:
+        raise _refuse(field, shown, "too_long", f"is longer than {MAX_QUANTITY_CHARS} characters")
+    stripped = text.strip(" ")
+    if not _NUMBER.fullmatch(stripped):
+        raise _refuse(
+            field,
+            shown,
+            "bad_number",
+            "is not a plain number: write digits with an optional decimal point and a leading "
+            "zero (0.5), no sign, exponent, comma, underscore or spaces",
+        )
+    return Decimal(stripped)
+
+
+@cache
+def canonical_unit(unit_text: str) -> str | None:
+    """The canonical spelling of an allowlisted unit ('MG/KG' -> 'mg/kg'), or None."""
+    if not _UNIT_CHARS.fullmatch(unit_text):
+        return None
+    parts = []
+    for token in unit_text.split("/"):
+        canon = _TOKENS.get(token.lower())
+        if canon is None:
+            return None
+        parts.append(canon)
+    return "/".join(parts)
+
+
+def parse_quantity(text: str, field: str, kind_name: str) -> Quantity:
+    """Parse `text` as a quantity of the given kind, or raise InputError naming `field`."""
+    kind = KINDS[kind_name]
+    if not isinstance(text, str):
+        raise _refuse(field, str(text), "not_text", "is not text", kind)
+    if len(text) > MAX_QUANTITY_CHARS:
+        raise _refuse(
+            field, text, "too_long", f"is longer than {MAX_QUANTITY_CHARS} characters", kind
+        )
+    if text.strip(" ") == "":
+        raise _refuse(field, text, "empty", "is empty", kind)
+    shape = _SHAPE.fullmatch(text)
+    if shape is None:
+        if text.lstrip(" ")[:1] in ("-", "+"):
+            why = "has a sign: only a positive number is accepted"
+        elif any(not ch.isascii() for ch in text if ch.isdigit()):
+            why = "uses digits other than ASCII 0-9"
+        else:
+            why = "is not a number followed by a unit"
+        raise _refuse(field, text, "bad_quantity", why, kind)
+    number_text, unit_text = shape.group("number"), shape.group("unit")
+    if number_text is None:
+        raise _refuse(field, text, "no_number", "has no number in front of the unit", kind)
+    if "," in number_text:
+        raise _refuse(
+            field,
+            text,
+            "decimal_comma",
+            "contains a comma: decimal commas and thousands separators are not accepted "
+            "(write 70.5, not 70,5; 1000, not 1,000)",
+            kind,
+        )
+    value = parse_number(number_text, field, text)
+    if unit_text is None:
+        raise _refuse(
+            field,
+            text,
+            "no_unit",
+            f"has no unit: {kind.name[2:]} needs a unit, for example {kind.example}",
+            kind,
+        )
+    unit = canonical_unit(unit_text)
+    if unit is None:
+        why = f"has a unit '{safe_echo(unit_text)}' that is not on dosecalc's list"
+        raise _refuse(field, text, "unknown_unit", why, kind)
+    if not same_dimension(unit, kind.reference):
+        raise _refuse(field, text, "wrong_dimension", f"is {describe(unit)}, not {kind.name}", kind)
+    if unit not in kind.units:
+        raise _refuse(field, text, "unit_not_allowed", f"uses {unit}, not accepted here", kind)
+    if value == 0:
+        raise _refuse(field, text, "zero", "is zero: it must be greater than zero", kind)
+    return Quantity(value, unit, text)
+
+
+# --- pint, behind a cache -----------------------------------------------------------------------
+
+
+@cache
+def registry() -> Any:
+    """The one pint registry, built from units.txt only, with exact Decimal magnitudes."""
+    import pint
+
+    definitions = resources.files("dosecalc").joinpath("units.txt")
+    with resources.as_file(definitions) as path:
+        return pint.UnitRegistry(str(path), non_int_type=Decimal, cache_folder=None)
+
+
+@cache
+def _dimensionality(unit: str) -> str:
+    return str(registry().parse_units(unit).dimensionality)
+
+
+def same_dimension(unit: str, other: str) -> bool:
+    """True when pint says the two canonical units measure the same thing."""
+    return _dimensionality(unit) == _dimensionality(other)
+
+
+def describe(unit: str) -> str:
+    """'a volume' for mL: the first kind whose reference unit has the same dimension."""
+    for kind in KINDS.values():
+        if same_dimension(unit, kind.reference):
+            return kind.name
+    return f"in {unit}"
+
+
+@cache
+def factor(from_unit: str, to_unit: str) -> Decimal:
+    """Exact factor taking a value in `from_unit` to `to_unit` (both canonical, same dimension)."""
+    if from_unit == to_unit:
+        return Decimal(1)
+    ureg = registry()
+    magnitude = ureg.Quantity(Decimal(1), from_unit).to(to_unit).magnitude
+    if not isinstance(magnitude, Decimal):  # pint returned an int for a whole factor
+        magnitude = Decimal(magnitude)
+    return magnitude
