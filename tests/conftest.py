@@ -1,0 +1,48 @@
+"""Shared fixtures: an isolated environment, a CliRunner, and the test protocols files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dosecalc import protocols
+
+DATA = Path(__file__).parent / "data"
+TEST_PROTOCOLS = DATA / "test_protocols.toml"
+SHIPPED_PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols.toml"
+ISOLATED_VARIABLES = (
+    "DOSECALC_PROTOCOLS",
+    "DOSECALC_OPERATOR",
+    "DOSECALC_AUDIT_LOG",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "COLUMNS",
+    "LINES",
+    "TERM",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's dosecalc settings, colour settings or terminal."""
+    for name in ISOLATED_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("dosecalc.cli.is_interactive", lambda: False)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def library() -> protocols.Library:
+    """The test protocols: ketamine-iv (as shipped), dex-load (mcg), ketamine-undiluted."""
+    return protocols.load(TEST_PROTOCOLS)
+
+
+@pytest.fixture
+def shipped() -> protocols.Library:
+    return protocols.load(SHIPPED_PROTOCOLS, "shipped")
