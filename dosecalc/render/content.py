@@ -58,10 +58,11 @@ def patient(sheet: Sheet) -> list[Line]:
 
 def calculation(sheet: Sheet) -> list[Line]:
     f, p = sheet.figures, sheet.protocol
+    entered = "" if sheet.result.weight.unit == "kg" else f" ({clean(sheet.order.weight.strip())})"
     lines = [
         Line(
             "Dose",
-            f"{f.dose_per_kg.text} x {operand(f.dosing_weight_kg)} = {shown(f.dose)}",
+            f"{f.dose_per_kg.text} x {operand(f.dosing_weight_kg)}{entered} = {shown(f.dose)}",
         ),
         Line("Drug volume", f"{operand(f.dose)} / {f.stock.text} = {shown(f.drug_volume)}"),
     ]
