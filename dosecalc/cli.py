@@ -22,6 +22,7 @@ from dosecalc.errors import (
     Problem,
     ProtocolFileError,
 )
+from dosecalc.render import DEFAULT_PAPER, FORMATS, PAPERS
 
 EXIT_OK, EXIT_REFUSED, EXIT_INVALID, EXIT_PROTOCOLS = 0, 1, 2, 3
 EXIT_CODES: dict[type[DosecalcError], int] = {
@@ -92,6 +93,16 @@ def order_options(func: F) -> F:
     return func
 
 
+def paper_option(func: F) -> F:
+    return click.option(
+        "--paper",
+        type=click.Choice(list(PAPERS)),
+        default=DEFAULT_PAPER,
+        show_default=True,
+        help="Page size for HTML and PDF sheets.",
+    )(func)
+
+
 def load_library(protocols_file: str | None, fmt: str = "text") -> Any:
     """The protocols library from the command's option or the group's (they must agree)."""
     from dosecalc import protocols
@@ -151,9 +162,15 @@ def cli(ctx: click.Context, protocols_file: str | None) -> None:
 @order_options
 @protocols_option
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format", "fmt", type=click.Choice(list(FORMATS)), default="text", show_default=True
 )
-@click.option("--output", "-o", metavar="FILE", help="Write the sheet to FILE (atomically).")
+@paper_option
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    help="Write the sheet to FILE (atomically). A PDF is never written to a terminal.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @click.option(
     "--audit-log",
@@ -174,6 +191,7 @@ def sheet(
     date: str | None,
     protocols_file: str | None,
     fmt: str,
+    paper: str,
     output: str | None,
     force: bool,
     audit_log: str | None,
@@ -182,6 +200,19 @@ def sheet(
     from dosecalc.model import Order, make_sheet
     from dosecalc.render import render
 
+    if fmt == "pdf" and (not output or output == "-") and sys.stdout.isatty():
+        # Binary PDF bytes would garble the terminal: ask for a file (or a redirect) instead.
+        fail(
+            InputError(
+                Problem(
+                    "output",
+                    "pdf_to_terminal",
+                    "output: a PDF is not written to a terminal; use --output FILE.pdf "
+                    "or redirect stdout to a file",
+                )
+            ),
+            fmt,
+        )
     library = load_library(protocols_file, fmt)
     if weight is None:
         if not is_interactive():
@@ -196,7 +227,7 @@ def sheet(
         weight = click.prompt("Weight, with its unit (for example 72 kg)", err=True)
     order = Order(
         weight=weight or "",
-        date=date or today(),
+        date=today() if date is None else date,
         protocol_id=protocol_id,
         patient_id=patient_id,
         name=name,
@@ -211,7 +242,10 @@ def sheet(
         result = make_sheet(library, order, confirm)
     except (InputError, LimitError) as exc:
         if audit_log:
-            _audit(audit_log, order, library, error=exc)
+            try:
+                _audit(audit_log, order, library, error=exc)
+            except OutputError as audit_error:
+                fail(DosecalcError([*audit_error.problems, *exc.problems]), fmt)
         fail(exc, fmt)
     try:
         if audit_log:
@@ -221,14 +255,14 @@ def sheet(
         if output and output != "-":
             from dosecalc.files import write_atomic
 
-            write_atomic(Path(output), render(result, fmt), force=force)
+            write_atomic(Path(output), render(result, fmt, paper=paper), force=force)
             click.echo(f"dosecalc: sheet written to {output}", err=True)
         elif fmt == "text":
             from dosecalc.render.as_text import make_console, print_sheet
 
             print_sheet(result, make_console(sys.stdout))
         else:
-            sys.stdout.buffer.write(render(result, fmt))
+            sys.stdout.buffer.write(render(result, fmt, paper=paper))
             sys.stdout.flush()
     except OutputError as exc:
         fail(exc, fmt)
@@ -338,6 +372,97 @@ def protocols_check(file: str) -> None:
     click.echo(
         f"{file}: valid; {len(library.protocols)} protocol(s): {ids}; sha256 {library.sha256}"
     )
+
+
+BATCH_EXIT_HELP = (
+    "Exit codes: 0 every non-blank row produced a sheet; 1 a row was refused or invalid (the good "
+    "rows are still written unless --strict); 2 bad header, usage or output folder (nothing "
+    "written); 3 invalid protocols file."
+)
+
+
+@cli.command(epilog=BATCH_EXIT_HELP)
+@click.argument("daylist", metavar="DAYLIST")
+@click.option(
+    "--out",
+    metavar="DIR",
+    help="Write <date>_<patient_id> sheets, results.csv, errors.csv and manifest.json here.",
+)
+@click.option(
+    "--sheets",
+    default="text",
+    show_default=True,
+    metavar="FORMATS",
+    help="Comma-separated sheet formats to write with --out (e.g. text,json).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    help="Without --out: results on stdout as CSV (default) or JSON Lines.",
+)
+@click.option(
+    "--input-format",
+    type=click.Choice(["csv", "jsonl"]),
+    help="Day list format (default: from the extension; csv for '-').",
+)
+@click.option(
+    "--combined",
+    metavar="FILE.pdf",
+    help="Also write one PDF: a cover page listing every line, then a page per sheet.",
+)
+@paper_option
+@click.option("--strict", is_flag=True, help="Write nothing at all if any row fails.")
+@click.option("--force", is_flag=True, help="Replace existing files in --out and --combined.")
+@order_options
+@protocols_option
+def batch(
+    daylist: str,
+    out: str | None,
+    sheets: str,
+    fmt: str | None,
+    input_format: str | None,
+    combined: str | None,
+    paper: str,
+    strict: bool,
+    force: bool,
+    protocol_id: str | None,
+    operator: str | None,
+    date: str | None,
+    protocols_file: str | None,
+) -> None:
+    """Dose sheets for a day list (CSV or JSON Lines; '-' reads stdin)."""
+    from dosecalc import batch as core
+
+    if out is not None and fmt is not None:
+        raise click.UsageError("--format applies without --out only (results go to stdout)")
+    library = load_library(protocols_file)
+    options = core.Options(
+        date=today() if date is None else date,  # an empty --date is refused, not replaced
+        protocol_id=protocol_id,
+        operator=operator,
+        out=Path(out) if out is not None else None,
+        sheets=tuple(s.strip() for s in sheets.split(",")),
+        output_format=fmt or "csv",
+        input_format=input_format,
+        strict=strict,
+        force=force,
+        paper=paper,
+        combined=Path(combined) if combined is not None else None,
+    )
+    try:
+        report = core.run(
+            library,
+            daylist,
+            options,
+            stdin=sys.stdin.buffer,
+            stdout=sys.stdout.buffer,
+            stderr=sys.stderr,
+            progress=sys.stderr.isatty(),
+        )
+    except (InputError, OutputError) as exc:
+        fail(exc)
+    sys.exit(EXIT_REFUSED if report.failed else EXIT_OK)
 
 
 def main() -> None:

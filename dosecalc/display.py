@@ -40,9 +40,8 @@ def printable(text: str) -> str:
 
 def round_half_up(value: Decimal, step: Decimal) -> Decimal:
     """`value` rounded half-up to the nearest multiple of `step` (0.5 mg: 36.25 -> 36.5)."""
-    with localcontext(EXACT):
-        units = (value / step).to_integral_value(rounding=ROUND_HALF_UP)
-        return units * step
+    units = EXACT.divide(value, step).to_integral_value(rounding=ROUND_HALF_UP, context=EXACT)
+    return EXACT.multiply(units, step)
 
 
 def decimals(step: Decimal) -> int:
@@ -54,7 +53,8 @@ def decimals(step: Decimal) -> int:
 
 def format_number(value: Decimal, *, grouping: bool = True) -> str:
     """ISMP: leading zero, no trailing zeros, thousands separators from 1,000 up, never exponent."""
-    text = format(value.normalize(), ",f" if grouping else "f")
+    # No normalize(): it rounds to the ambient context precision (28 digits); "f" prints every digit.
+    text = format(value, ",f" if grouping else "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text

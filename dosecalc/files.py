@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
+from dosecalc.display import printable
 from dosecalc.errors import OutputError, Problem
 
 TEMP_PREFIX = ".dosecalc-tmp-"
@@ -20,8 +22,13 @@ def exists_error(path: Path, field: str = "output") -> OutputError:
     )
 
 
-def write_atomic(path: Path, data: bytes, *, force: bool = False, field: str = "output") -> None:
-    """Write `data` to `path` atomically. Without `force`, an existing file is never replaced."""
+def write_atomic(
+    path: Path, data: bytes | Iterable[bytes], *, force: bool = False, field: str = "output"
+) -> None:
+    """Write `data` to `path` atomically. Without `force`, an existing file is never replaced.
+
+    `data` may be an iterable of chunks, so a large file (a batch's results) is never held in memory.
+    """
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
@@ -31,7 +38,11 @@ def write_atomic(path: Path, data: bytes, *, force: bool = False, field: str = "
         ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                for chunk in data:
+                    handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o644)
@@ -44,9 +55,11 @@ def write_atomic(path: Path, data: bytes, *, force: bool = False, field: str = "
                 raise exists_error(path, field) from None
             os.unlink(tmp_name)
         _fsync_dir(folder)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise OutputError(
-            Problem(field, "cannot_write", f"{field}: cannot write {path}: {_why(exc)}")
+            Problem(
+                field, "cannot_write", f"{field}: cannot write {printable(str(path))}: {_why(exc)}"
+            )
         ) from None
     finally:
         if os.path.exists(tmp_name):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from dosecalc.display import Figure, figure, format_quantity
+from dosecalc.display import Figure, decimals, figure, format_quantity
 from dosecalc.dosing import Result
 from dosecalc.exact import EXACT
 from dosecalc.protocols import Bounds, Protocol
@@ -18,6 +18,10 @@ from dosecalc.protocols import Bounds, Protocol
 # A pump that finishes the VTBI more than this many minutes away from the intended duration
 # because its rate was rounded is worth a warning.
 RATE_ROUNDING_MINUTES = Decimal(1)
+# Values in limit messages are exact unless longer than ten decimals (a repeating quotient);
+# those are shown to six (Figure.exact_text adds two decimals to the step).
+MAX_MESSAGE_DECIMALS = 10
+MESSAGE_STEP = Decimal("0.0001")
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,10 @@ class Breach:
 
     @property
     def value_text(self) -> str:
-        return format_quantity(self.value, self.unit)
+        """The exact value; a long quotient (7201 s in min) is cut to six decimals."""
+        if decimals(self.value) <= MAX_MESSAGE_DECIMALS:
+            return format_quantity(self.value, self.unit)
+        return figure(self.value, MESSAGE_STEP, self.unit).exact_text
 
     @property
     def message(self) -> str:

@@ -136,7 +136,14 @@ def check_text(value: str | None, field: str, limit: int) -> str | None:
     if not value.strip():
         raise InputError(Problem(field, "empty", f"{field}: is empty. Accepted: plain text."))
     if len(value) > limit:
-        raise InputError(Problem(field, "too_long", f"{field}: is longer than {limit} characters."))
+        raise InputError(
+            Problem(
+                field,
+                "too_long",
+                f"{field}: '{safe_echo(value)}' is longer than {limit} characters. "
+                f"Accepted: plain text of at most {limit} characters.",
+            )
+        )
     if any(is_unsafe_char(ch) for ch in value):
         raise InputError(
             Problem(

@@ -27,6 +27,11 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_CHECKPOINTS = 60
 PROTOCOL_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 PREPARATIONS = ("add", "make-up-to")
+# monitoring_times: "10 min" after the start, or "end + 15 min" after the end (whole minutes).
+MONITORING_TIME = re.compile(
+    r"(?:(?P<start>0|[1-9][0-9]{0,3}) min|end \+ (?P<after>[1-9][0-9]{0,3}) min)"
+)
+MAX_MONITORING_TIMES = 24
 
 # Limited and rounded quantities: (kind of quantity, working unit with {d} for the dose unit).
 LIMITED: dict[str, tuple[str, str]] = {
@@ -65,7 +70,7 @@ QUANTITY_KEYS = {
 PROTOCOL_KEYS = frozenset(
     {*TEXT_KEYS, *QUANTITY_KEYS, "stock", "preparation", "monitoring", "round", "limits"}
 )
-OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset()
+OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset({"monitoring_times"})
 TOP_KEYS = frozenset({"format", "default", "protocols"})
 
 
@@ -104,6 +109,8 @@ class Protocol:
     monitoring: tuple[str, ...]
     steps: Mapping[str, Decimal]  # in working units
     limits: Mapping[str, Limit]  # in working units
+    # The printed monitoring grid's columns ("10 min", "end + 15 min"); empty: checkpoints + defaults.
+    monitoring_times: tuple[str, ...] = ()
 
     @property
     def dose_unit(self) -> str:
@@ -324,6 +331,7 @@ class _Checker:
                 f"must be one of: {', '.join(PREPARATIONS)}",
             )
         monitoring = self.text_list(body, "monitoring", path, required=True)
+        monitoring_times = self.monitoring_times(body, path)
         dose_per_kg = quantities.get("dose")
         dose_unit = dose_per_kg.unit.split("/")[0] if dose_per_kg else "mg"
         steps = self.steps(body.get("round"), f"{path}.round", dose_unit)
@@ -349,6 +357,7 @@ class _Checker:
             monitoring=monitoring,
             steps=steps,
             limits=limits,
+            monitoring_times=monitoring_times,
         )
         self.consistency(protocol, path)
         return protocol if len(self.problems) == before else None
@@ -364,6 +373,55 @@ class _Checker:
             self.add(full, "wrong_type", "must be a non-empty list of texts in quotes")
             return ()
         return tuple(self._text_value(item, f"{full}[{i}]") for i, item in enumerate(value))
+
+    def monitoring_times(self, body: Mapping[str, Any], path: str) -> tuple[str, ...]:
+        """The optional grid columns: strict "N min" / "end + N min" texts, in time order."""
+        full = f"{path}.monitoring_times"
+        if "monitoring_times" not in body:
+            return ()
+        value = body["monitoring_times"]
+        if not isinstance(value, list) or not value:
+            self.add(
+                full,
+                "wrong_type",
+                'must be a non-empty list of times such as ["10 min", "end + 15 min"]',
+            )
+            return ()
+        if len(value) > MAX_MONITORING_TIMES:
+            self.add(
+                full, "too_many", f"has more than {MAX_MONITORING_TIMES} times (one printed page)"
+            )
+            return ()
+        times: list[str] = []
+        previous: tuple[int, int] | None = None
+        for i, item in enumerate(value):
+            item_path = f"{full}[{i}]"
+            if not isinstance(item, str):
+                self.add(item_path, "wrong_type", f"must be text in quotes, not {_toml_type(item)}")
+                continue
+            match = MONITORING_TIME.fullmatch(item)
+            if match is None:
+                from dosecalc.units import safe_echo
+
+                self.add(
+                    item_path,
+                    "bad_time",
+                    f"'{safe_echo(item)}' is not a monitoring time. Accepted: whole minutes "
+                    'from the start ("10 min") or after the end ("end + 15 min"), written '
+                    "exactly so, no leading zero",
+                )
+                continue
+            key = (0, int(match["start"])) if match["start"] else (1, int(match["after"]))
+            if previous is not None and key <= previous:
+                self.add(
+                    item_path,
+                    "out_of_order",
+                    f"'{item}' must come after the time before it (times from the start first, "
+                    "then times after the end, each increasing, no repeats)",
+                )
+            previous = key
+            times.append(item)
+        return tuple(times)
 
     def stock(self, value: Any, full: str) -> tuple[Quantity, ...]:
         if not isinstance(value, list) or not value:

@@ -216,7 +216,10 @@ def same_dimension(unit: str, other: str) -> bool:
 
 
 def describe(unit: str) -> str:
-    """'a volume' for mL: the first kind whose reference unit has the same dimension."""
+    """'a volume' for mL: the first kind listing the unit, else the first with the same dimension."""
+    for kind in KINDS.values():
+        if unit in kind.units:
+            return kind.name
     for kind in KINDS.values():
         if same_dimension(unit, kind.reference):
             return kind.name

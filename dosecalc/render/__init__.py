@@ -12,17 +12,27 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dosecalc.model import Sheet
 
-# format name -> (module, file extension). HTML and PDF register here too.
+# format name -> (module, file extension).
 FORMATS: dict[str, tuple[str, str]] = {
     "text": ("dosecalc.render.as_text", "txt"),
     "json": ("dosecalc.render.as_json", "json"),
+    "html": ("dosecalc.render.as_html", "html"),
+    "pdf": ("dosecalc.render.as_pdf", "pdf"),
 }
+# Formats laid out on paper: their render() also takes the paper size.
+PAGED = frozenset({"html", "pdf"})
+# Paper name -> (CSS page size keyword, width mm, height mm).
+PAPERS: dict[str, tuple[str, float, float]] = {
+    "a4": ("A4", 210.0, 297.0),
+    "letter": ("letter", 215.9, 279.4),
+}
+DEFAULT_PAPER = "a4"
 
 
-def render(sheet: Sheet, fmt: str) -> bytes:
-    """The sheet in `fmt`, as the bytes written to a file or stdout."""
+def render(sheet: Sheet, fmt: str, *, paper: str = DEFAULT_PAPER) -> bytes:
+    """The sheet in `fmt`, as the bytes written to a file or stdout (`paper` for HTML and PDF)."""
     module = import_module(FORMATS[fmt][0])
-    data: bytes = module.render(sheet)
+    data: bytes = module.render(sheet, paper=paper) if fmt in PAGED else module.render(sheet)
     return data
 
 

@@ -6,6 +6,7 @@ Numbers are written from the rounded Decimals as JSON number text: never through
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii as _quote  # json's own C string encoder
 from typing import Any
 
 from dosecalc import __version__
@@ -74,14 +75,16 @@ def error_object(error: DosecalcError) -> dict[str, Any]:
 
 def dumps(value: Any, indent: int | None = None, _level: int = 0) -> str:
     """JSON text; Figures are written as the exact digits of their rounded value."""
+    if isinstance(value, str):
+        return _quote(value)
     if isinstance(value, Figure):
         return value.json
     if isinstance(value, dict):
-        items = [f"{json.dumps(k)}: {dumps(v, indent, _level + 1)}" for k, v in value.items()]
+        items = [f"{_quote(k)}: {dumps(v, indent, _level + 1)}" for k, v in value.items()]
         return _join(items, "{", "}", indent, _level)
     if isinstance(value, list | tuple):
         return _join([dumps(v, indent, _level + 1) for v in value], "[", "]", indent, _level)
-    return json.dumps(value)
+    return json.dumps(value)  # None, booleans, integers
 
 
 def _join(items: list[str], open_: str, close: str, indent: int | None, level: int) -> str:

@@ -44,7 +44,7 @@ def make_console(
 def _lines(lines: list[content.Line]) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
-    table.add_column()
+    table.add_column(overflow="fold")  # a long path wraps; it is never cut short
     for line in lines:
         table.add_row(Text(line.label), Text(line.text))
     return table

@@ -6,6 +6,7 @@ Text from a user or a file passes display.clean here; numbers come only from the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from dosecalc.display import Figure, clean
 from dosecalc.model import Sheet
@@ -150,3 +151,120 @@ def monitoring(sheet: Sheet) -> list[str]:
 
 
 SIGNATURES = ("Prepared by", "Independent double check by")
+
+
+# --- printed sheets (HTML and PDF) -------------------------------------------------------------
+
+TIMELINE_TITLE = "INFUSION TIMELINE (cumulative, compare with the pump's volume infused)"
+GRID_TITLE = "MONITORING (fill in by hand)"
+GRID_ROWS = (
+    "Blood pressure (mmHg)",
+    "Heart rate (/min)",
+    "SpO2 (%)",
+    "Sedation / dissociation",
+)
+GRID_FIRST_COLUMN = "Baseline"
+DEFAULT_AFTER_END = ("end + 15 min", "end + 30 min")
+SIGNATURE_FIELDS = ("Name", "Signature", "Date / time")
+TICKS_PER_SEGMENT = 8
+GRID_COLUMNS_PER_BLOCK = 10
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One checkpoint on the timeline: where it sits (0 to 1 along its bar) and its three labels."""
+
+    position: Decimal
+    time: str
+    volume: str
+    dose: str
+    # Labels alternate above and below the bar (the first above, clear of the start label below),
+    # so neighbouring ticks never overlap.
+    above: bool
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One bar of the timeline: from `start` (text) to its last tick. Long infusions get several."""
+
+    start: str
+    ticks: tuple[Tick, ...]
+
+
+def timeline(sheet: Sheet, per_segment: int = TICKS_PER_SEGMENT) -> list[Segment]:
+    """The checkpoints as bars of at most `per_segment` ticks, so every label has room on paper.
+
+    Positions are layout only (minute / bar length); the labels are the Sheet's rounded figures.
+    """
+    points = sheet.figures.checkpoints
+    segments: list[Segment] = []
+    begin, begin_text = Decimal(0), "0 min"
+    for first in range(0, len(points), per_segment):
+        chunk = points[first : first + per_segment]
+        end = chunk[-1].minute.exact
+        span = end - begin
+        ticks = tuple(
+            Tick(
+                (c.minute.exact - begin) / span,
+                c.minute.text,
+                c.volume.text,
+                c.dose.text,
+                above=i % 2 == 0,
+            )
+            for i, c in enumerate(chunk)
+        )
+        segments.append(Segment(begin_text, ticks))
+        begin, begin_text = end, chunk[-1].minute.text
+    return segments
+
+
+def grid_columns(sheet: Sheet) -> list[str]:
+    """Baseline, then the protocol's monitoring_times, else every checkpoint and end + 15, + 30 min."""
+    times = sheet.protocol.monitoring_times
+    if not times:
+        points = sheet.figures.checkpoints
+        times = (
+            tuple(
+                f"{c.minute.text} (end)" if i == len(points) - 1 else c.minute.text
+                for i, c in enumerate(points)
+            )
+            + DEFAULT_AFTER_END
+        )
+    return [GRID_FIRST_COLUMN, *times]
+
+
+def grid_blocks(sheet: Sheet, per_block: int = GRID_COLUMNS_PER_BLOCK) -> list[list[str]]:
+    """The grid's columns in blocks that fit across a page (each block is printed as one table)."""
+    columns = grid_columns(sheet)
+    return [columns[i : i + per_block] for i in range(0, len(columns), per_block)]
+
+
+def footer(sheet: Sheet) -> str:
+    """Whose sheet, made from what: at the foot of every page, so a spilled page is never anonymous."""
+    from dosecalc import __version__
+
+    return (
+        f"Patient {sheet.order.patient_id or '(no patient ID)'} | {sheet.order.date}"
+        f" | protocol {sheet.protocol.id} version {clean(sheet.protocol.version)}"
+        f" | {clean(sheet.library.path)} sha256 {sheet.library.short_hash} | dosecalc {__version__}"
+    )
+
+
+COVER_COLUMNS = ("Line", "Patient ID", "Status", "Dose", "Drug volume", "Rate", "Override")
+
+
+def cover_row(sheet: Sheet, line: str) -> tuple[str, str, str, str, str, str, str]:
+    """One produced sheet as a line of a combined PDF's cover page (refused lines: built by batch)."""
+    f = sheet.figures
+    override = "; ".join(
+        f"{o.limit}: {clean(o.reason)} ({clean(o.operator)})" for o in sheet.overrides
+    )
+    return (
+        line,
+        sheet.order.patient_id or "",
+        "ok",
+        f.dose.text,
+        f.drug_volume.text,
+        f.rate.text,
+        override or "none",
+    )

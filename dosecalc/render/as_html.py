@@ -1,0 +1,187 @@
+"""The printable HTML dose sheet: one self-contained file (inline CSS; no scripts, fonts, images or links).
+
+Laid out to print on one A4 or US Letter page in black and white. Every string passes `esc`
+(display.clean, then html.escape) on its way into the markup; numbers come from content.py's
+sentences and the Sheet's figures only.
+"""
+
+from __future__ import annotations
+
+import html
+from decimal import Decimal
+
+from dosecalc.display import clean
+from dosecalc.model import Sheet
+from dosecalc.render import DEFAULT_PAPER, PAPERS, content
+
+# Page margin (mm): the same on every paper, so A4 and Letter differ only in the page box.
+MARGIN_MM = 10
+
+CSS = """
+@page { size: %(page)s; margin: %(margin)dmm; }
+* { box-sizing: border-box; }
+html { background: #fff; color: #000; }
+body { margin: 0; font-family: "DejaVu Sans", "Liberation Sans", Arial, Helvetica, sans-serif;
+  font-size: 8pt; line-height: 1.2; }
+.sheet { width: %(width)smm; margin: 0 auto; }
+@media screen { .sheet { padding: %(margin)dmm 0; } }
+h1 { font-size: 13pt; margin: 0 0 1.2mm; padding: 1mm 2mm; border: 2px solid #000;
+  display: flex; justify-content: space-between; }
+h2 { font-size: 8.4pt; margin: 1.5mm 0 0.5mm; border-bottom: 1px solid #000;
+  text-transform: uppercase; letter-spacing: 0.03em; }
+table { border-collapse: collapse; }
+table.lines th { text-align: left; padding: 0 3mm 0 0; white-space: nowrap; vertical-align: top; }
+table.lines td { padding: 0; vertical-align: top; }
+.cols { display: flex; gap: 4mm; align-items: flex-start; }
+.cols > div { flex: 1 1 0; min-width: 0; }
+.pump { border: 3px solid #000; padding: 1mm 3mm; font-weight: bold; font-size: 12pt; }
+.pump table th { text-align: left; padding-right: 6mm; }
+.pump .title { font-size: 8.6pt; letter-spacing: 0.1em; }
+.alerts { border: 3px double #000; padding: 1mm 2mm; margin: 1.5mm 0; font-weight: bold; }
+.alerts .title { font-size: 10pt; letter-spacing: 0.05em; }
+.alerts ul { margin: 0.5mm 0 0; padding-left: 4mm; }
+ol, ul { margin: 0; padding-left: 5mm; }
+.small { font-size: 7.4pt; }
+.timeline { position: relative; height: 24.5mm; margin: 0 9mm 1mm 6mm; }
+.bar { position: absolute; left: 0; right: 0; top: 10.5mm; height: 3mm; border: 1.5px solid #000;
+  background: repeating-linear-gradient(90deg, #fff 0, #fff 2mm, #ccc 2mm, #ccc 2.4mm); }
+.tick { position: absolute; top: 9mm; width: 0; height: 6mm; border-left: 1.5px solid #000; }
+.label { position: absolute; white-space: nowrap; font-size: 7.4pt; line-height: 1.1;
+  text-align: center; transform: translateX(-50%%); }
+.label.up { bottom: 15.2mm; }
+.label.down { top: 15.5mm; }
+.label.left { transform: none; text-align: left; }
+.label.right { transform: translateX(-100%%); text-align: right; }
+.label b { font-size: 7.8pt; }
+table.grid { width: 100%%; margin-bottom: 1mm; table-layout: fixed; }
+table.grid th, table.grid td { border: 1px solid #000; padding: 0.3mm 1mm; font-size: 7.2pt;
+  line-height: 1.1; }
+table.grid th { text-align: center; }
+table.grid th.row { text-align: left; width: 38mm; font-weight: normal; }
+table.grid td { height: 5.6mm; }
+.signatures { display: flex; gap: 4mm; margin-top: 1.5mm; break-inside: avoid; }
+.signature { flex: 1 1 0; border: 1.5px solid #000; padding: 1mm 2mm; }
+.signature .field { border-bottom: 1px solid #000; height: 6mm; padding-top: 2.3mm;
+  font-size: 7.4pt; }
+footer { margin-top: 1.5mm; font-size: 6.8pt; border-top: 1px solid #000; padding-top: 0.5mm; }
+"""
+
+
+def esc(text: str) -> str:
+    """Text for the markup: control/format characters removed, then &, <, >, quotes escaped."""
+    return html.escape(clean(text), quote=True)
+
+
+def _lines(lines: list[content.Line]) -> str:
+    rows = "".join(f"<tr><th>{esc(x.label)}</th><td>{esc(x.text)}</td></tr>" for x in lines)
+    return f'<table class="lines">{rows}</table>'
+
+
+def _percent(position: Decimal) -> str:
+    """A tick's place along the bar as a CSS percentage (layout only)."""
+    return f"{(position * 100).quantize(Decimal('0.01'))}%"
+
+
+def _timeline(sheet: Sheet) -> str:
+    parts = []
+    for segment in content.timeline(sheet):
+        ticks = [
+            f'<div class="tick" style="left:0"></div>'
+            f'<div class="label down left" style="left:0"><b>{esc(segment.start)}</b><br>'
+            f"{'start' if segment.start == '0 min' else 'continued'}</div>"
+        ]
+        for tick in segment.ticks:
+            where = _percent(tick.position)
+            side = "up" if tick.above else "down"
+            anchor = " right" if tick.position > Decimal("0.93") else ""
+            ticks.append(
+                f'<div class="tick" style="left:{where}"></div>'
+                f'<div class="label {side}{anchor}" style="left:{where}">'
+                f"<b>{esc(tick.time)}</b><br>{esc(tick.volume)}<br>{esc(tick.dose)}</div>"
+            )
+        parts.append(f'<div class="timeline"><div class="bar"></div>{"".join(ticks)}</div>')
+    return "".join(parts)
+
+
+def _grid(sheet: Sheet) -> str:
+    tables = []
+    for block in content.grid_blocks(sheet):
+        head = '<th class="row">Time</th>' + "".join(f"<th>{esc(c)}</th>" for c in block)
+        body = "".join(
+            f'<tr><th class="row">{esc(row)}</th>' + "<td></td>" * len(block) + "</tr>"
+            for row in content.GRID_ROWS
+        )
+        tables.append(f'<table class="grid"><tr>{head}</tr>{body}</table>')
+    return "".join(tables)
+
+
+def _signatures() -> str:
+    boxes = []
+    for who in content.SIGNATURES:
+        fields = "".join(f'<div class="field">{esc(f)}:</div>' for f in content.SIGNATURE_FIELDS)
+        boxes.append(f'<div class="signature"><b>{esc(who)}</b>{fields}</div>')
+    return f'<div class="signatures">{"".join(boxes)}</div>'
+
+
+def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
+    """The whole HTML document as text."""
+    page, width_mm, _height = PAPERS[paper]
+    css = CSS % {"page": page, "margin": MARGIN_MM, "width": f"{width_mm - 2 * MARGIN_MM:g}"}
+    o = sheet.order
+    who = o.patient_id or "(no patient ID)"
+    title = content.title(sheet)
+    alerts = content.alerts(sheet)
+    pump = "".join(
+        f"<tr><th>{esc(x.label)}</th><td>{esc(x.text)}</td></tr>" for x in content.pump(sheet)
+    )
+    body = [
+        f"<h1><span>{esc(title)}</span><span>{esc(who)} &middot; {esc(o.date)}</span></h1>",
+        _lines(content.header(sheet)),
+        '<div class="cols"><div>',
+        "<h2>Patient</h2>",
+        _lines(content.patient(sheet)),
+        "</div><div>",
+        f'<div class="pump"><div class="title">PUMP</div><table>{pump}</table></div>',
+        f"<div>Dose rate: {esc(content.dose_rate(sheet))}</div>",
+        "</div></div>",
+    ]
+    if alerts:
+        items = "".join(f"<li>{esc(a)}</li>" for a in alerts)
+        body.append(
+            '<div class="alerts" role="alert"><div class="title">'
+            f"&#9888; WARNINGS AND OVERRIDES</div><ul>{items}</ul></div>"
+        )
+    steps = "".join(f"<li>{esc(step)}</li>" for step in content.preparation(sheet))
+    monitoring = "".join(f"<li>{esc(m)}</li>" for m in content.monitoring(sheet))
+    advisory = "<br>".join(esc(line) for line in content.advisory(sheet).splitlines())
+    body += [
+        "<h2>Calculation</h2>",
+        _lines(content.calculation(sheet)),
+        "<h2>Preparation</h2>",
+        f"<ol>{steps}</ol>",
+        "<h2>Reverse check</h2>",
+        f"<div>{esc(content.reverse_check(sheet))}</div>",
+        f"<h2>{esc(content.TIMELINE_TITLE)}</h2>",
+        _timeline(sheet),
+        f"<h2>{esc(content.GRID_TITLE)}</h2>",
+        _grid(sheet),
+        '<div class="cols small"><div>',
+        "<h2>Advisory</h2>",
+        f"<div>{advisory}</div>",
+        "</div><div>",
+        "<h2>Monitoring</h2>",
+        f"<ul>{monitoring}</ul>",
+        "</div></div>",
+        _signatures(),
+        f"<footer>{esc(content.footer(sheet))}</footer>",
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{esc(title)} - {esc(who)} - {esc(o.date)}</title>\n"
+        f"<style>{css}</style>\n</head>\n<body>\n"
+        f'<main class="sheet">\n' + "\n".join(body) + "\n</main>\n</body>\n</html>\n"
+    )
+
+
+def render(sheet: Sheet, paper: str = DEFAULT_PAPER) -> bytes:
+    return document(sheet, paper).encode("utf-8")

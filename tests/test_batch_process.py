@@ -1,0 +1,134 @@
+"""`dosecalc batch` as a real process: killed mid-run, in a pipe, and at a size where memory matters."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from dosecalc import batch as core
+from dosecalc.files import TEMP_PREFIX
+from tests.conftest import TEST_PROTOCOLS
+
+DATE = "2026-11-21"
+
+
+def day_list(path: Path, rows: int) -> Path:
+    lines = ["patient_id,weight"] + [f"P{i:06d},{40 + i % 100} kg" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), "batch", *args]
+
+
+def test_a_run_killed_at_any_moment_leaves_only_complete_files(tmp_path: Path) -> None:
+    daylist = day_list(tmp_path / "list.csv", 150)
+    args = ("--sheets", "json", "--date", DATE)
+    reference = tmp_path / "reference"
+    subprocess.run(command(str(daylist), "--out", str(reference), *args), check=True)
+    complete = {p.name: p.read_bytes() for p in reference.iterdir()}
+
+    # Kill once before the folder exists (phase 1), then at spread-out moments after the first
+    # write began (phase 2), including right at the start and near the end.
+    delays = [None, 0.0, 0.005, 0.01, 0.02, 0.04, 0.07, 0.1, 0.15]
+    for i, delay in enumerate(delays):
+        out = tmp_path / f"killed{i}"
+        process = subprocess.Popen(
+            command(str(daylist), "--out", str(out), *args), stderr=subprocess.DEVNULL
+        )
+        if delay is None:
+            time.sleep(0.15)
+        else:
+            deadline = time.monotonic() + 10
+            while not out.exists() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if not out.exists():
+            continue
+        visible = [p for p in out.iterdir() if not p.name.startswith(TEMP_PREFIX)]
+        for path in visible:
+            if path.name == "manifest.json":
+                manifest = json.loads(path.read_text())  # complete, so the run had finished
+                for item in manifest["files"]:
+                    data = (out / item["name"]).read_bytes()
+                    assert hashlib.sha256(data).hexdigest() == item["sha256"]
+            else:
+                assert path.read_bytes() == complete[path.name], (delay, path.name)
+        hidden = [p.name for p in out.iterdir() if p.name.startswith(TEMP_PREFIX)]
+        assert all(not name.endswith((".json", ".txt", ".csv")) for name in hidden)
+        if "manifest.json" not in {p.name for p in visible}:
+            assert len(visible) < len(complete)  # visibly incomplete: no manifest
+
+
+def test_stdin_to_stdout_in_a_pipe_closed_early_exits_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    daylist = day_list(tmp_path / "list.csv", 1500)
+    dosecalc = " ".join(f"'{part}'" for part in command("-", "--format", "jsonl"))
+    err = tmp_path / "err.txt"
+    pipeline = f"cat '{daylist}' | {dosecalc} 2>'{err}' | head -1"
+    result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=60)
+    first = json.loads(result.stdout)
+    assert first["schema"] == "dosecalc.sheet/1"
+    assert first["patient_id"] == "P000000"
+    assert first["line"] == 2
+    errors = err.read_text()
+    assert "Traceback" not in errors
+    assert "Exception ignored" not in errors
+    assert "1500 line(s) read" in errors
+
+
+def test_stdin_to_stdout_pipe_passes_every_row_through(tmp_path: Path) -> None:
+    daylist = day_list(tmp_path / "list.csv", 300)
+    with open(daylist, "rb") as stdin:
+        result = subprocess.run(
+            command("-", "--format", "jsonl", "--date", DATE),
+            stdin=stdin,
+            capture_output=True,
+            timeout=60,
+        )
+    assert result.returncode == 0
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 300
+    assert [json.loads(line)["line"] for line in lines] == list(range(2, 302))
+    assert b"dosecalc" not in result.stdout.split(b"\n", 1)[0][:9]
+
+
+def _peak(tmp_path: Path, library: object, rows: int) -> int:
+    daylist = day_list(tmp_path / f"list{rows}.csv", rows)
+    options = core.Options(date=DATE, output_format="jsonl")
+    sink = open(os.devnull, "wb")  # noqa: SIM115
+    tracemalloc.start()
+    try:
+        core.run(
+            library,  # type: ignore[arg-type]
+            str(daylist),
+            options,
+            stdin=sys.stdin.buffer if hasattr(sys.stdin, "buffer") else io.BytesIO(),
+            stdout=sink,
+            stderr=io.StringIO(),
+        )
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        sink.close()
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_memory_does_not_grow_with_the_number_of_rows(tmp_path: Path, library: object) -> None:
+    _peak(tmp_path, library, 50)  # warm caches (pint registry, imports) outside the measurement
+    small, large = _peak(tmp_path, library, 300), _peak(tmp_path, library, 1500)
+    assert large < small * 1.3 + 256 * 1024, (small, large)

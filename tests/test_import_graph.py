@@ -1,0 +1,89 @@
+"""The import arrows point down: the engine runs without click or rich, and help or version
+output starts without pint. Each check runs in a fresh interpreter, so nothing is already imported.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEST_PROTOCOLS = Path(__file__).parent / "data" / "test_protocols.toml"
+
+# Runs the console-script entry point with ARGV, then reports on stderr whether pint was imported.
+CLI_WRAPPER = """
+import sys
+sys.argv = ["dosecalc", *sys.argv[1:]]
+from dosecalc.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print("PINT-IMPORTED" if "pint" in sys.modules else "PINT-NOT-IMPORTED", file=sys.stderr)
+"""
+
+
+def python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_engine_modules_import_neither_click_nor_rich() -> None:
+    code = (
+        "import dosecalc.dosing, dosecalc.model, dosecalc.limits, dosecalc.render.as_json, sys; "
+        "print('click' in sys.modules, 'rich' in sys.modules)"
+    )
+    done = python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False False"
+
+
+def test_a_whole_json_sheet_can_be_made_without_click_or_rich() -> None:
+    code = (
+        "import sys\nfrom pathlib import Path\n"
+        "from dosecalc import protocols\n"
+        "from dosecalc.model import Order, make_sheet\n"
+        "from dosecalc.render.as_json import render\n"
+        "library = protocols.load(Path(sys.argv[1]))\n"
+        "sheet = make_sheet(library, Order(weight='72 kg', date='2026-11-21'))\n"
+        "data = render(sheet)\n"
+        "print('click' in sys.modules, 'rich' in sys.modules, b'\"dose\": 36' in data)\n"
+    )
+    done = python(code, str(TEST_PROTOCOLS))
+    assert done.returncode == 0, done.stderr
+    # 72 kg x 0.5 mg/kg = 36 mg
+    assert done.stdout.strip() == "False False True"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["--version"], ["sheet", "--help"], ["protocols", "--help"]],
+    ids=" ".join,
+)
+def test_help_and_version_do_not_import_pint(argv: list[str]) -> None:
+    done = python(CLI_WRAPPER, *argv)
+    assert "Traceback" not in done.stderr
+    assert done.stdout.strip()  # help or version text was printed
+    assert done.stderr.strip().endswith("PINT-NOT-IMPORTED"), done.stderr
+
+
+def test_the_pint_check_sees_pint_when_a_quantity_is_parsed() -> None:
+    # The control for the test above: loading protocols parses quantities, which needs pint.
+    done = python(CLI_WRAPPER, "--protocols", str(TEST_PROTOCOLS), "protocols", "list")
+    assert "ketamine-iv" in done.stdout
+    assert done.stderr.strip().endswith("PINT-IMPORTED"), done.stderr
+
+
+def test_version_prints_the_package_version() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "dosecalc", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("dosecalc ")

@@ -1,0 +1,507 @@
+"""The protocols file: every problem reported at once with its key path; which file is used; and
+the file, version and SHA-256 named on every sheet.
+
+Broken variants are made by editing the text of tests/data/test_protocols.toml; each edit checks that
+the text it replaces is there, so a changed fixture cannot make a test pass vacuously.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dosecalc import protocols
+from dosecalc.cli import cli
+from dosecalc.errors import ProtocolFileError
+
+DATA = Path(__file__).parent / "data"
+TEST_PROTOCOLS = DATA / "test_protocols.toml"
+SHIPPED_PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols.toml"
+BASE = TEST_PROTOCOLS.read_text(encoding="utf-8")
+SHEET = ["sheet", "--weight", "72 kg", "--date", "2026-11-21"]
+KET = "protocols.ketamine-iv"
+DEX = "protocols.dex-load"
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def edited(*edits: tuple[str, str]) -> str:
+    """BASE with each (old, new) applied to the first occurrence of old (which must exist)."""
+    text = BASE
+    for old, new in edits:
+        assert old in text, f"fixture text not found: {old!r}"
+        text = text.replace(old, new, 1)
+    return text
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "protocols.toml") -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path) -> dict[str, set[str]]:
+    """Key path -> problem codes, from the loader's exception."""
+    with pytest.raises(ProtocolFileError) as caught:
+        protocols.load(path)
+    found: dict[str, set[str]] = {}
+    for problem in caught.value.problems:
+        found.setdefault(problem.field, set()).add(problem.code)
+    return found
+
+
+def test_the_test_protocols_file_is_valid() -> None:
+    library = protocols.load(TEST_PROTOCOLS)
+    assert sorted(library.protocols) == ["dex-load", "ketamine-iv", "ketamine-undiluted"]
+    assert library.default == "ketamine-iv"
+    assert library.sha256 == sha256_of(TEST_PROTOCOLS)
+
+
+# (test id, edits, {key path: code expected there})
+BROKEN = [
+    ("missing drug", [('drug = "ketamine"\n', "")], {f"{KET}.drug": "missing"}),
+    ("missing version", [('version = "test-1"\n', "")], {f"{KET}.version": "missing"}),
+    ("missing dose", [('dose = "0.5 mg/kg"\n', "")], {f"{KET}.dose": "missing"}),
+    ("missing stock", [('stock = ["10 mg/mL", "50 mg/mL"]\n', "")], {f"{KET}.stock": "missing"}),
+    ("missing round step", [('rate = "0.1 mL/h"\n', "")], {f"{KET}.round.rate": "missing"}),
+    (
+        "missing required limit",
+        [('rate = { hard = ["1 mL/h", "999 mL/h"] }\n', "")],
+        {f"{KET}.limits.rate": "missing"},
+    ),
+    ("missing format", [("format = 1\n", "")], {"format": "missing"}),
+    ("unsupported format", [("format = 1\n", "format = 2\n")], {"format": "unsupported"}),
+    ("missing default", [('default = "ketamine-iv"\n', "")], {"default": "missing"}),
+    (
+        "typo dose_per_kgg",
+        [('dose = "0.5 mg/kg"', 'dose_per_kgg = "0.5 mg/kg"')],
+        {f"{KET}.dose_per_kgg": "unknown_key", f"{KET}.dose": "missing"},
+    ),
+    (
+        "unknown top-level key",
+        [("format = 1\n", "format = 1\nformatt = 1\n")],
+        {"formatt": "unknown_key"},
+    ),
+    (
+        "typo in a limit name",
+        [("weight = { soft", "weigth = { soft")],
+        {f"{KET}.limits.weigth": "unknown_key", f"{KET}.limits.weight": "missing"},
+    ),
+    (
+        "typo in a bounds key",
+        [('hard = ["20 kg", "300 kg"]', 'hrad = ["20 kg", "300 kg"]')],
+        {f"{KET}.limits.weight.hrad": "unknown_key", f"{KET}.limits.weight.hard": "missing"},
+    ),
+    (
+        "number instead of text",
+        [('drug = "ketamine"', "drug = 42")],
+        {f"{KET}.drug": "wrong_type"},
+    ),
+    (
+        "number instead of a quantity",
+        [('diluent_volume = "100 mL"', "diluent_volume = 100")],
+        {f"{KET}.diluent_volume": "wrong_type"},
+    ),
+    (
+        "40 mL as a duration",
+        [('duration = "40 min"', 'duration = "40 mL"')],
+        {f"{KET}.duration": "wrong_dimension"},
+    ),
+    (
+        "mL in a weight bound",
+        [('soft = ["40 kg"', 'soft = ["40 mL"')],
+        {f"{KET}.limits.weight.soft[0]": "wrong_dimension"},
+    ),
+    (
+        "mass stock",
+        [('stock = ["10 mg/mL"', 'stock = ["10 mg"')],
+        {f"{KET}.stock[0]": "wrong_dimension"},
+    ),
+    (
+        "toml nan",
+        [('diluent_volume = "100 mL"', "diluent_volume = nan")],
+        {f"{KET}.diluent_volume": "wrong_type"},
+    ),
+    (
+        "toml inf",
+        [('checkpoint_every = "10 min"', "checkpoint_every = inf")],
+        {f"{KET}.checkpoint_every": "wrong_type"},
+    ),
+    (
+        "nan in text",
+        [('diluent_volume = "100 mL"', 'diluent_volume = "nan mL"')],
+        {f"{KET}.diluent_volume": "bad_quantity"},
+    ),
+    (
+        "inf in text",
+        [('hard = ["20 kg", "300 kg"]', 'hard = ["20 kg", "inf kg"]')],
+        {f"{KET}.limits.weight.hard[1]": "bad_quantity"},
+    ),
+    (
+        "negative number",
+        [('diluent_volume = "100 mL"', "diluent_volume = -100")],
+        {f"{KET}.diluent_volume": "wrong_type"},
+    ),
+    (
+        "negative quantity",
+        [('diluent_volume = "100 mL"', 'diluent_volume = "-100 mL"')],
+        {f"{KET}.diluent_volume": "bad_quantity"},
+    ),
+    (
+        "zero step",
+        [('weight = "0.1 kg"', 'weight = "0 kg"')],
+        {f"{KET}.round.weight": "zero"},
+    ),
+    (
+        "soft outside hard",
+        [('soft = ["40 kg", "150 kg"]', 'soft = ["10 kg", "150 kg"]')],
+        {f"{KET}.limits.weight.soft": "soft_outside_hard"},
+    ),
+    (
+        "soft high outside hard",
+        [('soft = ["40 min", "60 min"]', 'soft = ["40 min", "121 min"]')],
+        {f"{KET}.limits.duration.soft": "soft_outside_hard"},
+    ),
+    (
+        "low above high",
+        [('hard = ["20 kg", "300 kg"]', 'hard = ["300 kg", "20 kg"]')],
+        {f"{KET}.limits.weight.hard": "low_above_high"},
+    ),
+    (
+        "default dose above hard max",
+        # 2 mg/kg > the hard 1 mg/kg
+        [('dose = "0.5 mg/kg"', 'dose = "2 mg/kg"')],
+        {f"{KET}.dose": "default_outside_hard"},
+    ),
+    (
+        "default dose in mcg below hard min",
+        # 0.5 mcg/kg = 0.0005 mg/kg < the hard 0.1 mg/kg
+        [
+            ('dose = "0.5 mg/kg"', 'dose = "500 mcg/kg"'),
+            ('dose = "0.75 mg/kg"', 'dose = "75 mcg/kg"'),
+        ],
+        {"protocols.ketamine-undiluted.dose": "default_outside_hard"},
+    ),
+    (
+        "default duration above hard max",
+        [('duration = "40 min"', 'duration = "200 min"')],
+        {f"{KET}.duration": "default_outside_hard"},
+    ),
+    (
+        "default duration below soft min",
+        [('duration = "40 min"', 'duration = "30 min"')],
+        {f"{KET}.duration": "default_outside_soft"},
+    ),
+    (
+        "default names no protocol",
+        [('default = "ketamine-iv"', 'default = "ketamine"')],
+        {"default": "unknown_protocol"},
+    ),
+    (
+        "unknown preparation",
+        [('preparation = "add"', 'preparation = "added"')],
+        {f"{KET}.preparation": "unknown_preparation"},
+    ),
+    (
+        "make-up-to overflow from the drug volume limit",
+        # dex-load: drug volume hard max 5 mL > a final volume of 4 mL.
+        [('diluent_volume = "50 mL"', 'diluent_volume = "4 mL"')],
+        {f"{DEX}.diluent_volume": "make_up_overflow"},
+    ),
+    (
+        "make-up-to overflow from the dose limits",
+        # Without a drug volume limit: min(250 kg x 1.5 mcg/kg = 375, 300) = 300 mcg, / 100 mcg/mL
+        # = 3 mL > 2.9 mL.
+        [
+            ('drug_volume = { hard = ["0.05 mL", "5 mL"] }\n', ""),
+            ('diluent_volume = "50 mL"', 'diluent_volume = "2.9 mL"'),
+        ],
+        {f"{DEX}.diluent_volume": "make_up_overflow"},
+    ),
+    (
+        "duplicate stock",
+        [('stock = ["10 mg/mL", "50 mg/mL"]', 'stock = ["10 mg/mL", "10000 mcg/mL"]')],
+        {f"{KET}.stock[1]": "duplicate"},
+    ),
+    (
+        "control character in text",
+        [('advisory = "Test advisory."', 'advisory = "Test\\u001b[2J advisory."')],
+        {f"{KET}.advisory": "control_character"},
+    ),
+    (
+        "bad protocol id",
+        [("[protocols.ketamine-undiluted]", "[protocols.Ketamine-Undiluted]")],
+        {"protocols.Ketamine-Undiluted": "bad_id"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("edits", "expected"), [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN])
+def test_a_broken_file_is_refused_with_the_key_path_of_the_problem(
+    tmp_path: Path, edits: list[tuple[str, str]], expected: dict[str, str]
+) -> None:
+    found = problems_of(write(tmp_path, edited(*edits)))
+    for key_path, code in expected.items():
+        assert code in found.get(key_path, set()), found
+
+
+def test_make_up_to_exactly_filling_the_final_volume_is_valid(tmp_path: Path) -> None:
+    # Same as the overflow case above with 3 mL: 300 mcg / 100 mcg/mL = 3 mL, not more.
+    text = edited(
+        ('drug_volume = { hard = ["0.05 mL", "5 mL"] }\n', ""),
+        ('diluent_volume = "50 mL"', 'diluent_volume = "3 mL"'),
+    )
+    assert "dex-load" in protocols.load(write(tmp_path, text)).protocols
+
+
+def test_the_make_up_to_overflow_message_gives_both_volumes(tmp_path: Path) -> None:
+    text = edited(
+        ('drug_volume = { hard = ["0.05 mL", "5 mL"] }\n', ""),
+        ('diluent_volume = "50 mL"', 'diluent_volume = "2.9 mL"'),
+    )
+    with pytest.raises(ProtocolFileError) as caught:
+        protocols.load(write(tmp_path, text))
+    (message,) = [p.message for p in caught.value.problems]
+    assert "(3 mL)" in message
+    assert "2.9 mL" in message
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    text = edited(
+        ('default = "ketamine-iv"', 'default = "ketamine"'),
+        ('dose = "0.5 mg/kg"', 'dose_per_kgg = "0.5 mg/kg"'),
+        ('duration = "40 min"', 'duration = "40 mL"'),
+        ('preparation = "add"', 'preparation = "added"'),
+        ('soft = ["40 kg", "150 kg"]', 'soft = ["10 kg", "150 kg"]'),
+        ('diluent_volume = "50 mL"', 'diluent_volume = "4 mL"'),  # dex-load
+        ('version = "test-1"\n', ""),  # ketamine-iv
+    )
+    found = problems_of(write(tmp_path, text))
+    assert {
+        "default",
+        f"{KET}.dose_per_kgg",
+        f"{KET}.dose",
+        f"{KET}.duration",
+        f"{KET}.preparation",
+        f"{KET}.limits.weight.soft",
+        f"{KET}.version",
+        f"{DEX}.diluent_volume",
+    } <= set(found)
+
+
+def test_a_file_starting_with_a_bom_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    path = write(tmp_path, b"\xef\xbb\xbf" + BASE.encode("utf-8"))
+    with pytest.raises(ProtocolFileError) as caught:
+        protocols.load(path)
+    (problem,) = caught.value.problems
+    assert (problem.field, problem.code) == ("protocols", "bom")
+    assert "byte-order mark" in problem.message
+    assert str(path) in problem.message
+
+
+def test_bad_toml_is_refused_with_the_parser_position(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + "\nx = = 1\n")
+    with pytest.raises(ProtocolFileError) as caught:
+        protocols.load(path)
+    (problem,) = caught.value.problems
+    assert (problem.field, problem.code) == ("protocols", "toml")
+    assert "line" in problem.message
+
+
+def test_a_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProtocolFileError) as caught:
+        protocols.load(tmp_path / "nope.toml")
+    assert caught.value.problems[0].code == "unreadable"
+
+
+# --- dosecalc protocols check / list / show ----------------------------------------------------
+
+
+def test_protocols_check_exits_0_on_a_valid_file(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["protocols", "check", str(TEST_PROTOCOLS)])
+    assert result.exit_code == 0, result.stderr
+    assert "valid" in result.stdout
+    assert sha256_of(TEST_PROTOCOLS) in result.stdout
+    assert result.stderr == ""
+
+
+def test_protocols_check_exits_3_listing_every_problem(runner: CliRunner, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        edited(
+            ('default = "ketamine-iv"', 'default = "ketamine"'),
+            ('duration = "40 min"', 'duration = "40 mL"'),
+            ('preparation = "add"', 'preparation = "added"'),
+        ),
+    )
+    result = runner.invoke(cli, ["protocols", "check", str(path)])
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    for key_path in ("default", f"{KET}.duration", f"{KET}.preparation"):
+        assert f"dosecalc: {key_path}: " in result.stderr
+    assert "3 problem(s)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_protocols_check_of_a_bom_file_exits_3(runner: CliRunner, tmp_path: Path) -> None:
+    path = write(tmp_path, b"\xef\xbb\xbf" + BASE.encode("utf-8"))
+    result = runner.invoke(cli, ["protocols", "check", str(path)])
+    assert result.exit_code == 3
+    assert "byte-order mark" in result.stderr
+
+
+def test_protocols_list_shows_every_protocol_and_marks_the_default(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--protocols", str(TEST_PROTOCOLS), "protocols", "list"])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert str(TEST_PROTOCOLS) in lines[0]
+    assert sha256_of(TEST_PROTOCOLS) in lines[0]
+    assert lines[1].startswith("* ketamine-iv ")
+    assert any(line.startswith("  dex-load ") for line in lines)
+    assert any(line.startswith("  ketamine-undiluted ") for line in lines)
+    assert "(version test-1)" in lines[1]
+
+
+def test_protocols_show_prints_one_protocol_in_full(runner: CliRunner) -> None:
+    result = runner.invoke(
+        cli, ["protocols", "show", "dex-load", "--protocols", str(TEST_PROTOCOLS)]
+    )
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    for text in ("1 mcg/kg", "10 min", "100 mcg/mL", "make-up-to", "50 mL", "test-1"):
+        assert text in out
+    assert "hard dose_per_kg: 0.2 mcg/kg to 1.5 mcg/kg" in out
+
+
+def test_protocols_show_of_an_unknown_id_exits_2(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--protocols", str(TEST_PROTOCOLS), "protocols", "show", "nope"])
+    assert result.exit_code == 2
+    assert "protocol: 'nope' is not in" in result.stderr
+    assert result.stdout == ""
+
+
+# --- which file: option before or after the command, environment, shipped ----------------------
+
+
+def sheet_json(runner: CliRunner, args: list[str]) -> dict:
+    result = runner.invoke(cli, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_protocols_option_works_before_the_command(runner: CliRunner) -> None:
+    out = sheet_json(runner, ["--protocols", str(TEST_PROTOCOLS), *SHEET])
+    assert out["protocols_file"] == str(TEST_PROTOCOLS)
+    assert out["protocols_sha256"] == sha256_of(TEST_PROTOCOLS)
+
+
+def test_protocols_option_works_after_the_command(runner: CliRunner) -> None:
+    out = sheet_json(runner, [*SHEET, "--protocols", str(TEST_PROTOCOLS)])
+    assert out["protocols_file"] == str(TEST_PROTOCOLS)
+    assert out["protocols_sha256"] == sha256_of(TEST_PROTOCOLS)
+
+
+def test_the_same_protocols_file_before_and_after_the_command_is_accepted(
+    runner: CliRunner,
+) -> None:
+    args = ["--protocols", str(TEST_PROTOCOLS), *SHEET, "--protocols", str(TEST_PROTOCOLS)]
+    assert sheet_json(runner, args)["protocols_file"] == str(TEST_PROTOCOLS)
+
+
+def test_two_different_protocols_files_are_a_usage_error(runner: CliRunner) -> None:
+    args = ["--protocols", str(TEST_PROTOCOLS), *SHEET, "--protocols", str(SHIPPED_PROTOCOLS)]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2
+    assert "protocols: --protocols was given twice with different files" in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_environment_variable_chooses_the_file(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOSECALC_PROTOCOLS", str(TEST_PROTOCOLS))
+    out = sheet_json(runner, SHEET)
+    assert out["protocols_file"] == str(TEST_PROTOCOLS)
+    assert out["protocols_sha256"] == sha256_of(TEST_PROTOCOLS)
+
+
+def test_the_option_wins_over_the_environment_variable(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOSECALC_PROTOCOLS", str(tmp_path / "does-not-exist.toml"))
+    out = sheet_json(runner, ["--protocols", str(TEST_PROTOCOLS), *SHEET])
+    assert out["protocols_file"] == str(TEST_PROTOCOLS)
+
+
+def test_a_broken_file_from_the_environment_exits_3(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = write(tmp_path, edited(('preparation = "add"', 'preparation = "added"')))
+    monkeypatch.setenv("DOSECALC_PROTOCOLS", str(path))
+    result = runner.invoke(cli, [*SHEET, "--format", "json"])
+    assert result.exit_code == 3
+    assert f"{KET}.preparation" in result.stderr
+    error = json.loads(result.stdout)
+    assert error["schema"] == "dosecalc.error/1"
+    assert error["errors"][0]["field"] == f"{KET}.preparation"
+
+
+def test_without_option_or_environment_the_shipped_file_is_used(runner: CliRunner) -> None:
+    out = sheet_json(runner, SHEET)
+    assert Path(out["protocols_file"]).name == "protocols.toml"
+    assert out["protocols_sha256"] == sha256_of(Path(out["protocols_file"]))
+    assert out["protocols_sha256"] == sha256_of(SHIPPED_PROTOCOLS)
+
+
+# --- the sheet names the file, the protocol's version and the hash ------------------------------
+
+
+def test_the_text_sheet_names_the_file_version_and_short_hash(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a short relative path: fits on one line of the sheet
+    path = write(tmp_path, edited(('version = "test-1"', 'version = "2026-11-21 rev B"')))
+    result = runner.invoke(cli, ["--protocols", path.name, *SHEET])
+    assert result.exit_code == 0, result.stderr
+    assert f"Protocols file  {path.name} (sha256 {sha256_of(path)[:12]})" in result.stdout
+    assert "version 2026-11-21 rev B" in result.stdout
+
+
+def test_the_text_sheet_names_a_long_protocols_path_in_full(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    folder = tmp_path / "a-long-folder-name-for-the-pharmacy-share" / "protocols-library"
+    folder.mkdir(parents=True)
+    path = write(folder, BASE)
+    result = runner.invoke(cli, ["--protocols", str(path), *SHEET])
+    assert result.exit_code == 0, result.stderr
+    assert "\u2026" not in result.stdout
+    unwrapped = "".join(line.strip() for line in result.stdout.splitlines())
+    assert str(path) in unwrapped
+
+
+def test_the_json_sheet_names_the_file_version_and_full_hash(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    path = write(tmp_path, edited(('version = "test-1"', 'version = "2026-11-21 rev B"')))
+    out = sheet_json(runner, ["--protocols", str(path), *SHEET])
+    assert out["protocols_file"] == str(path)
+    assert out["protocol_version"] == "2026-11-21 rev B"
+    assert out["protocols_sha256"] == sha256_of(path)
+
+
+def test_one_changed_byte_changes_the_hash_on_the_sheet(runner: CliRunner, tmp_path: Path) -> None:
+    a = write(tmp_path, BASE, "a.toml")
+    b = write(tmp_path, BASE + "\n", "b.toml")
+    hash_a = sheet_json(runner, ["--protocols", str(a), *SHEET])["protocols_sha256"]
+    hash_b = sheet_json(runner, ["--protocols", str(b), *SHEET])["protocols_sha256"]
+    assert hash_a == sha256_of(a) != hash_b == sha256_of(b)
