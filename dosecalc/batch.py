@@ -38,7 +38,7 @@ from dosecalc.model import (
 )
 from dosecalc.protocols import Library
 from dosecalc.render import FORMATS, extension, render
-from dosecalc.render.as_json import dumps, error_object, sheet_object
+from dosecalc.render.as_json import dumps, error_object, sheet_json
 from dosecalc.units import parse_number, safe_echo
 
 MANIFEST_SCHEMA = "dosecalc.batch-manifest/1"
@@ -453,7 +453,7 @@ def _success(raw: RawRow, options: Options, sheet: Sheet, key: str) -> Entry:
             for fmt in options.sheets
         ]
     elif options.output_format == "jsonl":
-        entry.jsonl = dumps({**sheet_object(sheet), "line": raw.line})
+        entry.jsonl = sheet_json(sheet, extra={"line": raw.line})
     if options.combined is not None:
         entry.sheet = sheet
     return entry

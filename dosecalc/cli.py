@@ -120,7 +120,19 @@ def load_library(protocols_file: str | None, fmt: str = "text") -> Any:
             ),
             fmt,
         )
-    path, origin = protocols.resolve(protocols_file or group_value)
+    chosen = protocols_file if protocols_file is not None else group_value
+    if chosen == "":  # an empty option (an unset shell variable) never means the shipped file
+        fail(
+            ProtocolFileError(
+                Problem(
+                    "protocols",
+                    "empty",
+                    "protocols: --protocols is empty: give the protocols file's path",
+                )
+            ),
+            fmt,
+        )
+    path, origin = protocols.resolve(chosen)
     try:
         return protocols.load(path, origin)
     except ProtocolFileError as exc:

@@ -78,7 +78,11 @@ def append_line(path: Path, line: str, field: str = "audit_log") -> None:
             os.close(fd)
     except (OSError, ValueError) as exc:
         raise OutputError(
-            Problem(field, "cannot_write", f"{field}: cannot append to {path}: {_why(exc)}")
+            Problem(
+                field,
+                "cannot_write",
+                f"{field}: cannot append to {printable(str(path))}: {_why(exc)}",
+            )
         ) from None
 
 

@@ -11,8 +11,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
-from dosecalc.display import Figure, decimals, figure, is_unsafe_char
+from dosecalc.display import Figure, decimals, figure, has_unsafe
 from dosecalc.dosing import Result, calculate
 from dosecalc.errors import InputError, LimitError, Problem
 from dosecalc.limits import Breach, Notice, check, rounding_notices
@@ -144,7 +145,7 @@ def check_text(value: str | None, field: str, limit: int) -> str | None:
                 f"Accepted: plain text of at most {limit} characters.",
             )
         )
-    if any(is_unsafe_char(ch) for ch in value):
+    if has_unsafe(value):
         raise InputError(
             Problem(
                 field,
@@ -185,7 +186,9 @@ def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -
         raise InputError(problems)
     weight = parsed["weight"]
     assert weight is not None
-    result = calculate(protocol, weight, parsed["dose"], parsed["duration"], parsed["stock"])
+    result, breaches, figures, notices = _calculated(
+        protocol, weight, parsed["dose"], parsed["duration"], parsed["stock"]
+    )
 
     warnings: list[Notice] = []
     if weight.unit == "lb":
@@ -196,14 +199,31 @@ def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -
                 "kg is the standard, check the patient's weight in kg",
             )
         )
-    overrides = _apply_limits(check(protocol, result), order, confirm, warnings)
-    figures = _figures(protocol, result)
-    warnings.extend(
-        rounding_notices(
-            result, figures.dose, figures.drug_volume, figures.total_volume, figures.rate
-        )
-    )
+    overrides = _apply_limits(list(breaches), order, confirm, warnings)
+    assert figures is not None  # only a hard breach leaves them out, and it raised above
+    warnings.extend(notices)
     return Sheet(library, protocol, order, result, figures, tuple(warnings), tuple(overrides))
+
+
+@lru_cache(maxsize=2048)
+def _calculated(
+    protocol: Protocol,
+    weight: Quantity,
+    dose: Quantity | None,
+    duration: Quantity | None,
+    stock: Quantity | None,
+) -> tuple[Result, tuple[Breach, ...], Figures | None, tuple[Notice, ...]]:
+    """The part of a sheet that depends only on the protocol and the quantities: a pure function,
+    so a day list with many rows of the same weight computes and rounds it once (bounded cache)."""
+    result = calculate(protocol, weight, dose, duration, stock)
+    breaches = tuple(check(protocol, result))
+    if any(b.level == "hard" for b in breaches):
+        return result, breaches, None, ()
+    figures = _figures(protocol, result)
+    notices = rounding_notices(
+        result, figures.dose, figures.drug_volume, figures.total_volume, figures.rate
+    )
+    return result, breaches, figures, tuple(notices)
 
 
 def _apply_limits(

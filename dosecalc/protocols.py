@@ -91,7 +91,7 @@ class Limit:
     hard: Bounds | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: a loaded protocol is a cache key (model.py)
 class Protocol:
     id: str
     name: str

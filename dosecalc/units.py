@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from dosecalc.errors import InputError, Problem
+from dosecalc.exact import EXACT
 
 MAX_QUANTITY_CHARS = 32
 
@@ -82,8 +83,10 @@ class Quantity:
     text: str
 
     def to(self, unit: str) -> Decimal:
-        """The value in `unit` (exact: conversion factors are exact decimals)."""
-        return self.value * factor(self.unit, unit)
+        """The value in `unit`: times an exact factor, or divided by one (s to min: / 60), always
+        in the 60-digit context, so 7200 s is exactly 120 min whatever context the caller has."""
+        multiply, divide = factor(self.unit, unit)
+        return EXACT.divide(EXACT.multiply(self.value, multiply), divide)
 
 
 def safe_echo(text: str, limit: int = 40) -> str:
@@ -192,7 +195,11 @@ def parse_quantity(text: str, field: str, kind_name: str) -> Quantity:
     return Quantity(value, unit, text)
 
 
-# --- pint, behind a cache -----------------------------------------------------------------------
+# --- pint, behind a table -----------------------------------------------------------------------
+# pint's answers for every allowlisted unit (dimension, and the factor between any two units of a
+# kind) are generated from units.txt by scripts/gen_unit_table.py into unit_table.py, and checked
+# against a live registry by tests/test_unit_table.py. dosecalc reads the table, so a sheet, a batch
+# or `protocols list` never pays pint's 0.2 s import; anything not in the table asks pint itself.
 
 
 @cache
@@ -205,9 +212,52 @@ def registry() -> Any:
         return pint.UnitRegistry(str(path), non_int_type=Decimal, cache_folder=None)
 
 
+def pint_dimensionality(unit: str) -> str:
+    return str(registry().parse_units(unit).dimensionality)
+
+
+def pint_factor(from_unit: str, to_unit: str) -> Decimal:
+    magnitude = registry().Quantity(Decimal(1), from_unit).to(to_unit).magnitude
+    return magnitude if isinstance(magnitude, Decimal) else Decimal(magnitude)
+
+
+def exact_ratio(from_unit: str, to_unit: str) -> tuple[str, str]:
+    """pint's factor as (multiply, divide): s to min is (1, 60), not a rounded 0.0166...67.
+
+    Asked at 100 digits: a factor that is an exact decimal comes back short (0.45359237, 60); one
+    that is not (1/60) fills every digit, and the other direction is then the exact one.
+    """
+    with localcontext() as context:
+        context.prec = 100
+        forward = pint_factor(from_unit, to_unit).normalize()
+        if len(forward.as_tuple().digits) < 50:
+            return format(forward, "f"), "1"
+        backward = pint_factor(to_unit, from_unit).normalize()
+    if len(backward.as_tuple().digits) >= 50:
+        raise ValueError(f"no exact decimal ratio between {from_unit} and {to_unit}")
+    return "1", format(backward, "f")
+
+
+def pint_table() -> tuple[dict[str, str], dict[tuple[str, str], tuple[str, str]]]:
+    """pint's dimension of every allowlisted unit, and the ratio between every two of a kind."""
+    units = sorted({u for kind in KINDS.values() for u in kind.units})
+    dimensions = {u: pint_dimensionality(u) for u in units}
+    factors = {
+        (a, b): exact_ratio(a, b)
+        for kind in KINDS.values()
+        for a in kind.units
+        for b in kind.units
+        if a != b
+    }
+    return dimensions, factors
+
+
 @cache
 def _dimensionality(unit: str) -> str:
-    return str(registry().parse_units(unit).dimensionality)
+    from dosecalc.unit_table import DIMENSIONS
+
+    found = DIMENSIONS.get(unit)
+    return found if found is not None else pint_dimensionality(unit)
 
 
 def same_dimension(unit: str, other: str) -> bool:
@@ -227,12 +277,11 @@ def describe(unit: str) -> str:
 
 
 @cache
-def factor(from_unit: str, to_unit: str) -> Decimal:
-    """Exact factor taking a value in `from_unit` to `to_unit` (both canonical, same dimension)."""
+def factor(from_unit: str, to_unit: str) -> tuple[Decimal, Decimal]:
+    """(multiply, divide) taking a value in `from_unit` to `to_unit` (canonical, same dimension)."""
     if from_unit == to_unit:
-        return Decimal(1)
-    ureg = registry()
-    magnitude = ureg.Quantity(Decimal(1), from_unit).to(to_unit).magnitude
-    if not isinstance(magnitude, Decimal):  # pint returned an int for a whole factor
-        magnitude = Decimal(magnitude)
-    return magnitude
+        return Decimal(1), Decimal(1)
+    from dosecalc.unit_table import FACTORS
+
+    multiply, divide = FACTORS.get((from_unit, to_unit)) or exact_ratio(from_unit, to_unit)
+    return Decimal(multiply), Decimal(divide)

@@ -70,10 +70,19 @@ def test_help_and_version_do_not_import_pint(argv: list[str]) -> None:
     assert done.stderr.strip().endswith("PINT-NOT-IMPORTED"), done.stderr
 
 
-def test_the_pint_check_sees_pint_when_a_quantity_is_parsed() -> None:
-    # The control for the test above: loading protocols parses quantities, which needs pint.
+def test_listing_protocols_does_not_import_pint() -> None:
+    # Allowlisted units are answered from the pint-generated table (dosecalc/unit_table.py).
     done = python(CLI_WRAPPER, "--protocols", str(TEST_PROTOCOLS), "protocols", "list")
     assert "ketamine-iv" in done.stdout
+    assert done.stderr.strip().endswith("PINT-NOT-IMPORTED"), done.stderr
+
+
+def test_the_pint_check_sees_pint_when_a_unit_is_outside_the_table() -> None:
+    # The control for the tests above: kg/h is on no field's list, so pint itself names its
+    # dimension (and the weight is refused).
+    args = ["--protocols", str(TEST_PROTOCOLS), "sheet", "--weight", "72 kg/h"]
+    done = python(CLI_WRAPPER, *args)
+    assert "weight: '72 kg/h'" in done.stderr
     assert done.stderr.strip().endswith("PINT-IMPORTED"), done.stderr
 
 

@@ -18,9 +18,8 @@ SHEET_SCHEMA = "dosecalc.sheet/1"
 ERROR_SCHEMA = "dosecalc.error/1"
 
 
-def sheet_object(sheet: Sheet) -> dict[str, Any]:
-    """The sheet as an ordered mapping of JSON values (Figures become numbers)."""
-    f, p, r, o = sheet.figures, sheet.protocol, sheet.result, sheet.order
+def _head(sheet: Sheet) -> dict[str, Any]:
+    p, o = sheet.protocol, sheet.order
     return {
         "schema": SHEET_SCHEMA,
         "dosecalc_version": __version__,
@@ -32,6 +31,13 @@ def sheet_object(sheet: Sheet) -> dict[str, Any]:
         "patient_id": o.patient_id,
         "date": o.date,
         "weight_entered": o.weight,
+    }
+
+
+def _calculation(sheet: Sheet) -> dict[str, Any]:
+    """The keys that depend only on the protocol and the quantities (model._calculated)."""
+    f, p, r = sheet.figures, sheet.protocol, sheet.result
+    return {
         "weight_kg": f.weight_kg,
         "dosing_weight_kg": f.dosing_weight_kg,
         "dose_per_kg": f.dose_per_kg,
@@ -54,6 +60,11 @@ def sheet_object(sheet: Sheet) -> dict[str, Any]:
         "checkpoints": [
             {"minute": c.minute, "volume_ml": c.volume, "dose": c.dose} for c in f.checkpoints
         ],
+    }
+
+
+def _tail(sheet: Sheet) -> dict[str, Any]:
+    return {
         "warnings": [{"code": w.code, "message": w.message} for w in sheet.warnings],
         "overrides": [
             {"limit": v.limit, "value": v.value, "reason": v.reason, "operator": v.operator}
@@ -61,6 +72,35 @@ def sheet_object(sheet: Sheet) -> dict[str, Any]:
         ],
         "status": "ok",
     }
+
+
+def sheet_object(sheet: Sheet) -> dict[str, Any]:
+    """The sheet as an ordered mapping of JSON values (Figures become numbers)."""
+    return {**_head(sheet), **_calculation(sheet), **_tail(sheet)}
+
+
+# A day list repeats weights: model._calculated shares one Figures object between such rows, so the
+# JSON text of the calculation keys is kept per Figures object (checked by identity, bounded).
+_CALCULATION_TEXT: dict[tuple[int, int | None], tuple[Any, list[str]]] = {}
+_CALCULATION_TEXT_MAX = 4096
+
+
+def _calculation_items(sheet: Sheet, indent: int | None) -> list[str]:
+    key = (id(sheet.figures), indent)
+    kept = _CALCULATION_TEXT.get(key)
+    if kept is None or kept[0] is not sheet.figures:
+        if len(_CALCULATION_TEXT) >= _CALCULATION_TEXT_MAX:
+            _CALCULATION_TEXT.clear()
+        kept = (sheet.figures, _items(_calculation(sheet), indent, 0))
+        _CALCULATION_TEXT[key] = kept
+    return kept[1]
+
+
+def sheet_json(sheet: Sheet, indent: int | None = None, extra: dict[str, Any] | None = None) -> str:
+    """The JSON text of sheet_object(sheet) (plus `extra` keys at the end), built faster."""
+    items = _items(_head(sheet), indent, 0) + _calculation_items(sheet, indent)
+    items += _items({**_tail(sheet), **(extra or {})}, indent, 0)
+    return _join(items, "{", "}", indent, 0)
 
 
 def error_object(error: DosecalcError) -> dict[str, Any]:
@@ -79,12 +119,17 @@ def dumps(value: Any, indent: int | None = None, _level: int = 0) -> str:
         return _quote(value)
     if isinstance(value, Figure):
         return value.json
+    if value is None:
+        return "null"
     if isinstance(value, dict):
-        items = [f"{_quote(k)}: {dumps(v, indent, _level + 1)}" for k, v in value.items()]
-        return _join(items, "{", "}", indent, _level)
+        return _join(_items(value, indent, _level), "{", "}", indent, _level)
     if isinstance(value, list | tuple):
         return _join([dumps(v, indent, _level + 1) for v in value], "[", "]", indent, _level)
     return json.dumps(value)  # None, booleans, integers
+
+
+def _items(mapping: dict[str, Any], indent: int | None, level: int) -> list[str]:
+    return [f"{_quote(k)}: {dumps(v, indent, level + 1)}" for k, v in mapping.items()]
 
 
 def _join(items: list[str], open_: str, close: str, indent: int | None, level: int) -> str:
@@ -97,4 +142,4 @@ def _join(items: list[str], open_: str, close: str, indent: int | None, level: i
 
 
 def render(sheet: Sheet) -> bytes:
-    return (dumps(sheet_object(sheet), indent=2) + "\n").encode("utf-8")
+    return (sheet_json(sheet, indent=2) + "\n").encode("utf-8")
