@@ -6,6 +6,7 @@ Numbers are written from the rounded Decimals as JSON number text: never through
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _quote  # json's own C string encoder
 from typing import Any
 
@@ -18,8 +19,8 @@ SHEET_SCHEMA = "dosecalc.sheet/1"
 ERROR_SCHEMA = "dosecalc.error/1"
 
 
-def _head(sheet: Sheet) -> dict[str, Any]:
-    p, o = sheet.protocol, sheet.order
+def _protocol_keys(sheet: Sheet) -> dict[str, Any]:
+    p = sheet.protocol
     return {
         "schema": SHEET_SCHEMA,
         "dosecalc_version": __version__,
@@ -28,10 +29,12 @@ def _head(sheet: Sheet) -> dict[str, Any]:
         "protocols_file": sheet.library.path,
         "protocols_sha256": sheet.library.sha256,
         "drug": p.drug,
-        "patient_id": o.patient_id,
-        "date": o.date,
-        "weight_entered": o.weight,
     }
+
+
+def _order_keys(sheet: Sheet) -> dict[str, Any]:
+    o = sheet.order
+    return {"patient_id": o.patient_id, "date": o.date, "weight_entered": o.weight}
 
 
 def _calculation(sheet: Sheet) -> dict[str, Any]:
@@ -76,29 +79,32 @@ def _tail(sheet: Sheet) -> dict[str, Any]:
 
 def sheet_object(sheet: Sheet) -> dict[str, Any]:
     """The sheet as an ordered mapping of JSON values (Figures become numbers)."""
-    return {**_head(sheet), **_calculation(sheet), **_tail(sheet)}
+    return {**_protocol_keys(sheet), **_order_keys(sheet), **_calculation(sheet), **_tail(sheet)}
 
 
-# A day list repeats weights: model._calculated shares one Figures object between such rows, so the
-# JSON text of the calculation keys is kept per Figures object (checked by identity, bounded).
-_CALCULATION_TEXT: dict[tuple[int, int | None], tuple[Any, list[str]]] = {}
-_CALCULATION_TEXT_MAX = 4096
+# A day list repeats protocols and weights, and model._calculated shares one Figures object between
+# rows with the same inputs: the JSON text of the keys that depend only on the protocol, and of
+# those that depend only on the calculation, is kept per object (checked by identity, bounded).
+_KEPT: dict[tuple[str, int, int | None], tuple[Any, list[str]]] = {}
+_KEPT_MAX = 4096
 
 
-def _calculation_items(sheet: Sheet, indent: int | None) -> list[str]:
-    key = (id(sheet.figures), indent)
-    kept = _CALCULATION_TEXT.get(key)
-    if kept is None or kept[0] is not sheet.figures:
-        if len(_CALCULATION_TEXT) >= _CALCULATION_TEXT_MAX:
-            _CALCULATION_TEXT.clear()
-        kept = (sheet.figures, _items(_calculation(sheet), indent, 0))
-        _CALCULATION_TEXT[key] = kept
+def _kept_items(part: str, owner: Any, build: Any, sheet: Sheet, indent: int | None) -> list[str]:
+    key = (part, id(owner), indent)
+    kept = _KEPT.get(key)
+    if kept is None or kept[0] is not owner:
+        if len(_KEPT) >= _KEPT_MAX:
+            _KEPT.clear()
+        kept = (owner, _items(build(sheet), indent, 0))
+        _KEPT[key] = kept
     return kept[1]
 
 
 def sheet_json(sheet: Sheet, indent: int | None = None, extra: dict[str, Any] | None = None) -> str:
     """The JSON text of sheet_object(sheet) (plus `extra` keys at the end), built faster."""
-    items = _items(_head(sheet), indent, 0) + _calculation_items(sheet, indent)
+    items = _kept_items("protocol", sheet.protocol, _protocol_keys, sheet, indent)
+    items = items + _items(_order_keys(sheet), indent, 0)
+    items += _kept_items("calculation", sheet.figures, _calculation, sheet, indent)
     items += _items({**_tail(sheet), **(extra or {})}, indent, 0)
     return _join(items, "{", "}", indent, 0)
 
@@ -115,21 +121,27 @@ def error_object(error: DosecalcError) -> dict[str, Any]:
 
 def dumps(value: Any, indent: int | None = None, _level: int = 0) -> str:
     """JSON text; Figures are written as the exact digits of their rounded value."""
-    if isinstance(value, str):
+    kind = type(value)  # exact types first: the common cases, cheaply
+    if kind is str:
         return _quote(value)
-    if isinstance(value, Figure):
+    if kind is Figure:
         return value.json
     if value is None:
         return "null"
+    if kind is int:
+        return str(value)
     if isinstance(value, dict):
         return _join(_items(value, indent, _level), "{", "}", indent, _level)
     if isinstance(value, list | tuple):
         return _join([dumps(v, indent, _level + 1) for v in value], "[", "]", indent, _level)
-    return json.dumps(value)  # None, booleans, integers
+    return json.dumps(value)  # booleans, and str or int subclasses
+
+
+_key = lru_cache(maxsize=1024)(_quote)
 
 
 def _items(mapping: dict[str, Any], indent: int | None, level: int) -> list[str]:
-    return [f"{_quote(k)}: {dumps(v, indent, level + 1)}" for k, v in mapping.items()]
+    return [f"{_key(k)}: {dumps(v, indent, level + 1)}" for k, v in mapping.items()]
 
 
 def _join(items: list[str], open_: str, close: str, indent: int | None, level: int) -> str:
