@@ -5,17 +5,16 @@ Not a test: run it by hand and record the figures in BENCHMARKS.md.
     python benchmarks/batch_bench.py              # 100,000 rows, 10,000 text sheets
     python benchmarks/batch_bench.py --rows 2000 --sheets 200   # a quick smoke run
 
-The baseline reads the same CSV with the csv module, does the same arithmetic (ketamine-iv:
-0.5 mg/kg, 10 mg/mL, 100 mL bag, 40 min) in binary floats and writes JSON Lines. It is the floor
-for "read, compute, write" in Python; dosecalc adds the strict grammar, exact decimals, limits,
-rounding notices and the full dosecalc.sheet/1 object per row.
+The baseline (benchmarks/floor.py, shared with run.py) reads the same CSV with the csv module,
+does the same arithmetic (ketamine-iv: 0.5 mg/kg, 10 mg/mL, 100 mL bag, 40 min) in binary floats
+and writes JSON Lines. It is the floor for "read, compute, write" in Python; dosecalc adds the
+strict grammar, exact decimals, limits, rounding notices and the full dosecalc.sheet/1 object per
+row. `benchmarks/run.py` is the fuller harness (issue 6).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import platform
 import resource
@@ -26,41 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from floor import baseline, make_list
+
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOLS = ROOT / "protocols.toml"
-
-
-def make_list(path: Path, rows: int) -> None:
-    """A realistic day list: weights 40-149.9 kg, a name, the default protocol."""
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["patient_id", "weight", "name"])
-        for i in range(rows):
-            writer.writerow([f"P{i:07d}", f"{40 + i % 110}.{i % 10} kg", f"Patient {i}"])
-
-
-def baseline(src: Path, dst: Path) -> None:
-    """Plain Python, floats: the same arithmetic and a JSON line per row."""
-    with open(src, encoding="utf-8", newline="") as inp, open(dst, "w", encoding="utf-8") as out:
-        for row in csv.DictReader(inp):
-            number, _unit = row["weight"].split(" ")
-            weight = float(number)
-            dose = weight * 0.5
-            drug_volume = dose / 10
-            total = 100 + drug_volume
-            rate = total / 40 * 60
-            record = {
-                "schema": "baseline",
-                "patient_id": row["patient_id"],
-                "weight_kg": round(weight, 1),
-                "dose": round(dose, 1),
-                "dose_unit": "mg",
-                "drug_volume_ml": round(drug_volume, 2),
-                "total_volume_ml": round(total, 1),
-                "rate_ml_per_h": round(rate, 1),
-                "status": "ok",
-            }
-            out.write(json.dumps(record) + "\n")
 
 
 def timed(args: list[str], stdout: Path | None = None) -> float:

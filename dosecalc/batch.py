@@ -706,11 +706,25 @@ def _make_folder(out: Path) -> None:
         ) from None
 
 
+def _retire_manifest(out: Path) -> None:
+    """With --force, remove an old manifest before the first write: until the new one is written
+    last, the folder is visibly incomplete, never an old manifest over a mix of old and new files."""
+    try:
+        os.unlink(out / MANIFEST_FILE)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise OutputError(
+            Problem("out", "cannot_write", f"out: cannot replace {MANIFEST_FILE}: {exc.strerror}")
+        ) from None
+
+
 def _write_folder(
     spool: Spool, out: Path, options: Options, started: str, inputs: dict[str, Any], report: Report
 ) -> None:
     _check_targets(spool, out, options.force)
     _make_folder(out)
+    _retire_manifest(out)
 
     def record(name: str, data: bytes | Hashed) -> None:
         chunks = data if isinstance(data, Hashed) else Hashed([data])
@@ -783,6 +797,7 @@ def _write_combined(spool: Spool, options: Options, report: Report) -> None:
     if options.out is not None:
         _check_targets(spool, options.out, options.force)
         _make_folder(options.out)
+        _retire_manifest(options.out)
     cover, sheets = [], []
     for line, status, cells, _ in spool.rows():
         sheet = spool.kept.get(line) if status in ("ok", "warning") else None

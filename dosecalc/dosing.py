@@ -11,7 +11,7 @@ from decimal import Decimal, localcontext
 
 from dosecalc.errors import InputError, LimitError, Problem
 from dosecalc.exact import EXACT
-from dosecalc.protocols import Protocol
+from dosecalc.protocols import MAX_CHECKPOINTS, Protocol
 from dosecalc.units import Quantity
 
 # The reverse check recomputes through rate and concentration; at 60 digits the only difference
@@ -118,7 +118,20 @@ def calculate(
         rate = total * 60 / minutes
         dose_rate = dose * 60 / minutes
         dose_rate_per_kg = dose_rate / dosing_weight_kg
-        checkpoints = _checkpoints(protocol.checkpoint_every.to("min"), minutes, total, dose)
+        every = protocol.checkpoint_every.to("min")
+        if minutes > every * MAX_CHECKPOINTS:
+            # Beyond any duration the protocol's hard limit allows (the loader keeps that within
+            # MAX_CHECKPOINTS checkpoints): refuse before listing millions of checkpoints.
+            raise LimitError(
+                Problem(
+                    "duration",
+                    "hard_limit",
+                    f"duration '{(duration or protocol.duration).text.strip()}' is above the "
+                    f"hard limit of protocol {protocol.id} (more than {MAX_CHECKPOINTS} "
+                    "checkpoints)",
+                )
+            )
+        checkpoints = _checkpoints(every, minutes, total, dose)
 
         volume_back = rate * minutes / 60
         dose_back = volume_back * concentration

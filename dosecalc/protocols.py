@@ -14,11 +14,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from dosecalc.display import format_quantity, is_unsafe_char
+from dosecalc.display import format_quantity, has_unsafe
 from dosecalc.errors import InputError, Problem, ProtocolFileError
 from dosecalc.units import Quantity, parse_quantity
 
@@ -152,25 +150,31 @@ class Library:
 # --- finding the file ---------------------------------------------------------------------------
 
 
-def shipped_path() -> Path:
+def shipped_path() -> str:
     """The protocols.toml shipped with dosecalc: in the wheel, or at the source tree's root."""
-    packaged = resources.files("dosecalc").joinpath("data", "protocols.toml")
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "protocols.toml"
+    # dosecalc is installed as files (never zipped), so the package folder is the resource root.
+    # os.path rather than importlib.resources or pathlib: `protocols list` and `--help` stay within
+    # 1.5x of `import click` (issue 6), and those imports cost 8 ms each.
+    here = os.path.dirname(os.path.realpath(__file__))
+    packaged = os.path.join(here, "data", "protocols.toml")
+    return (
+        packaged
+        if os.path.isfile(packaged)
+        else os.path.join(os.path.dirname(here), "protocols.toml")
+    )
 
 
-def resolve(option: str | None, environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
+def resolve(option: str | None, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     """Which file to use, and why: the option, else the environment variable, else the shipped one."""
     environ = os.environ if environ is None else environ
     if option:
-        return Path(option), "option"
+        return option, "option"
     if environ.get(ENV_PROTOCOLS):
-        return Path(environ[ENV_PROTOCOLS]), "environment"
+        return environ[ENV_PROTOCOLS], "environment"
     return shipped_path(), "shipped"
 
 
-def load(path: Path, origin: str = "option") -> Library:
+def load(path: str | os.PathLike[str], origin: str = "option") -> Library:
     """Read and validate a protocols file; raise ProtocolFileError listing every problem."""
     where = str(path)
     try:
@@ -247,7 +251,7 @@ class _Checker:
         if not value.strip():
             self.add(full, "empty", "must not be empty")
             return ""
-        if any(is_unsafe_char(ch) and not (multiline and ch == "\n") for ch in value):
+        if has_unsafe(value.replace("\n", "") if multiline else value):
             self.add(full, "control_character", "contains a control or format character")
             return ""
         limit = 4000 if multiline else 200

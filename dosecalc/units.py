@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from dosecalc.errors import InputError, Problem
@@ -205,6 +204,8 @@ def parse_quantity(text: str, field: str, kind_name: str) -> Quantity:
 @cache
 def registry() -> Any:
     """The one pint registry, built from units.txt only, with exact Decimal magnitudes."""
+    from importlib import resources
+
     import pint
 
     definitions = resources.files("dosecalc").joinpath("units.txt")
