@@ -113,6 +113,7 @@ def check_patient_id(value: str | None, field: str = "patient_id") -> str | None
     return value
 
 
+@lru_cache(maxsize=256)
 def check_date(value: str, field: str = "date") -> str:
     try:
         if not DATE.fullmatch(value):

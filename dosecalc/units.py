@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from dosecalc.errors import InputError, Problem
@@ -142,9 +142,14 @@ def canonical_unit(unit_text: str) -> str | None:
 
 def parse_quantity(text: str, field: str, kind_name: str) -> Quantity:
     """Parse `text` as a quantity of the given kind, or raise InputError naming `field`."""
-    kind = KINDS[kind_name]
     if not isinstance(text, str):
-        raise _refuse(field, str(text), "not_text", "is not text", kind)
+        raise _refuse(field, str(text), "not_text", "is not text", KINDS[kind_name])
+    return _parse_text(text, field, kind_name)
+
+
+@lru_cache(maxsize=4096)  # a day list repeats its weights: parse each distinct text once
+def _parse_text(text: str, field: str, kind_name: str) -> Quantity:
+    kind = KINDS[kind_name]
     if len(text) > MAX_QUANTITY_CHARS:
         raise _refuse(
             field, text, "too_long", f"is longer than {MAX_QUANTITY_CHARS} characters", kind
