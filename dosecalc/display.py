@@ -89,13 +89,16 @@ class Figure(NamedTuple):
     """One reported value: exact, rounded once to its step, and its unit.
 
     A NamedTuple rather than a frozen dataclass: a batch makes about thirty per row, and a
-    NamedTuple is immutable and about three times cheaper to create.
+    NamedTuple is immutable and about three times cheaper to create. `json` is the rounded value
+    as a JSON number (no grouping, no exponent), written once when the figure is made: a day list
+    reuses the figures of repeated weights, and every row writes them.
     """
 
     exact: Decimal
     rounded: Decimal
     unit: str
     step: Decimal
+    json: str
 
     @property
     def number(self) -> str:
@@ -122,11 +125,7 @@ class Figure(NamedTuple):
     def exact_text(self) -> str:
         return f"{self.exact_number} {self.unit}"
 
-    @property
-    def json(self) -> str:
-        """The rounded value as a JSON number (no grouping, no exponent)."""
-        return format_number(self.rounded, grouping=False)
-
 
 def figure(exact: Decimal, step: Decimal, unit: str) -> Figure:
-    return Figure(exact, round_half_up(exact, step), unit, step)
+    rounded = round_half_up(exact, step)
+    return Figure(exact, rounded, unit, step, format_number(rounded, grouping=False))
