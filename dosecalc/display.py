@@ -67,7 +67,9 @@ def _power_of_ten(step: Decimal) -> Decimal | None:
 
 def decimals(step: Decimal) -> int:
     """How many decimal places a step has (0.01 -> 2, 0.5 -> 1, 5 -> 0)."""
-    exponent = step.normalize().as_tuple().exponent
+    # normalize() in EXACT: at the default 28 digits a longer value (a 60-digit quotient) would
+    # first be rounded, and its decimals miscounted.
+    exponent = step.normalize(EXACT).as_tuple().exponent
     assert isinstance(exponent, int)
     return max(0, -exponent)
 

@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from dosecalc.display import format_quantity, has_unsafe
 from dosecalc.errors import InputError, Problem, ProtocolFileError
@@ -72,8 +72,7 @@ OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset({"monitoring_times"})
 TOP_KEYS = frozenset({"format", "default", "protocols"})
 
 
-@dataclass(frozen=True)
-class Bounds:
+class Bounds(NamedTuple):
     low: Decimal
     high: Decimal
 
@@ -81,8 +80,7 @@ class Bounds:
         return self.low <= value <= self.high
 
 
-@dataclass(frozen=True)
-class Limit:
+class Limit(NamedTuple):
     name: str
     unit: str
     soft: Bounds | None

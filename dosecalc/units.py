@@ -9,10 +9,9 @@ asked once per distinct unit (results are cached), so arithmetic stays in `Decim
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from dosecalc.errors import InputError, Problem
 from dosecalc.exact import EXACT
@@ -39,8 +38,7 @@ _TOKENS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Kind:
+class Kind(NamedTuple):
     """What a field holds: the canonical units it accepts and a reference unit for pint's check."""
 
     name: str  # as said in messages: "a weight"
@@ -73,8 +71,7 @@ _SHAPE = re.compile(
 _UNIT_CHARS = re.compile(r"[A-Za-z\u00b5\u03bc]+(?:/[A-Za-z\u00b5\u03bc]+)*")
 
 
-@dataclass(frozen=True)
-class Quantity:
+class Quantity(NamedTuple):
     """A value that passed the grammar: exact decimal, canonical unit, and the text as typed."""
 
     value: Decimal
