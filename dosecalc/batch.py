@@ -722,10 +722,6 @@ def _retire_manifest(out: Path) -> None:
 def _write_folder(
     spool: Spool, out: Path, options: Options, started: str, inputs: dict[str, Any], report: Report
 ) -> None:
-    _check_targets(spool, out, options.force)
-    _make_folder(out)
-    _retire_manifest(out)
-
     def record(name: str, data: bytes | Hashed) -> None:
         chunks = data if isinstance(data, Hashed) else Hashed([data])
         write_atomic(_target(out, name), chunks, force=options.force, field="out")
@@ -786,24 +782,28 @@ def _manifest_chunks(
     yield b"\n  ]\n}\n"
 
 
-def _write_combined(spool: Spool, options: Options, report: Report) -> None:
-    """The combined PDF: checked, with every other target, before the first write."""
-    from dosecalc.render import content
-    from dosecalc.render.as_pdf import render_combined
-
-    assert options.combined is not None
-    if os.path.lexists(options.combined) and not options.force:
+def _prepare(spool: Spool, options: Options) -> None:
+    """Every target checked before the first write (so a refused run writes nothing); then the
+    folder made and, with --force, its old manifest removed, so it looks incomplete until the end."""
+    if options.combined is not None and os.path.lexists(options.combined) and not options.force:
         raise exists_error(options.combined, "combined")
     if options.out is not None:
         _check_targets(spool, options.out, options.force)
         _make_folder(options.out)
         _retire_manifest(options.out)
+
+
+def _write_combined(spool: Spool, options: Options, report: Report) -> None:
+    """The combined PDF: a cover line for every input line, then the produced sheets in order."""
+    from dosecalc.render import content
+    from dosecalc.render.as_pdf import render_combined
+
+    assert options.combined is not None
     cover, sheets = [], []
     for line, status, cells, _ in spool.rows():
         sheet = spool.kept.get(line) if status in ("ok", "warning") else None
         if sheet is not None:
-            row = content.cover_row(sheet, str(line))
-            cover.append((*row[:2], status, *row[3:]))  # "warning" where the sheet has one
+            cover.append(content.cover_row(sheet, str(line), status))
             sheets.append(sheet)
         else:
             cover.append((str(line), cells[1], status, "", "", "", cells[-1]))
@@ -938,6 +938,7 @@ def run(
                 },
                 "protocols_file": {"path": clean(library.path), "sha256": library.sha256},
             }
+            _prepare(spool, options)
             if options.combined is not None:
                 _write_combined(spool, options, report)
             if options.out is None:

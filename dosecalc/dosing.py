@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
+from dosecalc.display import format_quantity
 from dosecalc.errors import InputError, LimitError, Problem
 from dosecalc.exact import EXACT
 from dosecalc.protocols import MAX_CHECKPOINTS, Protocol
@@ -110,8 +111,9 @@ def calculate(
                     Problem(
                         "drug_volume",
                         "make_up_overflow",
-                        f"drug volume {drug_volume.normalize()} mL is more than the final "
-                        f"volume {final_volume.normalize()} mL of a make-up-to preparation",
+                        f"drug volume {format_quantity(drug_volume, 'mL')} is more than the "
+                        f"final volume {format_quantity(final_volume, 'mL')} of a make-up-to "
+                        "preparation",
                     )
                 )
         concentration = dose / total

@@ -253,8 +253,11 @@ def footer(sheet: Sheet) -> str:
 COVER_COLUMNS = ("Line", "Patient ID", "Status", "Dose", "Drug volume", "Rate", "Override")
 
 
-def cover_row(sheet: Sheet, line: str) -> tuple[str, str, str, str, str, str, str]:
-    """One produced sheet as a line of a combined PDF's cover page (refused lines: built by batch)."""
+def cover_row(
+    sheet: Sheet, line: str, status: str = "ok"
+) -> tuple[str, str, str, str, str, str, str]:
+    """One produced sheet ("ok", or "warning" where it has one) as a line of a combined PDF's cover
+    page (refused lines: built by batch)."""
     f = sheet.figures
     override = "; ".join(
         f"{o.limit}: {clean(o.reason)} ({clean(o.operator)})" for o in sheet.overrides
@@ -262,7 +265,7 @@ def cover_row(sheet: Sheet, line: str) -> tuple[str, str, str, str, str, str, st
     return (
         line,
         sheet.order.patient_id or "",
-        "ok",
+        status,
         f.dose.text,
         f.drug_volume.text,
         f.rate.text,
