@@ -127,6 +127,22 @@ class Figure(NamedTuple):
     def exact_text(self) -> str:
         return f"{self.exact_number} {self.unit}"
 
+    @property
+    def operand_number(self) -> str:
+        """The value inside printed arithmetic: unrounded (two more decimals) where rounding
+        changed it, so the arithmetic checks with a pencil."""
+        return self.exact_number if self.was_rounded else self.number
+
+    @property
+    def operand_text(self) -> str:
+        return f"{self.operand_number} {self.unit}"
+
+    @property
+    def operand_places(self) -> int | None:
+        """Decimals of operand_number as computed (before trailing zeros are dropped); None when
+        it is the exact value."""
+        return decimals(self.step) + 2 if self.was_rounded else None
+
 
 def figure(exact: Decimal, step: Decimal, unit: str) -> Figure:
     rounded = round_half_up(exact, step)

@@ -1,23 +1,21 @@
 """The dose engine: (protocol, weight, overrides) -> an immutable, exact result.
 
-Pure functions over Decimal: no click, no rich, no I/O, no rounding (display.py rounds, once).
-Working units: kg, the protocol's dose unit (mg or mcg), mL, min, and mL/h for rates.
+Pure functions over Decimal: no click, no rich, no I/O, no rounding (display.py rounds, once). The
+formulas are quantities.py's, checked by pint; working units: kg, the protocol's dose unit (mg or
+mcg), mL, min, and mL/h for rates.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 from dosecalc.display import format_quantity
 from dosecalc.errors import InputError, LimitError, Problem
-from dosecalc.exact import EXACT
 from dosecalc.protocols import MAX_CHECKPOINTS, Protocol
+from dosecalc.quantities import Compiled, compiled, formulas
 from dosecalc.units import Quantity
-
-# The reverse check recomputes through rate and concentration; at 60 digits the only difference
-# allowed is the last-digit rounding of the quotients.
-REVERSE_CHECK_TOLERANCE = Decimal("1e-40")
 
 
 @dataclass(frozen=True)
@@ -28,37 +26,22 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
-class ReverseCheck:
-    """Rate x duration -> volume; x concentration -> dose; / dosing weight -> dose per kg."""
-
-    volume_ml: Decimal
-    dose: Decimal
-    dose_per_kg: Decimal
-
-
-@dataclass(frozen=True)
 class Result:
-    """Every number on a dose sheet, exact and in working units."""
+    """Every number on a dose sheet, exact and in working units: `values` holds one entry per
+    quantities.QUANTITIES name (result.dose is result.values["dose"])."""
 
     protocol_id: str
     dose_unit: str
     weight: Quantity  # as entered
-    weight_kg: Decimal
-    dosing_weight_kg: Decimal
-    dose_per_kg: Decimal  # dose unit per kg
-    dose: Decimal
-    stock: Quantity  # as listed in the protocol
-    stock_per_ml: Decimal  # dose unit per mL
-    drug_volume_ml: Decimal
-    diluent_volume_ml: Decimal  # what is added (add: the bag; make-up-to: total - drug volume)
-    total_volume_ml: Decimal
-    concentration: Decimal  # dose unit per mL
-    duration_min: Decimal
-    rate_ml_per_h: Decimal
-    dose_rate_per_h: Decimal
-    dose_rate_per_kg_per_h: Decimal
+    chosen_stock: Quantity  # as listed in the protocol
+    values: Mapping[str, Decimal]
     checkpoints: tuple[Checkpoint, ...]
-    reverse: ReverseCheck
+
+    def __getattr__(self, name: str) -> Decimal:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def choose_stock(protocol: Protocol, stock: Quantity | None) -> Quantity:
@@ -87,108 +70,70 @@ def calculate(
     duration: Quantity | None = None,
     stock: Quantity | None = None,
 ) -> Result:
-    """Compute the exact dose, preparation and pump settings. Raises LimitError if inconsistent."""
+    """Compute the exact dose, preparation and pump settings with the protocol's pint-checked
+    formulas (quantities.py). Raises LimitError where the preparation cannot hold the dose."""
     d = protocol.dose_unit
     chosen = choose_stock(protocol, stock)
-    with localcontext(EXACT):
-        weight_kg = weight.to("kg")
-        dosing_weight_kg = weight_kg  # actual weight; later protocols may choose ideal/adjusted
-        dpk = (dose_per_kg or protocol.dose_per_kg).to(f"{d}/kg")
-        minutes = (duration or protocol.duration).to("min")
-        stock_per_ml = chosen.to(f"{d}/mL")
-
-        dose = dpk * dosing_weight_kg
-        drug_volume = dose / stock_per_ml
-        final_volume = protocol.diluent_volume.to("mL")
-        if protocol.preparation == "add":
-            diluent = final_volume
-            total = diluent + drug_volume
-        else:
-            total = final_volume
-            diluent = total - drug_volume
-            if diluent < 0:
-                raise LimitError(
-                    Problem(
-                        "drug_volume",
-                        "make_up_overflow",
-                        f"drug volume {format_quantity(drug_volume, 'mL')} is more than the "
-                        f"final volume {format_quantity(final_volume, 'mL')} of a make-up-to "
-                        "preparation",
-                    )
-                )
-        concentration = dose / total
-        rate = total * 60 / minutes
-        dose_rate = dose * 60 / minutes
-        dose_rate_per_kg = dose_rate / dosing_weight_kg
-        every = protocol.checkpoint_every.to("min")
-        if minutes > every * MAX_CHECKPOINTS:
-            # Beyond any duration the protocol's hard limit allows (the loader keeps that within
-            # MAX_CHECKPOINTS checkpoints): refuse before listing millions of checkpoints.
-            raise LimitError(
-                Problem(
-                    "duration",
-                    "hard_limit",
-                    f"duration '{(duration or protocol.duration).text.strip()}' is above the "
-                    f"hard limit of protocol {protocol.id} (more than {MAX_CHECKPOINTS} "
-                    "checkpoints)",
-                )
+    checked = compiled(protocol.preparation, d)
+    values: dict[str, Decimal] = {
+        "weight_kg": weight.to("kg"),
+        "dose_per_kg": (dose_per_kg or protocol.dose_per_kg).to(f"{d}/kg"),
+        "duration": (duration or protocol.duration).to("min"),
+        "stock": chosen.to(f"{d}/mL"),
+        "container_volume": protocol.diluent_volume.to("mL"),
+    }
+    for formula in formulas(protocol.preparation):
+        values[formula.target] = checked[formula.target].value(values)
+    if values["diluent_volume"] < 0:
+        raise LimitError(
+            Problem(
+                "drug_volume",
+                "make_up_overflow",
+                f"drug volume {format_quantity(values['drug_volume'], 'mL')} is more than the "
+                f"final volume {format_quantity(values['total_volume'], 'mL')} of a make-up-to "
+                "preparation",
             )
-        checkpoints = _checkpoints(every, minutes, total, dose)
-
-        volume_back = rate * minutes / 60
-        dose_back = volume_back * concentration
-        reverse = ReverseCheck(volume_back, dose_back, dose_back / dosing_weight_kg)
-        _verify(reverse, total, dose, dpk)
-
+        )
+    minutes = values["duration"]
+    every = protocol.checkpoint_every.to("min")
+    if minutes > every * MAX_CHECKPOINTS:
+        # Beyond any duration the protocol's hard limit allows (the loader keeps that within
+        # MAX_CHECKPOINTS checkpoints): refuse before listing millions of checkpoints.
+        raise LimitError(
+            Problem(
+                "duration",
+                "hard_limit",
+                f"duration '{(duration or protocol.duration).text.strip()}' is above the "
+                f"hard limit of protocol {protocol.id} (more than {MAX_CHECKPOINTS} "
+                "checkpoints)",
+            )
+        )
+    checkpoints = _checkpoints(every, values, checked)
+    del values["container_volume"]
     return Result(
         protocol_id=protocol.id,
         dose_unit=d,
         weight=weight,
-        weight_kg=weight_kg,
-        dosing_weight_kg=dosing_weight_kg,
-        dose_per_kg=dpk,
-        dose=dose,
-        stock=chosen,
-        stock_per_ml=stock_per_ml,
-        drug_volume_ml=drug_volume,
-        diluent_volume_ml=diluent,
-        total_volume_ml=total,
-        concentration=concentration,
-        duration_min=minutes,
-        rate_ml_per_h=rate,
-        dose_rate_per_h=dose_rate,
-        dose_rate_per_kg_per_h=dose_rate_per_kg,
+        chosen_stock=chosen,
+        values=values,
         checkpoints=checkpoints,
-        reverse=reverse,
     )
 
 
 def _checkpoints(
-    every: Decimal, minutes: Decimal, total: Decimal, dose: Decimal
+    every: Decimal, values: Mapping[str, Decimal], checked: Mapping[str, Compiled]
 ) -> tuple[Checkpoint, ...]:
     """At every multiple of `every` after the start, and at the end (cumulative volume and dose)."""
+    minutes = values["duration"]
     times = []
     t = every
     while t < minutes:
         times.append(t)
         t += every
     times.append(minutes)
-    return tuple(Checkpoint(t, total * t / minutes, dose * t / minutes) for t in times)
-
-
-def _verify(reverse: ReverseCheck, total: Decimal, dose: Decimal, dpk: Decimal) -> None:
-    """The reverse check must reproduce the forward numbers; a mismatch is a bug: refuse."""
-    for name, back, forward in (
-        ("volume", reverse.volume_ml, total),
-        ("dose", reverse.dose, dose),
-        ("dose_per_kg", reverse.dose_per_kg, dpk),
-    ):
-        if abs(back - forward) > REVERSE_CHECK_TOLERANCE * forward:
-            raise LimitError(
-                Problem(
-                    "reverse_check",
-                    "reverse_check_failed",
-                    f"internal check failed: the {name} recomputed from the pump rate does not "
-                    "match; no sheet is produced (please report this)",
-                )
-            )
+    volume, dose = checked["checkpoint_volume"], checked["checkpoint_dose"]
+    points = []
+    for t in times:
+        at = {**values, "elapsed": t}
+        points.append(Checkpoint(t, volume.value(at), dose.value(at)))
+    return tuple(points)

@@ -14,6 +14,7 @@ from dosecalc.display import Figure, decimals, figure, format_quantity
 from dosecalc.dosing import Result
 from dosecalc.exact import EXACT
 from dosecalc.protocols import Bounds, Protocol
+from dosecalc.quantities import QUANTITIES
 
 # A pump that finishes the VTBI more than this many minutes away from the intended duration
 # because its rate was rounded is worth a warning.
@@ -22,6 +23,7 @@ RATE_ROUNDING_MINUTES = Decimal(1)
 # those are shown to six (Figure.exact_text adds two decimals to the step).
 MAX_MESSAGE_DECIMALS = 10
 MESSAGE_STEP = Decimal("0.0001")
+MESSAGE_FLOOR = Decimal("1e-50")
 
 
 @dataclass(frozen=True)
@@ -33,16 +35,27 @@ class Breach:
     bounds: Bounds
 
     @property
+    def edge(self) -> Decimal:
+        return self.bounds.low if self.value < self.bounds.low else self.bounds.high
+
+    @property
     def value_text(self) -> str:
-        """The exact value; a long quotient (7201 s in min) is cut to six decimals."""
+        """The exact value; a long quotient (7201 s in min) is cut to six decimals, or to as many
+        as it takes to differ from the limit's edge (44.0924524 lb is 19.99999998... kg, not 20)."""
         if decimals(self.value) <= MAX_MESSAGE_DECIMALS:
             return format_quantity(self.value, self.unit)
-        return figure(self.value, MESSAGE_STEP, self.unit).exact_text
+        step = MESSAGE_STEP
+        edge = format_quantity(self.edge, self.unit)
+        shown = figure(self.value, step, self.unit).exact_text
+        while shown == edge and step > MESSAGE_FLOOR:
+            step = step.scaleb(-4)
+            shown = figure(self.value, step, self.unit).exact_text
+        return shown
 
     @property
     def message(self) -> str:
         side = "below" if self.value < self.bounds.low else "above"
-        edge = self.bounds.low if side == "below" else self.bounds.high
+        edge = self.edge
         label = self.limit.replace("_", " ")
         return (
             f"{label} {self.value_text} is {side} the {self.level} limit "
@@ -60,18 +73,7 @@ class Notice:
 
 def limited_values(result: Result) -> dict[str, Decimal]:
     """The exact value each limit name applies to, in the protocol's working units."""
-    return {
-        "weight": result.weight_kg,
-        "dose_per_kg": result.dose_per_kg,
-        "dose": result.dose,
-        "drug_volume": result.drug_volume_ml,
-        "total_volume": result.total_volume_ml,
-        "duration": result.duration_min,
-        "rate": result.rate_ml_per_h,
-        "concentration": result.concentration,
-        "dose_rate": result.dose_rate_per_h,
-        "dose_rate_per_kg": result.dose_rate_per_kg_per_h,
-    }
+    return {s.limit: result.values[s.name] for s in QUANTITIES if s.limit is not None}
 
 
 def check(protocol: Protocol, result: Result) -> list[Breach]:
@@ -95,7 +97,7 @@ def rounding_notices(
     notices = []
     half_step = dose.step / 2
     with localcontext(EXACT):
-        drawn = drug_volume.rounded * result.stock_per_ml
+        drawn = drug_volume.rounded * result.stock
         if abs(drawn - result.dose) > half_step:
             notices.append(
                 Notice(
@@ -115,13 +117,13 @@ def rounding_notices(
                 )
             )
         minutes = vtbi.rounded * 60 / rate.rounded
-        if abs(minutes - result.duration_min) > RATE_ROUNDING_MINUTES:
+        if abs(minutes - result.duration) > RATE_ROUNDING_MINUTES:
             notices.append(
                 Notice(
                     "ROUNDED_RATE",
                     f"at {rate.text} the VTBI of {vtbi.text} runs "
                     f"{figure(minutes, Decimal('0.1'), 'min').text}, not "
-                    f"{format_quantity(result.duration_min, 'min')}",
+                    f"{format_quantity(result.duration, 'min')}",
                 )
             )
     return notices

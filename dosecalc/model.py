@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from dosecalc.display import Figure, decimals, figure, has_unsafe
+from dosecalc.display import Figure, decimals, figure, format_quantity, has_unsafe
 from dosecalc.dosing import Result, calculate
 from dosecalc.errors import InputError, LimitError, Problem
 from dosecalc.limits import Breach, Notice, check, rounding_notices
 from dosecalc.protocols import Library, Protocol
+from dosecalc.quantities import QUANTITIES
 from dosecalc.units import Quantity, parse_quantity, safe_echo
+from dosecalc.verify import Reverse, verify
 
 PATIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -58,25 +60,26 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class Figures:
-    """Every number a sheet shows, each rounded once to its protocol step."""
+    """Every number a sheet shows, each rounded once to its protocol step: one Figure per
+    quantities.QUANTITIES name (figures.dose is figures.values["dose"]), and the checkpoints."""
 
-    weight_kg: Figure
-    dosing_weight_kg: Figure
-    dose_per_kg: Figure
-    dose: Figure
-    stock: Figure
-    drug_volume: Figure
-    diluent_volume: Figure
-    total_volume: Figure
-    concentration: Figure
-    duration: Figure
-    rate: Figure
-    dose_rate: Figure
-    dose_rate_per_kg: Figure
+    values: Mapping[str, Figure]
     checkpoints: tuple[Checkpoint, ...]
-    reverse_volume: Figure
-    reverse_dose: Figure
-    reverse_dose_per_kg: Figure
+
+    def __getattr__(self, name: str) -> Figure:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class Change:
+    """An input that differs from the protocol's default: field, the protocol's value, the used."""
+
+    field: str
+    protocol: str
+    used: str
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ class Sheet:
     figures: Figures
     warnings: tuple[Notice, ...]
     overrides: tuple[Override, ...]
+    reverse: Reverse
+    changes: tuple[Change, ...] = ()
 
     @property
     def weight_in_lb(self) -> bool:
@@ -187,9 +192,10 @@ def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -
         raise InputError(problems)
     weight = parsed["weight"]
     assert weight is not None
-    result, breaches, figures, notices = _calculated(
+    result, breaches, figures, notices, reverse = _calculated(
         protocol, weight, parsed["dose"], parsed["duration"], parsed["stock"]
     )
+    changes = _changes(protocol, result)
 
     warnings: list[Notice] = []
     if weight.unit == "lb":
@@ -200,10 +206,59 @@ def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -
                 "kg is the standard, check the patient's weight in kg",
             )
         )
+    if changes:
+        warnings.append(
+            Notice(
+                "CHANGED_FROM_PROTOCOL",
+                "; ".join(
+                    f"{c.field.replace('_', ' ')} {c.used} used, the protocol says {c.protocol}"
+                    for c in changes
+                ),
+            )
+        )
     overrides = _apply_limits(list(breaches), order, confirm, warnings)
-    assert figures is not None  # only a hard breach leaves them out, and it raised above
+    # Only a hard breach leaves these out, and it raised above.
+    assert figures is not None
+    assert reverse is not None
     warnings.extend(notices)
-    return Sheet(library, protocol, order, result, figures, tuple(warnings), tuple(overrides))
+    return Sheet(
+        library,
+        protocol,
+        order,
+        result,
+        figures,
+        tuple(warnings),
+        tuple(overrides),
+        reverse,
+        changes,
+    )
+
+
+def _changes(protocol: Protocol, result: Result) -> tuple[Change, ...]:
+    """Every input that differs from the protocol's default, with both values as text."""
+    d = protocol.dose_unit
+    found = []
+    dpk = protocol.dose_per_kg.to(f"{d}/kg")
+    if result.values["dose_per_kg"] != dpk:
+        found.append(
+            Change(
+                "dose_per_kg",
+                protocol.dose_per_kg.text,
+                _with(result.values["dose_per_kg"], f"{d}/kg"),
+            )
+        )
+    minutes = protocol.duration.to("min")
+    if result.values["duration"] != minutes:
+        found.append(
+            Change("duration", protocol.duration.text, _with(result.values["duration"], "min"))
+        )
+    if result.chosen_stock != protocol.stock[0]:
+        found.append(Change("stock", protocol.stock[0].text, result.chosen_stock.text))
+    return tuple(found)
+
+
+def _with(value: Decimal, unit: str) -> str:
+    return format_quantity(value, unit)
 
 
 @lru_cache(maxsize=2048)
@@ -213,18 +268,20 @@ def _calculated(
     dose: Quantity | None,
     duration: Quantity | None,
     stock: Quantity | None,
-) -> tuple[Result, tuple[Breach, ...], Figures | None, tuple[Notice, ...]]:
+) -> tuple[Result, tuple[Breach, ...], Figures | None, tuple[Notice, ...], Reverse | None]:
     """The part of a sheet that depends only on the protocol and the quantities: a pure function,
-    so a day list with many rows of the same weight computes and rounds it once (bounded cache)."""
+    so a day list with many rows of the same weight computes and rounds it once (bounded cache).
+    The printed figures are verified here (verify.py); a failure raises LimitError."""
     result = calculate(protocol, weight, dose, duration, stock)
     breaches = tuple(check(protocol, result))
     if any(b.level == "hard" for b in breaches):
-        return result, breaches, None, ()
+        return result, breaches, None, (), None
     figures = _figures(protocol, result)
+    reverse = verify(protocol, result, figures.values)
     notices = rounding_notices(
         result, figures.dose, figures.drug_volume, figures.total_volume, figures.rate
     )
-    return result, breaches, figures, tuple(notices)
+    return result, breaches, figures, tuple(notices), reverse
 
 
 def _apply_limits(
@@ -233,7 +290,7 @@ def _apply_limits(
     hard = [b for b in breaches if b.level == "hard"]
     soft = [b for b in breaches if b.level == "soft"]
     if hard:
-        raise LimitError([Problem(b.limit, "hard_limit", b.message) for b in breaches])
+        raise LimitError([Problem(b.limit, f"{b.level}_limit", b.message) for b in breaches])
     reason, operator = order.override_reason, order.operator
     if not soft:
         if reason is not None:
@@ -292,36 +349,24 @@ def _exact(value: Decimal, unit: str, finest: int = 0) -> Figure:
 
 
 def _figures(protocol: Protocol, r: Result) -> Figures:
+    """Each quantity rounded once to its step; inputs without a step shown as given."""
     s = protocol.steps
     d = r.dose_unit
-
-    def fig(value: Decimal, step: str, unit: str) -> Figure:
-        return figure(value, s[step], unit)
-
-    dose_per_kg = _exact(r.dose_per_kg, f"{d}/kg")
+    values = {}
+    for spec in QUANTITIES:
+        unit = spec.unit.format(d=d)
+        value = r.values[spec.name]
+        values[spec.name] = (
+            _exact(value, unit) if spec.step is None else figure(value, s[spec.step], unit)
+        )
     return Figures(
-        weight_kg=fig(r.weight_kg, "weight", "kg"),
-        dosing_weight_kg=fig(r.dosing_weight_kg, "weight", "kg"),
-        dose_per_kg=dose_per_kg,
-        dose=fig(r.dose, "dose", d),
-        stock=_exact(r.stock_per_ml, f"{d}/mL"),
-        drug_volume=fig(r.drug_volume_ml, "drug_volume", "mL"),
-        diluent_volume=fig(r.diluent_volume_ml, "volume", "mL"),
-        total_volume=fig(r.total_volume_ml, "volume", "mL"),
-        concentration=fig(r.concentration, "concentration", f"{d}/mL"),
-        duration=fig(r.duration_min, "duration", "min"),
-        rate=fig(r.rate_ml_per_h, "rate", "mL/h"),
-        dose_rate=fig(r.dose_rate_per_h, "dose_rate", f"{d}/h"),
-        dose_rate_per_kg=fig(r.dose_rate_per_kg_per_h, "dose_rate_per_kg", f"{d}/kg/h"),
+        values=values,
         checkpoints=tuple(
             Checkpoint(
-                fig(c.minute, "duration", "min"),
-                fig(c.volume_ml, "volume", "mL"),
-                fig(c.dose, "dose", d),
+                figure(c.minute, s["duration"], "min"),
+                figure(c.volume_ml, s["volume"], "mL"),
+                figure(c.dose, s["dose"], d),
             )
             for c in r.checkpoints
         ),
-        reverse_volume=fig(r.reverse.volume_ml, "volume", "mL"),
-        reverse_dose=fig(r.reverse.dose, "dose", d),
-        reverse_dose_per_kg=figure(r.reverse.dose_per_kg, dose_per_kg.step, f"{d}/kg"),
     )

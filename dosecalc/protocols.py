@@ -14,10 +14,22 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import product
 from typing import Any, NamedTuple
 
-from dosecalc.display import format_quantity, has_unsafe
+from dosecalc.display import format_quantity, has_unsafe, round_half_up
 from dosecalc.errors import InputError, Problem, ProtocolFileError
+from dosecalc.quantities import (
+    BY_NAME,
+    LIMIT_KINDS,
+    OPTIONAL_STEPS,
+    QUANTITIES,
+    STEP_KINDS,
+    FormulaError,
+    Interval,
+    compiled,
+    formulas,
+)
 from dosecalc.units import Quantity, parse_quantity
 
 ENV_PROTOCOLS = "DOSECALC_PROTOCOLS"
@@ -31,32 +43,20 @@ MONITORING_TIME = re.compile(
 )
 MAX_MONITORING_TIMES = 24
 
-# Limited and rounded quantities: (kind of quantity, working unit with {d} for the dose unit).
-LIMITED: dict[str, tuple[str, str]] = {
-    "weight": ("weight", "kg"),
-    "dose_per_kg": ("dose_per_kg", "{d}/kg"),
-    "dose": ("dose", "{d}"),
-    "drug_volume": ("volume", "mL"),
-    "total_volume": ("volume", "mL"),
-    "duration": ("duration", "min"),
-    "rate": ("rate", "mL/h"),
-    "concentration": ("concentration", "{d}/mL"),
-    "dose_rate": ("dose_rate", "{d}/h"),
-    "dose_rate_per_kg": ("dose_rate_per_kg", "{d}/kg/h"),
-}
+# Limited and rounded quantities, from the one quantity table: {key: (kind, working unit with {d}
+# for the dose unit)}.
+LIMITED: dict[str, tuple[str, str]] = LIMIT_KINDS
 REQUIRED_LIMITS = ("weight", "dose_per_kg", "dose", "duration", "rate")
 ROUNDED: dict[str, tuple[str, str]] = {
-    "weight": ("weight", "kg"),
-    "dose": ("dose", "{d}"),
-    "drug_volume": ("volume", "mL"),
-    "volume": ("volume", "mL"),
-    "rate": ("rate", "mL/h"),
-    "concentration": ("concentration", "{d}/mL"),
-    "dose_rate": ("dose_rate", "{d}/h"),
-    "dose_rate_per_kg": ("dose_rate_per_kg", "{d}/kg/h"),
+    key: value for key, value in STEP_KINDS.items() if key not in OPTIONAL_STEPS
 }
-OPTIONAL_ROUNDED: dict[str, tuple[str, str]] = {"duration": ("duration", "min")}
-DEFAULT_DURATION_STEP = Decimal("0.1")
+OPTIONAL_ROUNDED: dict[str, tuple[str, str]] = {key: STEP_KINDS[key] for key in OPTIONAL_STEPS}
+DEFAULT_DURATION_STEP = OPTIONAL_STEPS["duration"]
+# max_rounding_change: how far rounding may move any printed figure from its exact value, as a
+# percentage (the usual hospital dose-rounding policy is 5%; a pharmacy may allow up to 10%).
+DEFAULT_MAX_ROUNDING_CHANGE = Decimal("0.05")
+MAX_ROUNDING_CHANGE_CEILING = Decimal("0.10")
+PERCENT = re.compile(r"(?:0|[1-9][0-9]?)(?:\.[0-9]{1,3})?%")
 
 TEXT_KEYS = ("name", "drug", "indication", "version", "diluent", "advisory")
 QUANTITY_KEYS = {
@@ -68,7 +68,7 @@ QUANTITY_KEYS = {
 PROTOCOL_KEYS = frozenset(
     {*TEXT_KEYS, *QUANTITY_KEYS, "stock", "preparation", "monitoring", "round", "limits"}
 )
-OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset({"monitoring_times"})
+OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset({"monitoring_times", "max_rounding_change"})
 TOP_KEYS = frozenset({"format", "default", "protocols"})
 
 
@@ -107,6 +107,8 @@ class Protocol:
     limits: Mapping[str, Limit]  # in working units
     # The printed monitoring grid's columns ("10 min", "end + 15 min"); empty: checkpoints + defaults.
     monitoring_times: tuple[str, ...] = ()
+    # The most rounding may change a printed figure, as a fraction (0.05 for "5%").
+    max_rounding_change: Decimal = DEFAULT_MAX_ROUNDING_CHANGE
 
     @property
     def dose_unit(self) -> str:
@@ -338,6 +340,7 @@ class _Checker:
         dose_unit = dose_per_kg.unit.split("/")[0] if dose_per_kg else "mg"
         steps = self.steps(body.get("round"), f"{path}.round", dose_unit)
         limits = self.limits(body.get("limits"), f"{path}.limits", dose_unit)
+        max_change = self.max_rounding_change(body, path)
         if len(self.problems) > before:
             return None
         assert dose_per_kg is not None
@@ -360,9 +363,81 @@ class _Checker:
             steps=steps,
             limits=limits,
             monitoring_times=monitoring_times,
+            max_rounding_change=max_change,
         )
         self.consistency(protocol, path)
+        if len(self.problems) == before:
+            self.formulas(protocol, path)
+        if len(self.problems) == before:
+            self.rounding_steps(protocol, path)
         return protocol if len(self.problems) == before else None
+
+    def max_rounding_change(self, body: Mapping[str, Any], path: str) -> Decimal:
+        full = f"{path}.max_rounding_change"
+        if "max_rounding_change" not in body:
+            return DEFAULT_MAX_ROUNDING_CHANGE
+        value = body["max_rounding_change"]
+        ceiling = f"{MAX_ROUNDING_CHANGE_CEILING * 100:f}".rstrip("0").rstrip(".")
+        accepted = f'Accepted: a percentage in quotes above 0% and at most {ceiling}%, such as "5%"'
+        if not isinstance(value, str) or not PERCENT.fullmatch(value):
+            from dosecalc.units import safe_echo
+
+            shown = safe_echo(value) if isinstance(value, str) else _toml_type(value)
+            self.add(full, "bad_percentage", f"'{shown}' is not a percentage. {accepted}.")
+            return DEFAULT_MAX_ROUNDING_CHANGE
+        fraction = Decimal(value[:-1]) / 100
+        if not 0 < fraction <= MAX_ROUNDING_CHANGE_CEILING:
+            self.add(full, "out_of_range", f"'{value}' is out of range. {accepted}.")
+            return DEFAULT_MAX_ROUNDING_CHANGE
+        return fraction
+
+    def formulas(self, p: Protocol, path: str) -> None:
+        """pint evaluates every formula of the protocol's preparation and checks its dimension."""
+        try:
+            compiled(p.preparation, p.dose_unit)
+        except FormulaError as exc:
+            self.add(f"{path}.preparation", "formula_dimension", str(exc))
+
+    def rounding_steps(self, p: Protocol, path: str) -> None:
+        """Refuse a step that, somewhere inside the hard limits, could move a printed figure by more
+        than max_rounding_change, or round it to zero (ranges by interval arithmetic)."""
+        found = reachable(p)
+        limit_text = _percent(p.max_rounding_change)
+        for spec in QUANTITIES:
+            if spec.step is None or spec.name not in found:
+                continue
+            step = p.steps[spec.step]
+            unit = p.unit(spec.unit)
+            span = found[spec.name]
+            smallest = span.low
+            if smallest <= 0:
+                continue  # a make-up-to diluent can be nothing at all
+            # The most rounding can move a value: half a step, or exactly, for a fixed value.
+            half = (
+                abs(round_half_up(smallest, step) - smallest) if span.low == span.high else step / 2
+            )
+            key = f"{path}.round.{spec.step}"
+            stepped = format_quantity(step, unit)
+            where = (
+                f"the smallest {spec.label.lower()} inside the hard limits is "
+                f"{format_quantity(_short(smallest), unit)}"
+            )
+            if round_half_up(smallest, step) == 0 or (span.low != span.high and smallest < half):
+                self.add(
+                    key,
+                    "step_rounds_to_zero",
+                    f"a step of {stepped} can round a {spec.label.lower()} to zero: {where}",
+                )
+            elif half > p.max_rounding_change * smallest:
+                change = _percent(half / smallest)
+                largest = 2 * p.max_rounding_change * smallest
+                self.add(
+                    key,
+                    "step_too_coarse",
+                    f"a step of {stepped} can change a {spec.label.lower()} by {change}, more than "
+                    f"max_rounding_change {limit_text}: {where}; use a step of at most "
+                    f"{format_quantity(_short(largest), unit)}",
+                )
 
     def text_list(
         self, body: Mapping[str, Any], key: str, path: str, required: bool
@@ -453,8 +528,17 @@ class _Checker:
                     self.add(f"{path}.{key}", "missing", "is required")
                 continue
             q = self.quantity(table[key], f"{path}.{key}", kind)
-            if q is not None:
-                steps[key] = q.to(unit.format(d=dose_unit)).normalize()
+            if q is None:
+                continue
+            if "{d}" in unit and q.unit.split("/")[0] != dose_unit:
+                self.add(
+                    f"{path}.{key}",
+                    "step_unit_mismatch",
+                    f"'{q.text}' is in {q.unit.split('/')[0]}, but this protocol doses in "
+                    f"{dose_unit}: write the step in {unit.format(d=dose_unit)}",
+                )
+                continue
+            steps[key] = q.to(unit.format(d=dose_unit)).normalize()
         return steps
 
     def limits(self, table: Any, path: str, dose_unit: str) -> dict[str, Limit]:
@@ -565,6 +649,66 @@ def largest_drug_volume(p: Protocol) -> Decimal | None:
         return None
     weakest = min(s.to(p.unit("{d}/mL")) for s in p.stock)
     return min(candidates) / weakest
+
+
+def reachable(p: Protocol) -> dict[str, Interval]:
+    """The range each computed quantity can take inside the protocol's hard limits.
+
+    Every formula is monotone in each input (weight, dose per kg, duration, stock), so its extremes
+    lie at the corners of the inputs' hard limits: each corner is run through the protocol's own
+    formulas (exact Decimal), and each quantity's range is then cut to its own hard limit where it
+    has one (a value outside is refused before it is printed). Corners, not interval arithmetic:
+    dose rate / dosing weight must not count the weight twice.
+    """
+    d = p.dose_unit
+    checked = compiled(p.preparation, d)
+
+    def hard(name: str, fallback: Decimal) -> tuple[Decimal, ...]:
+        limit = p.limits.get(name)
+        if limit is None or limit.hard is None:
+            return (fallback,)
+        return (limit.hard.low, limit.hard.high)
+
+    def clamp(name: str, value: Decimal) -> Decimal:
+        spec = BY_NAME.get(name)
+        limit = p.limits.get(spec.limit) if spec is not None and spec.limit else None
+        if limit is None or limit.hard is None:
+            return value
+        return min(max(value, limit.hard.low), limit.hard.high)
+
+    found: dict[str, list[Decimal]] = {}
+    for weight, dpk, minutes, stock in product(
+        hard("weight", Decimal(70)),
+        hard("dose_per_kg", p.dose_per_kg.to(p.unit("{d}/kg"))),
+        hard("duration", p.duration.to("min")),
+        [s.to(p.unit("{d}/mL")) for s in p.stock],
+    ):
+        values = {
+            "weight_kg": weight,
+            "dose_per_kg": dpk,
+            "duration": minutes,
+            "stock": stock,
+            "container_volume": p.diluent_volume.to("mL"),
+        }
+        for formula in formulas(p.preparation):
+            # Cut to the quantity's own hard limit before it feeds the next formula: a dose below
+            # its hard minimum is refused, so the smallest dose that goes on is that minimum.
+            values[formula.target] = clamp(formula.target, checked[formula.target].value(values))
+        for name, value in values.items():
+            found.setdefault(name, []).append(value)
+    return {name: Interval(min(seen), max(seen)) for name, seen in found.items()}
+
+
+def _short(value: Decimal) -> Decimal:
+    """A value for a message: six significant digits are plenty to say where a range ends."""
+    if len(value.normalize().as_tuple().digits) <= 6:
+        return value
+    return value.quantize(Decimal(1).scaleb(value.adjusted() - 5)).normalize()
+
+
+def _percent(fraction: Decimal) -> str:
+    text = f"{_short(fraction * 100):f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
 
 
 def _present(q: Quantity | None) -> Quantity:

@@ -2,8 +2,8 @@
 
 Every quantity typed by a person or read from a file passes `parse_quantity` first: an allowlisted
 grammar (plain ASCII decimal, a unit from a short clinical list). Only text that passed is handed to
-pint, which checks the dimension and supplies exact conversion factors. pint is imported lazily and
-asked once per distinct unit (results are cached), so arithmetic stays in `Decimal`.
+pint, which checks the dimension and supplies exact conversion factors at run time (the registry is
+built once per process and its answers cached per unit pair), so per-row arithmetic stays in `Decimal`.
 """
 
 from __future__ import annotations
@@ -72,16 +72,18 @@ _UNIT_CHARS = re.compile(r"[A-Za-z\u00b5\u03bc]+(?:/[A-Za-z\u00b5\u03bc]+)*")
 
 
 class Quantity(NamedTuple):
-    """A value that passed the grammar: exact decimal, canonical unit, and the text as typed."""
+    """A value that passed the grammar: exact decimal, canonical unit, the text as typed, and the
+    kind of field it was typed in (a weight's 'g' is a body gram, a dose's a drug gram)."""
 
     value: Decimal
     unit: str
     text: str
+    kind: str = ""
 
     def to(self, unit: str) -> Decimal:
-        """The value in `unit`: times an exact factor, or divided by one (s to min: / 60), always
+        """The value in `unit`: times pint's exact factor, or divided by one (s to min: / 60), always
         in the 60-digit context, so 7200 s is exactly 120 min whatever context the caller has."""
-        multiply, divide = factor(self.unit, unit)
+        multiply, divide = factor(self.unit, unit, self.kind)
         return EXACT.divide(EXACT.multiply(self.value, multiply), divide)
 
 
@@ -187,85 +189,76 @@ def _parse_text(text: str, field: str, kind_name: str) -> Quantity:
     if unit is None:
         why = f"has a unit '{safe_echo(unit_text)}' that is not on dosecalc's list"
         raise _refuse(field, text, "unknown_unit", why, kind)
-    if not same_dimension(unit, kind.reference):
+    if not same_dimension(unit, kind.reference, kind_name):
         raise _refuse(field, text, "wrong_dimension", f"is {describe(unit)}, not {kind.name}", kind)
     if unit not in kind.units:
         raise _refuse(field, text, "unit_not_allowed", f"uses {unit}, not accepted here", kind)
     if value == 0:
         raise _refuse(field, text, "zero", "is zero: it must be greater than zero", kind)
-    return Quantity(value, unit, text)
+    return Quantity(value, unit, text, kind_name)
 
 
-# --- pint, behind a table -----------------------------------------------------------------------
-# pint's answers for every allowlisted unit (dimension, and the factor between any two units of a
-# kind) are generated from units.txt by scripts/gen_unit_table.py into unit_table.py, and checked
-# against a live registry by tests/test_unit_table.py. dosecalc reads the table, so a sheet, a batch
-# or `protocols list` never pays pint's 0.2 s import; anything not in the table asks pint itself.
+# --- pint, at run time ---------------------------------------------------------------------------
+# Every dimension and every conversion factor comes from one pint registry built from units.txt, once
+# per process (about 20 ms after pint's import); answers are cached per unit pair. The per-row
+# arithmetic stays in exact Decimal, multiplied by the factors pint gave.
 
 
 @cache
 def registry() -> Any:
     """The one pint registry, built from units.txt only, with exact Decimal magnitudes."""
-    from importlib import resources
+    import os
 
     import pint
 
-    definitions = resources.files("dosecalc").joinpath("units.txt")
-    with resources.as_file(definitions) as path:
-        return pint.UnitRegistry(str(path), non_int_type=Decimal, cache_folder=None)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "units.txt")
+    return pint.UnitRegistry(path, non_int_type=Decimal, cache_folder=None)
 
 
-def pint_dimensionality(unit: str) -> str:
-    return str(registry().parse_units(unit).dimensionality)
-
-
-def pint_factor(from_unit: str, to_unit: str) -> Decimal:
-    magnitude = registry().Quantity(Decimal(1), from_unit).to(to_unit).magnitude
-    return magnitude if isinstance(magnitude, Decimal) else Decimal(magnitude)
-
-
-def exact_ratio(from_unit: str, to_unit: str) -> tuple[str, str]:
-    """pint's factor as (multiply, divide): s to min is (1, 60), not a rounded 0.0166...67.
-
-    Asked at 100 digits: a factor that is an exact decimal comes back short (0.45359237, 60); one
-    that is not (1/60) fills every digit, and the other direction is then the exact one.
-    """
-    with localcontext() as context:
-        context.prec = 100
-        forward = pint_factor(from_unit, to_unit).normalize()
-        if len(forward.as_tuple().digits) < 50:
-            return format(forward, "f"), "1"
-        backward = pint_factor(to_unit, from_unit).normalize()
-    if len(backward.as_tuple().digits) >= 50:
-        raise ValueError(f"no exact decimal ratio between {from_unit} and {to_unit}")
-    return "1", format(backward, "f")
-
-
-def pint_table() -> tuple[dict[str, str], dict[tuple[str, str], tuple[str, str]]]:
-    """pint's dimension of every allowlisted unit, and the ratio between every two of a kind."""
-    units = sorted({u for kind in KINDS.values() for u in kind.units})
-    dimensions = {u: pint_dimensionality(u) for u in units}
-    factors = {
-        (a, b): exact_ratio(a, b)
-        for kind in KINDS.values()
-        for a in kind.units
-        for b in kind.units
-        if a != b
-    }
-    return dimensions, factors
+def pint_unit(unit: str, kind: str = "") -> str:
+    """The pint spelling of a canonical unit: 'g' typed as a patient's weight is the body gram."""
+    return "gbw" if kind == "weight" and unit == "g" else unit
 
 
 @cache
-def _dimensionality(unit: str) -> str:
-    from dosecalc.unit_table import DIMENSIONS
-
-    found = DIMENSIONS.get(unit)
-    return found if found is not None else pint_dimensionality(unit)
+def dimensionality(unit: str, kind: str = "") -> str:
+    """pint's dimension of a canonical unit, as text: 'mg/kg' is '[mass] / [body_mass]'."""
+    return str(registry().parse_units(pint_unit(unit, kind)).dimensionality)
 
 
-def same_dimension(unit: str, other: str) -> bool:
+def _ratio(source: Any, target: Any) -> tuple[Decimal, Decimal]:
+    """pint's factor between two unit expressions as (multiply, divide): s to min is (1, 60), not a
+    rounded 0.0166...67. Asked at 100 digits: a factor that is an exact decimal comes back short
+    (0.45359237, 60); one that is not (1/60) fills every digit, and the other way round is exact."""
+    reg = registry()
+    with localcontext() as context:
+        context.prec = 100
+        forward = Decimal(reg.Quantity(Decimal(1), source).to(target).magnitude).normalize()
+        if len(forward.as_tuple().digits) < 50:
+            return +forward, Decimal(1)
+        backward = Decimal(reg.Quantity(Decimal(1), target).to(source).magnitude).normalize()
+    if len(backward.as_tuple().digits) >= 50:
+        raise ValueError(f"no exact decimal ratio between {source} and {target}")
+    return Decimal(1), +backward
+
+
+@cache
+def factor(from_unit: str, to_unit: str, kind: str = "") -> tuple[Decimal, Decimal]:
+    """(multiply, divide) taking a value in `from_unit` to `to_unit` (canonical, same dimension),
+    from the pint registry; raises pint's DimensionalityError across dimensions."""
+    if from_unit == to_unit:
+        return Decimal(1), Decimal(1)
+    return _ratio(pint_unit(from_unit, kind), pint_unit(to_unit, kind))
+
+
+def units_ratio(source: Any, target: str) -> tuple[Decimal, Decimal]:
+    """The factor from a pint Unit (a formula's result) to a canonical working unit."""
+    return _ratio(source, target)
+
+
+def same_dimension(unit: str, other: str, kind: str = "") -> bool:
     """True when pint says the two canonical units measure the same thing."""
-    return _dimensionality(unit) == _dimensionality(other)
+    return dimensionality(unit, kind) == dimensionality(other, kind)
 
 
 def describe(unit: str) -> str:
@@ -273,18 +266,7 @@ def describe(unit: str) -> str:
     for kind in KINDS.values():
         if unit in kind.units:
             return kind.name
-    for kind in KINDS.values():
-        if same_dimension(unit, kind.reference):
+    for name, kind in KINDS.items():
+        if same_dimension(unit, kind.reference) or same_dimension(unit, kind.reference, name):
             return kind.name
     return f"in {unit}"
-
-
-@cache
-def factor(from_unit: str, to_unit: str) -> tuple[Decimal, Decimal]:
-    """(multiply, divide) taking a value in `from_unit` to `to_unit` (canonical, same dimension)."""
-    if from_unit == to_unit:
-        return Decimal(1), Decimal(1)
-    from dosecalc.unit_table import FACTORS
-
-    multiply, divide = FACTORS.get((from_unit, to_unit)) or exact_ratio(from_unit, to_unit)
-    return Decimal(multiply), Decimal(divide)

@@ -6,14 +6,21 @@ Numbers are written from the rounded Decimals as JSON number text: never through
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _quote  # json's own C string encoder
 from typing import Any
 
 from dosecalc import __version__
-from dosecalc.display import Figure
+from dosecalc.display import Figure, format_number
 from dosecalc.errors import DosecalcError
 from dosecalc.model import Sheet
+from dosecalc.quantities import QUANTITIES
+
+
+class JsonNumber(str):
+    """Text written as a bare JSON number (exact decimal digits, never through a float)."""
+
 
 SHEET_SCHEMA = "dosecalc.sheet/1"
 ERROR_SCHEMA = "dosecalc.error/1"
@@ -38,36 +45,47 @@ def _order_keys(sheet: Sheet) -> dict[str, Any]:
 
 
 def _calculation(sheet: Sheet) -> dict[str, Any]:
-    """The keys that depend only on the protocol and the quantities (model._calculated)."""
+    """The keys that depend only on the protocol and the quantities (model._calculated): one per
+    quantity of the table (quantities.QUANTITIES), with its unit key where it has one."""
     f, p, r = sheet.figures, sheet.protocol, sheet.result
-    return {
-        "weight_kg": f.weight_kg,
-        "dosing_weight_kg": f.dosing_weight_kg,
-        "dose_per_kg": f.dose_per_kg,
-        "dose_per_kg_unit": f.dose_per_kg.unit,
-        "dose": f.dose,
-        "dose_unit": r.dose_unit,
-        "stock": f.stock,
-        "stock_unit": f.stock.unit,
-        "drug_volume_ml": f.drug_volume,
-        "diluent": p.diluent,
-        "diluent_volume_ml": f.diluent_volume,
-        "total_volume_ml": f.total_volume,
-        "preparation": p.preparation,
-        "concentration": f.concentration,
-        "concentration_unit": f.concentration.unit,
-        "duration_min": f.duration,
-        "rate_ml_per_h": f.rate,
-        "dose_rate_per_h": f.dose_rate,
-        "dose_rate_per_kg_per_h": f.dose_rate_per_kg,
-        "checkpoints": [
-            {"minute": c.minute, "volume_ml": c.volume, "dose": c.dose} for c in f.checkpoints
-        ],
-    }
+    keys: dict[str, Any] = {}
+    for spec in QUANTITIES:
+        if spec.json is None:
+            continue
+        fig = f.values[spec.name]
+        keys[spec.json] = fig
+        if spec.json_unit is not None:
+            keys[spec.json_unit] = fig.unit
+    keys.update(
+        {
+            "diluent": p.diluent,
+            "preparation": p.preparation,
+            "max_rounding_change_percent": _percent(p.max_rounding_change),
+            "checkpoints": [
+                {"minute": c.minute, "volume_ml": c.volume, "dose": c.dose} for c in f.checkpoints
+            ],
+            "reverse_check": {
+                "volume_ml": sheet.reverse.volume,
+                "drawn_dose": sheet.reverse.drawn_dose,
+                "dose": sheet.reverse.dose,
+                "dose_per_kg": sheet.reverse.dose_per_kg,
+                "agrees": sheet.reverse.agrees,
+            },
+        }
+    )
+    assert keys["dose_unit"] == r.dose_unit
+    return keys
+
+
+def _percent(fraction: Decimal) -> JsonNumber:
+    return JsonNumber(format_number(fraction * 100, grouping=False))
 
 
 def _tail(sheet: Sheet) -> dict[str, Any]:
     return {
+        "changed_from_protocol": [
+            {"field": c.field, "protocol": c.protocol, "used": c.used} for c in sheet.changes
+        ],
         "warnings": [{"code": w.code, "message": w.message} for w in sheet.warnings],
         "overrides": [
             {"limit": v.limit, "value": v.value, "reason": v.reason, "operator": v.operator}
@@ -126,6 +144,8 @@ def dumps(value: Any, indent: int | None = None, _level: int = 0) -> str:
         return _quote(value)
     if kind is Figure:
         return value.json
+    if kind is JsonNumber:
+        return str(value)
     if value is None:
         return "null"
     if kind is int:

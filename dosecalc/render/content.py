@@ -10,6 +10,8 @@ from decimal import Decimal
 
 from dosecalc.display import Figure, clean
 from dosecalc.model import Sheet
+from dosecalc.quantities import BY_NAME
+from dosecalc.verify import printed_lines
 
 
 @dataclass(frozen=True)
@@ -27,17 +29,31 @@ def shown(fig: Figure) -> str:
 
 def operand(fig: Figure) -> str:
     """A value inside a calculation: the unrounded value, so the arithmetic checks with a pencil."""
-    return fig.exact_text if fig.was_rounded else fig.text
+    return fig.operand_text
 
 
 def title(sheet: Sheet) -> str:
     return f"{clean(sheet.protocol.drug).upper()} DOSE SHEET"
 
 
+def prescription(sheet: Sheet) -> str:
+    """What was actually prescribed: dose per kg, duration and stock used, and what changed."""
+    f = sheet.figures
+    text = (
+        f"{f.dose_per_kg.text} over {f.duration.text}, "
+        f"{clean(sheet.protocol.drug)} {sheet.result.chosen_stock.text}"
+    )
+    if sheet.changes:
+        changed = "; ".join(f"{c.field.replace('_', ' ')} {c.protocol}" for c in sheet.changes)
+        text += f" (CHANGED FROM PROTOCOL: the protocol says {changed})"
+    return text
+
+
 def header(sheet: Sheet) -> list[Line]:
     p, lib = sheet.protocol, sheet.library
     return [
         Line("Protocol", f"{clean(p.name)} ({p.id}), version {clean(p.version)}"),
+        Line("Prescribed", prescription(sheet)),
         Line("Indication", clean(p.indication)),
         Line("Protocols file", f"{clean(lib.path)} (sha256 {lib.short_hash})"),
     ]
@@ -58,39 +74,19 @@ def patient(sheet: Sheet) -> list[Line]:
 
 
 def calculation(sheet: Sheet) -> list[Line]:
-    f, p = sheet.figures, sheet.protocol
+    """The printed arithmetic: each line is one of the protocol's formulas with the operands as
+    printed (verify.py checks that every line is true with these numbers)."""
+    f = sheet.figures
     entered = "" if sheet.result.weight.unit == "kg" else f" ({clean(sheet.order.weight.strip())})"
-    lines = [
-        Line(
-            "Dose",
-            f"{f.dose_per_kg.text} x {operand(f.dosing_weight_kg)}{entered} = {shown(f.dose)}",
-        ),
-        Line("Drug volume", f"{operand(f.dose)} / {f.stock.text} = {shown(f.drug_volume)}"),
-    ]
-    if p.preparation == "add":
+    lines = []
+    for line in printed_lines(sheet.protocol):
+        target = line.formula.target
+        operands = {name: operand(f.values[name]) for name in line.formula.operands}
+        if "dosing_weight_kg" in operands:
+            operands["dosing_weight_kg"] += entered
         lines.append(
-            Line(
-                "Total volume",
-                f"{f.diluent_volume.text} + {operand(f.drug_volume)} = {shown(f.total_volume)}",
-            )
+            Line(BY_NAME[target].label, f"{line.text(operands)} = {shown(f.values[target])}")
         )
-    else:
-        lines.append(
-            Line(
-                "Diluent",
-                f"{f.total_volume.text} - {operand(f.drug_volume)} = {shown(f.diluent_volume)}",
-            )
-        )
-    lines += [
-        Line(
-            "Concentration",
-            f"{operand(f.dose)} / {operand(f.total_volume)} = {shown(f.concentration)}",
-        ),
-        Line(
-            "Rate",
-            f"{operand(f.total_volume)} / {f.duration.text} x 60 min/h = {shown(f.rate)}",
-        ),
-    ]
     return lines
 
 
@@ -128,12 +124,15 @@ def checkpoint_rows(sheet: Sheet) -> list[tuple[str, str, str]]:
 
 
 def reverse_check(sheet: Sheet) -> str:
-    f = sheet.figures
+    """Computed from the printed figures (verify.py): rate x duration -> volume -> dose -> per kg."""
+    f, r = sheet.figures, sheet.reverse
+    percent = format(sheet.protocol.max_rounding_change * 100, "f").rstrip("0").rstrip(".")
     return (
-        f"{operand(f.rate)} x {f.duration.text} = {f.reverse_volume.text}; "
-        f"{operand(f.reverse_volume)} x {f.concentration.exact_text} = {f.reverse_dose.text}; "
-        f"{operand(f.reverse_dose)} / {operand(f.dosing_weight_kg)} = "
-        f"{f.reverse_dose_per_kg.text}: matches the prescribed {f.dose_per_kg.text}"
+        f"{f.rate.text} x {f.duration.text} / 60 min/h = {r.volume.exact_text}; "
+        f"{r.volume.exact_text} x {r.drawn_dose.exact_text} in {f.total_volume.text} = "
+        f"{r.dose.exact_text}; {r.dose.exact_text} / {f.dosing_weight_kg.text} = "
+        f"{r.dose_per_kg.exact_text}: agrees with the prescribed {f.dose_per_kg.text} "
+        f"(within {percent}%)"
     )
 
 

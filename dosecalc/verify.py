@@ -1,0 +1,215 @@
+"""The printed-figure verifier: what the nurse reads is what is checked.
+
+After rounding, every figure is checked exactly as printed, the way a second nurse with a calculator
+would: what is drawn up and what the pump delivers against the prescribed dose, rate x duration
+against the VTBI, every printed value against its hard limit, every printed line of arithmetic, and
+the reverse check (rate x duration -> volume -> dose -> dose per kg) from the printed numbers. Any
+failure refuses the sheet (LimitError, exit 1), one Problem per failed check naming the numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+
+from dosecalc.display import Figure, figure, format_quantity
+from dosecalc.dosing import Result
+from dosecalc.errors import LimitError, Problem
+from dosecalc.exact import EXACT
+from dosecalc.protocols import Protocol
+from dosecalc.quantities import BY_NAME, Compiled, Interval, compiled, formulas
+
+
+@dataclass(frozen=True)
+class Reverse:
+    """The reverse check, computed from the printed figures."""
+
+    volume: Figure  # printed rate x printed duration
+    drawn_dose: Figure  # printed drug volume x stock: what is in the bag
+    dose: Figure  # volume x drawn dose / printed VTBI
+    dose_per_kg: Figure  # / printed dosing weight
+    agrees: bool
+
+
+def printed_lines(protocol: Protocol) -> list[Compiled]:
+    """The forward formulas a sheet prints as arithmetic ("Dose  0.5 mg/kg x 72 kg = 36 mg")."""
+    checked = compiled(protocol.preparation, protocol.dose_unit)
+    return [checked[f.target] for f in formulas(protocol.preparation) if f.shown]
+
+
+def verify(protocol: Protocol, result: Result, figures: Mapping[str, Figure]) -> Reverse:
+    """Check the printed figures; return the reverse check, or raise LimitError."""
+    checked = compiled(protocol.preparation, protocol.dose_unit)
+    problems: list[Problem] = []
+    limit = protocol.max_rounding_change
+    allowed = f"{format(limit * 100, 'f').rstrip('0').rstrip('.')}%"
+    printed = {name: fig.rounded for name, fig in figures.items()}
+    with localcontext(EXACT):
+        for name, fig in figures.items():
+            if fig.exact != 0 and fig.rounded == 0:
+                problems.append(
+                    Problem(
+                        name, "printed_zero", f"{_label(name)} {fig.exact_text} is printed as 0"
+                    )
+                )
+        if problems:  # nothing below can divide by a printed zero
+            raise LimitError(problems)
+
+        for name, fig in figures.items():
+            if abs(fig.rounded - fig.exact) > limit * abs(fig.exact):
+                problems.append(
+                    Problem(
+                        name,
+                        "printed_rounding",
+                        f"{_label(name)} {fig.exact_text} is printed as {fig.text}, a change of "
+                        f"more than max_rounding_change {allowed}",
+                    )
+                )
+
+        dose = result.values["dose"]
+        dose_fig = figures["dose"]
+        drawn = checked["drawn_dose"].value({**printed, "stock": result.values["stock"]})
+        delivered = checked["delivered_dose"].value(printed)
+        for code, value, what in (
+            (
+                "printed_drawn_dose",
+                drawn,
+                f"{figures['drug_volume'].text} drawn up of {figures['stock'].text} holds",
+            ),
+            (
+                "printed_delivered_dose",
+                delivered,
+                f"a VTBI of {figures['total_volume'].text} at {figures['concentration'].text} "
+                "delivers",
+            ),
+        ):
+            if abs(value - dose) > limit * dose:
+                problems.append(
+                    Problem(
+                        "dose",
+                        code,
+                        f"{what} {_shown(value, dose_fig)}, not the {dose_fig.exact_text} "
+                        f"prescribed (more than max_rounding_change {allowed} apart)",
+                    )
+                )
+
+        rate, minutes, vtbi = figures["rate"], figures["duration"], figures["total_volume"]
+        volume = checked["reverse_volume"].value(printed)
+        one_step = (
+            checked["reverse_volume"].value({**printed, "rate": protocol.steps["rate"]})
+            + vtbi.step / 2
+        )
+        if abs(volume - vtbi.rounded) > one_step:
+            problems.append(
+                Problem(
+                    "rate",
+                    "printed_rate_vtbi",
+                    f"{rate.text} for {minutes.text} runs {_shown(volume, vtbi)}, not the VTBI "
+                    f"{vtbi.text} (more than one rate step of {_step(protocol, 'rate')} explains)",
+                )
+            )
+
+        problems += _hard_limits(protocol, figures, drawn)
+        problems += _arithmetic(protocol, figures)
+
+        reverse_dose = checked["reverse_dose"].value(
+            {**printed, "reverse_volume": volume, "drawn_dose": drawn}
+        )
+        reverse_dpk = checked["reverse_dose_per_kg"].value(
+            {**printed, "reverse_dose": reverse_dose}
+        )
+        dpk = result.values["dose_per_kg"]
+        agrees = abs(reverse_dose - dose) <= limit * dose and abs(reverse_dpk - dpk) <= limit * dpk
+        if not agrees:
+            problems.append(
+                Problem(
+                    "reverse_check",
+                    "reverse_check_failed",
+                    f"reverse check: the printed rate and duration deliver "
+                    f"{_shown(reverse_dose, dose_fig)} ({_shown(reverse_dpk, figures['dose_per_kg'])}"
+                    f"), not the {dose_fig.exact_text} ({figures['dose_per_kg'].text}) prescribed",
+                )
+            )
+    if problems:
+        raise LimitError(problems)
+    dpk_fig = figures["dose_per_kg"]
+    return Reverse(
+        volume=figure(volume, vtbi.step, vtbi.unit),
+        drawn_dose=figure(drawn, dose_fig.step, dose_fig.unit),
+        dose=figure(reverse_dose, dose_fig.step, dose_fig.unit),
+        dose_per_kg=figure(reverse_dpk, dpk_fig.step, dpk_fig.unit),
+        agrees=agrees,
+    )
+
+
+def _hard_limits(
+    protocol: Protocol, figures: Mapping[str, Figure], drawn: Decimal
+) -> list[Problem]:
+    """Every printed value a hard limit applies to, and the dose drawn up, inside that limit."""
+    problems = []
+    checks = [
+        (name, BY_NAME[name].limit, fig.rounded, fig.text)
+        for name, fig in figures.items()
+        if BY_NAME[name].limit is not None
+    ]
+    dose_fig = figures["dose"]
+    checks.append(("drawn_dose", "dose", drawn, f"{_shown(drawn, dose_fig)} drawn up"))
+    for name, limit_name, value, text in checks:
+        limit = protocol.limits.get(limit_name) if limit_name else None
+        if limit is None or limit.hard is None or limit.hard.contains(value):
+            continue
+        side = "below" if value < limit.hard.low else "above"
+        edge = limit.hard.low if side == "below" else limit.hard.high
+        problems.append(
+            Problem(
+                name,
+                "printed_hard_limit",
+                f"printed {_label(name)} {text} is {side} the hard limit "
+                f"{format_quantity(edge, limit.unit)} for {limit_name.replace('_', ' ')}",
+            )
+        )
+    return problems
+
+
+def operand_interval(fig: Figure) -> Interval:
+    """The values a printed operand can stand for: exact where shown exact, else +- half a unit in
+    the last place printed."""
+    places = fig.operand_places
+    if places is None:
+        return Interval.point(fig.exact)
+    shown = Decimal(fig.operand_number.replace(",", ""))
+    half = Decimal(1).scaleb(-places) / 2
+    return Interval(shown - half, shown + half)
+
+
+def _arithmetic(protocol: Protocol, figures: Mapping[str, Figure]) -> list[Problem]:
+    """Each printed line of arithmetic is true with the numbers shown (to their printed places)."""
+    problems = []
+    for line in printed_lines(protocol):
+        target = figures[line.formula.target]
+        operands = {name: operand_interval(figures[name]) for name in line.formula.operands}
+        if not line.interval(operands).overlaps(operand_interval(target)):
+            shown = line.text({name: figures[name].operand_text for name in line.formula.operands})
+            problems.append(
+                Problem(
+                    line.formula.target,
+                    "printed_arithmetic",
+                    f"the printed line '{shown} = {target.operand_text}' is not true",
+                )
+            )
+    return problems
+
+
+def _label(name: str) -> str:
+    spec = BY_NAME.get(name)
+    return spec.label.lower() if spec is not None else name.replace("_", " ")
+
+
+def _shown(value: Decimal, like: Figure) -> str:
+    """A value computed from printed figures, shown to two more places than `like`'s step."""
+    return figure(value, like.step, like.unit).exact_text
+
+
+def _step(protocol: Protocol, key: str) -> str:
+    return format_quantity(protocol.steps[key], BY_NAME[key].unit)
