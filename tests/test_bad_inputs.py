@@ -102,7 +102,7 @@ BAD_INPUTS: list[Bad] = [
     weight("70 KGS", 2, "weight: '70 KGS' has a unit 'KGS' that is not on dosecalc's list"),
     weight("70 mL", 2, "weight: '70 mL' is a volume, not a weight"),
     weight("70 m", 2, "weight: '70 m' has a unit 'm' that is not on dosecalc's list"),
-    weight("70 mg", 2, "weight: '70 mg' uses mg, not accepted here"),
+    weight("70 mg", 2, "weight: '70 mg' is a dose, not a weight"),
     weight("", 2, "weight: '' is empty"),
     weight("   ", 2, "weight: '   ' is empty"),
     # Cut to 40 characters when repeated, so the message stays readable.

@@ -381,12 +381,12 @@ def test_pint_is_asked_once_per_distinct_unit_not_once_per_row(runner: CliRunner
     from dosecalc import units
 
     def misses(rows: int) -> int:
-        units._dimensionality.cache_clear()
+        units.dimensionality.cache_clear()
         units.factor.cache_clear()
         lines = [f"R{i},{40 + i % 50} kg" for i in range(rows)]
         result = batch(runner, "-", stdin=("patient_id,weight\n" + "\n".join(lines)).encode())
         assert result.exit_code == 0
-        return units._dimensionality.cache_info().misses + units.factor.cache_info().misses
+        return units.dimensionality.cache_info().misses + units.factor.cache_info().misses
 
     assert misses(5) == misses(200)
 

@@ -29,7 +29,7 @@ def test_text_sheet_goes_to_stdout_with_every_part(runner: CliRunner) -> None:
         "0.5 mg/kg x 72 kg = 36 mg",
         "Draw up 3.6 mL of ketamine 10 mg/mL (36 mg).",
         "Add it to 100 mL 0.9% sodium chloride.",
-        "Total 103.6 mL, 0.35 mg/mL",
+        "Total 103.6 mL, 0.347 mg/mL",
         "155.4 mL/h",
         "103.6 mL",
         "Dose rate: 54 mg/h (0.75 mg/kg/h)",
@@ -51,9 +51,10 @@ def test_json_sheet_has_exactly_the_documented_keys_and_rounded_numbers(runner: 
         "schema", "dosecalc_version", "protocol_id", "protocol_version", "protocols_file",
         "protocols_sha256", "drug", "patient_id", "date", "weight_entered", "weight_kg",
         "dosing_weight_kg", "dose_per_kg", "dose_per_kg_unit", "dose", "dose_unit", "stock",
-        "stock_unit", "drug_volume_ml", "diluent", "diluent_volume_ml", "total_volume_ml",
-        "preparation", "concentration", "concentration_unit", "duration_min", "rate_ml_per_h",
-        "dose_rate_per_h", "dose_rate_per_kg_per_h", "checkpoints", "warnings", "overrides",
+        "stock_unit", "drug_volume_ml", "diluent_volume_ml", "total_volume_ml", "duration_min",
+        "rate_ml_per_h", "concentration", "concentration_unit", "dose_rate_per_h",
+        "dose_rate_per_kg_per_h", "diluent", "preparation", "max_rounding_change_percent",
+        "checkpoints", "reverse_check", "changed_from_protocol", "warnings", "overrides",
         "status",
     ]  # fmt: skip
     assert data["schema"] == "dosecalc.sheet/1"
@@ -63,7 +64,7 @@ def test_json_sheet_has_exactly_the_documented_keys_and_rounded_numbers(runner: 
     assert (data["total_volume_ml"], data["rate_ml_per_h"], data["concentration"]) == (
         103.6,
         155.4,
-        0.35,
+        0.347,
     )
     assert data["checkpoints"][0] == {"minute": 10, "volume_ml": 25.9, "dose": 9}
     assert data["status"] == "ok"

@@ -78,49 +78,7 @@ def test_the_same_weight_in_kg_g_and_lb_gives_the_same_dose(pid: str, h: int) ->
     ]
     assert {r.weight_kg for r in results} == {in_kg}
     assert len({r.dose for r in results}) == 1
-    assert len({r.rate_ml_per_h for r in results}) == 1
-
-
-durations = st.one_of(
-    st.integers(min_value=1, max_value=240).map(lambda m: f"{m} min"),
-    st.integers(min_value=1, max_value=14400).map(lambda s: f"{s} s"),  # 7 s is 7/60 min
-    st.integers(min_value=1, max_value=40).map(lambda t: f"{Decimal(t).scaleb(-1)} h"),
-)
-doses_per_kg = st.integers(min_value=1, max_value=150).map(lambda c: Decimal(c).scaleb(-2))
-
-
-@PROPERTY
-@given(
-    pid=protocol_ids,
-    w=tenths,
-    dpk=doses_per_kg,
-    duration=durations,
-    stock_index=st.integers(min_value=0, max_value=1),
-)
-def test_the_reverse_check_always_reproduces_volume_dose_and_dose_per_kg(
-    pid: str, w: int, dpk: Decimal, duration: str, stock_index: int
-) -> None:
-    protocol = LIBRARY.protocols[pid]
-    unit = f"{protocol.dose_unit}/kg"
-    stock = protocol.stock[min(stock_index, len(protocol.stock) - 1)]
-    result = calculate(
-        protocol,
-        kg(w),
-        parse_quantity(text_of(dpk, unit), "dose", "dose_per_kg"),
-        parse_quantity(duration, "duration", "duration"),
-        stock,
-    )
-    weight = Decimal(w).scaleb(-1)
-    dose = dpk * weight  # exact: both have few digits
-    assert result.dose == dose
-    # Two quotients at 60 significant digits: each off by at most half a unit in the 60th digit.
-    tolerance = Decimal("1e-50")
-    for back, forward in (
-        (result.reverse.volume_ml, result.total_volume_ml),
-        (result.reverse.dose, dose),
-        (result.reverse.dose_per_kg, dpk),
-    ):
-        assert abs(back - forward) <= tolerance * forward
+    assert len({r.rate for r in results}) == 1
 
 
 # --- the grammar never lets another exception out ---------------------------------------------

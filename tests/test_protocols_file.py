@@ -183,13 +183,14 @@ BROKEN = [
         {f"{KET}.dose": "default_outside_hard"},
     ),
     (
-        "default dose in mcg below hard min",
-        # 0.5 mcg/kg = 0.0005 mg/kg < the hard 0.1 mg/kg
+        "a mcg/kg dose whose rounding steps are still in mg",
+        # Steps must be written in the protocol's dose unit (issue 9: "0.1 mg" copied into a mcg
+        # protocol printed 72 mcg as 100 mcg).
         [
             ('dose = "0.5 mg/kg"', 'dose = "500 mcg/kg"'),
             ('dose = "0.75 mg/kg"', 'dose = "75 mcg/kg"'),
         ],
-        {"protocols.ketamine-undiluted.dose": "default_outside_hard"},
+        {"protocols.ketamine-undiluted.round.dose": "step_unit_mismatch"},
     ),
     (
         "default duration above hard max",

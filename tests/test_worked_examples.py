@@ -38,7 +38,8 @@ def numbers(sheet: Sheet) -> dict[str, str]:
 
 def test_72_kg_ketamine_gives_36_mg_in_103_6_ml_at_155_4_ml_per_h(library: Library) -> None:
     # 0.5 mg/kg x 72 kg = 36 mg; 36 mg / 10 mg/mL = 3.6 mL; 100 mL + 3.6 mL = 103.6 mL;
-    # 36 / 103.6 = 0.347490... -> 0.35 mg/mL; 103.6 mL / 40 min x 60 = 155.4 mL/h;
+    # 36 / 103.6 = 0.347490... -> 0.347 mg/mL (step 0.001 mg/mL: issue 9's rounding-step rule);
+    # 103.6 mL / 40 min x 60 = 155.4 mL/h;
     # 36 mg / 40 min x 60 = 54 mg/h; 54 / 72 = 0.75 mg/kg/h.
     sheet = sheet_for(library, "72 kg")
     assert numbers(sheet) == {
@@ -47,7 +48,7 @@ def test_72_kg_ketamine_gives_36_mg_in_103_6_ml_at_155_4_ml_per_h(library: Libra
         "drug_volume": "3.6 mL",
         "diluent": "100 mL",
         "total": "103.6 mL",
-        "concentration": "0.35 mg/mL",
+        "concentration": "0.347 mg/mL",
         "rate": "155.4 mL/h",
         "dose_rate": "54 mg/h",
         "dose_rate_per_kg": "0.75 mg/kg/h",
@@ -94,12 +95,12 @@ def test_weight_in_grams_gives_the_same_dose_as_in_kg(library: Library) -> None:
 
 def test_the_stronger_stock_gives_a_smaller_drug_volume(library: Library) -> None:
     # 36 mg / 50 mg/mL = 0.72 mL; total 100.72 mL -> 100.7 mL; rate 100.72 x 1.5 = 151.08
-    # -> 151.1 mL/h; concentration 36 / 100.72 = 0.35742... -> 0.36 mg/mL.
+    # -> 151.1 mL/h; concentration 36 / 100.72 = 0.35742... -> 0.357 mg/mL.
     got = numbers(sheet_for(library, "72 kg", stock="50 mg/mL"))
     assert got["drug_volume"] == "0.72 mL"
     assert got["total"] == "100.7 mL"
     assert got["rate"] == "151.1 mL/h"
-    assert got["concentration"] == "0.36 mg/mL"
+    assert got["concentration"] == "0.357 mg/mL"
 
 
 def test_a_mcg_per_kg_protocol_reports_doses_in_mcg(library: Library) -> None:
@@ -223,9 +224,9 @@ def test_the_lowest_hard_weight_is_allowed_and_just_below_is_refused(library: Li
 def test_the_reverse_check_reproduces_the_dose(library: Library) -> None:
     # 155.4 mL/h x 40/60 h = 103.6 mL; 103.6 mL x 36/103.6 mg/mL = 36 mg; 36 / 72 = 0.5 mg/kg.
     sheet = sheet_for(library, "72 kg")
-    assert sheet.figures.reverse_volume.text == "103.6 mL"
-    assert sheet.figures.reverse_dose.text == "36 mg"
-    assert sheet.figures.reverse_dose_per_kg.text == "0.5 mg/kg"
+    assert sheet.reverse.volume.text == "103.6 mL"
+    assert sheet.reverse.dose.text == "36 mg"
+    assert sheet.reverse.dose_per_kg.text == "0.5 mg/kg"
 
 
 def test_rounding_the_vtbi_of_a_small_syringe_is_flagged(library: Library) -> None:
