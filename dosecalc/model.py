@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from dosecalc.display import Figure, decimals, figure, format_quantity, has_unsafe
+from dosecalc.display import Figure, clean, decimals, figure, format_quantity, has_unsafe
 from dosecalc.dosing import Result, calculate
 from dosecalc.errors import InputError, LimitError, Problem
 from dosecalc.limits import Breach, Notice, check, rounding_notices
@@ -195,7 +195,7 @@ def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -
     result, breaches, figures, notices, reverse = _calculated(
         protocol, weight, parsed["dose"], parsed["duration"], parsed["stock"]
     )
-    changes = _changes(protocol, result)
+    changes = _changes(protocol, result, parsed)
 
     warnings: list[Notice] = []
     if weight.unit == "lb":
@@ -234,24 +234,24 @@ def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -
     )
 
 
-def _changes(protocol: Protocol, result: Result) -> tuple[Change, ...]:
-    """Every input that differs from the protocol's default, with both values as text."""
+def _changes(
+    protocol: Protocol, result: Result, typed: Mapping[str, Quantity | None]
+) -> tuple[Change, ...]:
+    """Every input that differs from the protocol's default, with both values as text (as typed,
+    and converted where the unit differs: "1 h = 60 min")."""
     d = protocol.dose_unit
     found = []
-    dpk = protocol.dose_per_kg.to(f"{d}/kg")
-    if result.values["dose_per_kg"] != dpk:
-        found.append(
-            Change(
-                "dose_per_kg",
-                protocol.dose_per_kg.text,
-                _with(result.values["dose_per_kg"], f"{d}/kg"),
-            )
-        )
-    minutes = protocol.duration.to("min")
-    if result.values["duration"] != minutes:
-        found.append(
-            Change("duration", protocol.duration.text, _with(result.values["duration"], "min"))
-        )
+    for field, key, default, unit in (
+        ("dose_per_kg", "dose", protocol.dose_per_kg, f"{d}/kg"),
+        ("duration", "duration", protocol.duration, "min"),
+    ):
+        used = result.values[field]
+        if used != default.to(unit):
+            text = _with(used, unit)
+            entered = typed.get(key)
+            if entered is not None and entered.text.strip() != text:
+                text = f"{clean(entered.text.strip())} = {text}"
+            found.append(Change(field, default.text, text))
     if result.chosen_stock != protocol.stock[0]:
         found.append(Change("stock", protocol.stock[0].text, result.chosen_stock.text))
     return tuple(found)

@@ -285,7 +285,7 @@ def test_a_changed_dose_and_duration_are_on_the_header_and_in_json(runner: CliRu
     data = json.loads(runner.invoke(cli, [*args, "--format", "json"]).stdout)
     assert data["changed_from_protocol"] == [
         {"field": "dose_per_kg", "protocol": "0.5 mg/kg", "used": "0.75 mg/kg"},
-        {"field": "duration", "protocol": "40 min", "used": "60 min"},
+        {"field": "duration", "protocol": "40 min", "used": "1 h = 60 min"},
     ]
     assert "CHANGED_FROM_PROTOCOL" in [w["code"] for w in data["warnings"]]
     # 0.75 x 72 = 54 mg, over 60 min
