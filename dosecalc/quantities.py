@@ -7,14 +7,14 @@ factor). A formula is evaluated three ways:
 - with pint Quantities when a protocol is loaded (`compiled`): the result's dimension is asserted
   against its working unit, and pint gives the exact factor into that unit (mL/min to mL/h: 60);
 - with exact Decimals for every sheet (`Compiled.value`), times that factor;
-- with Intervals (`Compiled.interval`), for the range each quantity can take inside a protocol's hard
-  limits (the rounding-step rule in protocols.py) and the pencil check of printed arithmetic.
+- with Intervals (`Compiled.interval`), for the pencil check of printed arithmetic (verify.py).
 Adding a quantity is one `Spec` plus its `Formula`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -378,8 +378,10 @@ def _refuse_bare_numbers(formula: Formula) -> None:
         raise FormulaError(f"formula for {formula.target}: {exc}") from None
 
 
-class Interval(NamedTuple):
-    """A closed range [low, high] of exact values (interval arithmetic, for ranges and checks)."""
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A closed range [low, high] of exact values (interval arithmetic, for the pencil check of
+    printed arithmetic: each printed operand stands for a range of values)."""
 
     low: Decimal
     high: Decimal
@@ -388,7 +390,7 @@ class Interval(NamedTuple):
     def point(value: Decimal) -> Interval:
         return Interval(value, value)
 
-    def __add__(self, other: object) -> Interval:  # type: ignore[override]
+    def __add__(self, other: object) -> Interval:
         o = _as_interval(other)
         return Interval(self.low + o.low, self.high + o.high)
 
@@ -396,7 +398,7 @@ class Interval(NamedTuple):
         o = _as_interval(other)
         return Interval(self.low - o.high, self.high - o.low)
 
-    def __mul__(self, other: object) -> Interval:  # type: ignore[override]
+    def __mul__(self, other: object) -> Interval:
         o = _as_interval(other)
         products = [a * b for a in (self.low, self.high) for b in (o.low, o.high)]
         return Interval(min(products), max(products))
@@ -410,10 +412,6 @@ class Interval(NamedTuple):
 
     def scale(self, multiply: Decimal, divide: Decimal) -> Interval:
         return Interval(self.low * multiply / divide, self.high * multiply / divide)
-
-    def intersect(self, other: Interval) -> Interval | None:
-        low, high = max(self.low, other.low), min(self.high, other.high)
-        return Interval(low, high) if low <= high else None
 
     def overlaps(self, other: Interval) -> bool:
         return self.low <= other.high and other.low <= self.high

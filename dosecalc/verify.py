@@ -148,15 +148,15 @@ def _hard_limits(
 ) -> list[Problem]:
     """Every printed value a hard limit applies to, and the dose drawn up, inside that limit."""
     problems = []
-    checks = [
-        (name, BY_NAME[name].limit, fig.rounded, fig.text)
+    checks: list[tuple[str, str, Decimal, str]] = [
+        (name, limit_name, fig.rounded, fig.text)
         for name, fig in figures.items()
-        if BY_NAME[name].limit is not None
+        if (limit_name := BY_NAME[name].limit) is not None
     ]
     dose_fig = figures["dose"]
     checks.append(("drawn_dose", "dose", drawn, f"{_shown(drawn, dose_fig)} drawn up"))
     for name, limit_name, value, text in checks:
-        limit = protocol.limits.get(limit_name) if limit_name else None
+        limit = protocol.limits.get(limit_name)
         if limit is None or limit.hard is None or limit.hard.contains(value):
             continue
         side = "below" if value < limit.hard.low else "above"
