@@ -330,7 +330,7 @@ def protocols_list(protocols_file: str | None) -> None:
 @protocols_option
 def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
     """Show one protocol in full."""
-    from dosecalc.display import clean, format_quantity
+    from dosecalc.display import clean, format_number, format_quantity
 
     library = load_library(protocols_file)
     try:
@@ -349,6 +349,7 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
         ("diluent", f"{clean(p.diluent)}, {p.diluent_volume.text}"),
         ("preparation", p.preparation),
         ("checkpoint every", p.checkpoint_every.text),
+        ("max rounding change", f"{format_number(p.max_rounding_change * 100)}%"),
     ]
     rows += [(f"round {k}", format_quantity(v, _step_unit(p, k))) for k, v in p.steps.items()]
     for name, limit in p.limits.items():
