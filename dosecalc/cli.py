@@ -71,20 +71,74 @@ def protocols_option(func: F) -> F:
         "--protocols",
         "protocols_file",
         metavar="FILE",
-        help="Protocols file (default: $DOSECALC_PROTOCOLS, else the shipped protocols.toml).",
+        help="Protocols file (default: $DOSECALC_PROTOCOLS, else the settings file's `protocols`, "
+        "else the shipped protocols.toml).",
     )(func)
+
+
+def complete_protocol_id(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion: the protocol ids in the protocols file the command would use."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        from dosecalc import protocols
+
+        chosen = ctx.params.get("protocols_file") or (ctx.find_root().params.get("protocols_file"))
+        path, origin = _protocols_source(chosen)
+        library = protocols.load(path, origin)
+    except Exception:  # completion must never print a traceback into the user's shell
+        return []
+    return [
+        CompletionItem(pid, help=p.name)
+        for pid, p in library.protocols.items()
+        if pid.startswith(incomplete)
+    ]
+
+
+def _protocols_source(chosen: str | None) -> tuple[str, str]:
+    """Which protocols file: the option, else $DOSECALC_PROTOCOLS, else the config file's, else the
+    shipped one (protocols.resolve for all but the config file)."""
+    import os
+
+    from dosecalc import protocols
+
+    if chosen is None and not os.environ.get(protocols.ENV_PROTOCOLS):
+        configured = _config().get("protocols")
+        if configured is not None:
+            return configured, "config"
+    return protocols.resolve(chosen)
+
+
+def _config() -> Any:
+    """The settings file (read once per command); a bad file is an input error (exit 2)."""
+    from dosecalc import config
+
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    if root is not None and isinstance(root.obj, dict) and "config" in root.obj:
+        return root.obj["config"]
+    loaded = config.load()
+    if root is not None and isinstance(root.obj, dict):
+        root.obj["config"] = loaded
+    return loaded
 
 
 def order_options(func: F) -> F:
     """Options `sheet` and `batch` share: protocol, operator, date."""
     for option in reversed(
         (
-            click.option("--protocol", "protocol_id", metavar="ID", help="Protocol id."),
+            click.option(
+                "--protocol",
+                "protocol_id",
+                metavar="ID",
+                help="Protocol id.",
+                shell_complete=complete_protocol_id,
+            ),
             click.option(
                 "--operator",
                 envvar="DOSECALC_OPERATOR",
                 metavar="NAME",
-                help="Who overrides a soft limit ($DOSECALC_OPERATOR).",
+                help="Who overrides a soft limit ($DOSECALC_OPERATOR, or the settings file).",
             ),
             click.option(
                 "--date", metavar="YYYY-MM-DD", help="Date on the sheet (default: today)."
@@ -101,7 +155,8 @@ def paper_option(func: F) -> F:
         type=click.Choice(list(PAPERS)),
         default=DEFAULT_PAPER,
         show_default=True,
-        help="Page size for HTML and PDF sheets.",
+        envvar="DOSECALC_PAPER",
+        help="Page size for HTML and PDF sheets ($DOSECALC_PAPER).",
     )(func)
 
 
@@ -134,7 +189,7 @@ def load_library(protocols_file: str | None, fmt: str = "text") -> Any:
             ),
             fmt,
         )
-    path, origin = protocols.resolve(chosen)
+    path, origin = _protocols_source(chosen)
     try:
         return protocols.load(path, origin)
     except ProtocolFileError as exc:
@@ -155,6 +210,21 @@ def today() -> str:
 def cli(ctx: click.Context, protocols_file: str | None) -> None:
     """Weight-based IV infusion dose sheets that refuse rather than guess."""
     ctx.obj = {"protocols_file": protocols_file}
+    if ctx.resilient_parsing:  # shell completion: never fail on a bad settings file
+        return
+    try:
+        settings = _config()
+    except InputError as exc:
+        fail(exc)
+    # The settings file fills in options after the command line and the environment (click's
+    # default_map comes after both), before the built-in defaults.
+    given = {k: settings.get(k) for k in ("operator", "paper", "audit_log")}
+    given = {k: v for k, v in given.items() if v is not None}
+    ctx.default_map = {
+        "sheet": given,
+        "batch": {k: v for k, v in given.items() if k != "audit_log"},
+        "config": given,
+    }
 
 
 @cli.command(epilog=EXIT_HELP)
@@ -305,6 +375,44 @@ def confirm_on_terminal(operator: str | None) -> Callable[[Sequence[Any]], tuple
         return reason, who
 
     return confirm
+
+
+@cli.command("config")
+@protocols_option
+@click.option("--operator", envvar="DOSECALC_OPERATOR", metavar="NAME", help="As for sheet.")
+@paper_option
+@click.option("--audit-log", envvar="DOSECALC_AUDIT_LOG", metavar="FILE", help="As for sheet.")
+def config_command(
+    protocols_file: str | None, operator: str | None, paper: str, audit_log: str | None
+) -> None:
+    """Show each effective setting and where it came from.
+
+    Precedence: command-line option, then environment variable, then the settings file
+    (config.toml in the app directory, or $DOSECALC_CONFIG), then the built-in default.
+    """
+    from click.core import ParameterSource
+
+    from dosecalc import config, protocols
+    from dosecalc.display import printable
+
+    ctx = click.get_current_context()
+    settings = _config()
+    group_value = (ctx.find_root().obj or {}).get("protocols_file")
+    given: dict[str, tuple[str | None, str]] = {
+        "protocols": (protocols_file or group_value, "--protocols")
+    }
+    for key, option, value in (
+        ("operator", "--operator", operator),
+        ("paper", "--paper", paper),
+        ("audit_log", "--audit-log", audit_log),
+    ):
+        from_command_line = ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE
+        given[key] = (value if from_command_line else None, option)
+    where = settings.path or f"none (${config.ENV_CONFIG} is empty)"
+    state = "" if not settings.path else (" (found)" if settings.found else " (not found)")
+    click.echo(f"{'config file':<11}  {printable(where)}{state}")
+    for key, value, source in config.effective(settings, given, protocols.shipped_path()):
+        click.echo(f"{key:<11}  {printable(value)}  [{printable(source)}]")
 
 
 @cli.group()

@@ -16,6 +16,7 @@ ISOLATED_VARIABLES = (
     "DOSECALC_PROTOCOLS",
     "DOSECALC_OPERATOR",
     "DOSECALC_AUDIT_LOG",
+    "DOSECALC_PAPER",
     "NO_COLOR",
     "FORCE_COLOR",
     "COLUMNS",
@@ -26,9 +27,11 @@ ISOLATED_VARIABLES = (
 
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's dosecalc settings, colour settings or terminal."""
+    """No test sees the developer's dosecalc settings (variables or config.toml), colour settings or
+    terminal."""
     for name in ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DOSECALC_CONFIG", "")  # no settings file (tests of it set their own)
     monkeypatch.setattr("dosecalc.cli.is_interactive", lambda: False)
 
 

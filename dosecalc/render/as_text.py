@@ -1,12 +1,15 @@
 """The text dose sheet, laid out with rich. Plain (no escape codes) unless writing to a terminal.
 
 All content arrives as rich.text.Text built from plain strings: nothing is parsed as markup.
+A number and its unit are laid out as one word ("155.4 mL/h" never wraps as "155.4" / "mL/h"), and
+the sheet ends with a short summary, so the last screen at a terminal holds the numbers.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 from typing import IO
 
 from rich import box
@@ -19,6 +22,22 @@ from dosecalc.model import Sheet
 from dosecalc.render import content
 
 WIDTH = 80
+
+# rich wraps at any whitespace, the no-break space included, so a number and its unit are joined
+# for layout by a private-use character (one cell wide, never in sheet text: display.clean removes
+# private-use characters from user and file text), turned back into a space once laid out.
+JOIN = "\ue000"
+_UNIT = r"(?:mcg|mg|g|kg|lb|mL|L|min|h|s)(?:/(?:mcg|mg|g|kg|lb|mL|L|min|h|s))*"
+_NUMBER_UNIT = re.compile(rf"(?<![\w.,])(\d[\d,]*(?:\.\d+)?) ({_UNIT})(?![\w/])")
+
+
+def keep_together(text: str) -> str:
+    """`text` with the space inside every "number unit" made unbreakable for rich's wrapping."""
+    return _NUMBER_UNIT.sub(rf"\1{JOIN}\2", text)
+
+
+def _text(text: str, **style: object) -> Text:
+    return Text(keep_together(text), **style)  # type: ignore[arg-type]
 
 
 def make_console(
@@ -46,7 +65,7 @@ def _lines(lines: list[content.Line]) -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")  # a long path wraps; it is never cut short
     for line in lines:
-        table.add_row(Text(line.label), Text(line.text))
+        table.add_row(Text(line.label), _text(line.text))
     return table
 
 
@@ -65,7 +84,7 @@ def build(sheet: Sheet) -> Group:
     if alerts:
         parts.append(
             Panel(
-                Text("\n".join(f"! {a}" for a in alerts)),
+                _text("\n".join(f"! {a}" for a in alerts)),
                 title=Text("WARNINGS AND OVERRIDES"),
                 box=box.DOUBLE,
                 style="bold",
@@ -73,41 +92,57 @@ def build(sheet: Sheet) -> Group:
         )
     parts += [_section("CALCULATION"), _lines(content.calculation(sheet))]
     parts.append(_section("PREPARATION"))
-    parts += [Text(f"{i}. {step}") for i, step in enumerate(content.preparation(sheet), 1)]
+    parts += [_text(f"{i}. {step}") for i, step in enumerate(content.preparation(sheet), 1)]
     pump = Table.grid(padding=(0, 3))
     pump.add_column(style="bold", no_wrap=True)
     pump.add_column(style="bold", no_wrap=True)
     for line in content.pump(sheet):
-        pump.add_row(Text(line.label), Text(line.text))
+        pump.add_row(Text(line.label), _text(line.text))
     parts += [
         Text(""),
         Panel(pump, title=Text("PUMP"), box=box.HEAVY, expand=False, padding=(0, 2)),
-        Text(f"Dose rate: {content.dose_rate(sheet)}"),
+        _text(f"Dose rate: {content.dose_rate(sheet)}"),
         _section("CHECKPOINTS (cumulative, compare with the pump's volume infused)"),
     ]
     checkpoints = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
     for heading in ("Time", "Volume infused", "Dose delivered"):
         checkpoints.add_column(Text(heading), justify="right")
     for row in content.checkpoint_rows(sheet):
-        checkpoints.add_row(*(Text(cell) for cell in row))
+        checkpoints.add_row(*(_text(cell) for cell in row))
     parts += [
         checkpoints,
         _section("REVERSE CHECK"),
-        Text(content.reverse_check(sheet)),
+        _text(content.reverse_check(sheet)),
         _section("ADVISORY"),
-        Text(content.advisory(sheet)),
+        _text(content.advisory(sheet)),
         _section("MONITORING"),
     ]
-    parts += [Text(f"- {m}") for m in content.monitoring(sheet)]
+    parts += [_text(f"- {m}") for m in content.monitoring(sheet)]
     parts.append(Text(""))
     parts += [Text(f"{who}: ______________________  Time: ________") for who in content.SIGNATURES]
+    parts += [Text(""), summary(sheet)]
     return Group(*parts)
+
+
+def summary(sheet: Sheet) -> Panel:
+    """The last lines of the sheet: at a terminal they stay on screen when the command ends."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for line in content.summary(sheet):
+        bold = line.label.isupper() or line.label in ("Dose", "Draw up")  # pump, dose, volume
+        table.add_row(Text(line.label), _text(line.text, style="bold" if bold else ""))
+    title = Text(f"{content.SUMMARY_TITLE}: check it against the full sheet above")
+    return Panel(table, title=title, title_align="left", box=box.HEAVY, padding=(0, 1))
 
 
 def print_sheet(sheet: Sheet, console: Console) -> None:
     """To a terminal with style; anywhere else, the same plain text `render` writes to files."""
     if console.is_terminal:
-        console.print(build(sheet))
+        with console.capture() as captured:
+            console.print(build(sheet))
+        console.file.write(captured.get().replace(JOIN, " "))
+        console.file.flush()
     else:
         console.file.write(plain(sheet))
 
@@ -116,7 +151,8 @@ def plain(sheet: Sheet) -> str:
     """The sheet as plain text: 80 columns, no escape codes, no trailing spaces."""
     buffer = io.StringIO()
     make_console(buffer, terminal=False).print(build(sheet))
-    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+    text = buffer.getvalue().replace(JOIN, " ")
+    return "".join(line.rstrip() + "\n" for line in text.splitlines())
 
 
 def render(sheet: Sheet) -> bytes:

@@ -5,6 +5,7 @@ Text from a user or a file passes display.clean here; numbers come only from the
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -49,13 +50,50 @@ def prescription(sheet: Sheet) -> str:
     return text
 
 
+def protocols_file(sheet: Sheet) -> str:
+    """The protocols file as a sheet shows it: its name and short hash. The full path is in the JSON
+    sheet and the audit log; on paper it only wraps, and can be mistaken for something to read."""
+    lib = sheet.library
+    return f"{clean(os.path.basename(lib.path)) or clean(lib.path)} (sha256 {lib.short_hash})"
+
+
 def header(sheet: Sheet) -> list[Line]:
-    p, lib = sheet.protocol, sheet.library
+    p = sheet.protocol
     return [
         Line("Protocol", f"{clean(p.name)} ({p.id}), version {clean(p.version)}"),
         Line("Prescribed", prescription(sheet)),
         Line("Indication", clean(p.indication)),
-        Line("Protocols file", f"{clean(lib.path)} (sha256 {lib.short_hash})"),
+        Line("Protocols file", protocols_file(sheet)),
+    ]
+
+
+SUMMARY_TITLE = "SUMMARY"
+
+
+def summary(sheet: Sheet) -> list[Line]:
+    """What must be on the nurse's screen when the command ends: who, what to draw up, what to
+    program, and whether anything needs reading first. Short enough for the last lines of a 24-line
+    terminal, with room for one more line (the check code)."""
+    o, f = sheet.order, sheet.figures
+    # The patient ID, else the name (the full sheet above shows both): one line for the usual ID.
+    who = o.patient_id or (clean(o.name) if o.name else "") or "(no patient ID)"
+    weight = clean(o.weight.strip())
+    if sheet.weight_in_lb or f.weight_kg.text != weight:
+        weight = f"{weight} = {f.weight_kg.text}"
+    codes = [w.code for w in sheet.warnings]
+    named = ", ".join(
+        code if codes.count(code) == 1 else f"{code} x{codes.count(code)}"
+        for code in dict.fromkeys(codes)
+    )
+    warnings = f"YES, {len(codes)}: {named}" if codes else "none"
+    return [
+        Line("Patient", f"{who} | {o.date}"),
+        Line("Weight", weight),
+        Line("Protocol", f"{sheet.protocol.id}, version {clean(sheet.protocol.version)}"),
+        Line("Dose", f"{f.dose.text} ({f.dose_per_kg.text})"),
+        Line("Draw up", f"{f.drug_volume.text} of {clean(sheet.protocol.drug)} {f.stock.text}"),
+        *pump(sheet),
+        Line("Warnings", warnings),
     ]
 
 
@@ -245,7 +283,7 @@ def footer(sheet: Sheet) -> str:
     return (
         f"Patient {sheet.order.patient_id or '(no patient ID)'} | {sheet.order.date}"
         f" | protocol {sheet.protocol.id} version {clean(sheet.protocol.version)}"
-        f" | {clean(sheet.library.path)} sha256 {sheet.library.short_hash} | dosecalc {__version__}"
+        f" | {protocols_file(sheet)} | dosecalc {__version__}"
     )
 
 

@@ -1,0 +1,128 @@
+"""The user's settings file: `config.toml` in click's app directory (`~/.config/dosecalc/` on Linux).
+
+Four keys, each a string: `protocols` (a protocols file), `operator` (who overrides soft limits),
+`paper` (`a4` or `letter`) and `audit_log` (a file). Precedence: the command-line option, then the
+environment variable, then this file, then the built-in default. Relative paths in the file are
+relative to the file's folder. Nothing here imports rich; click only for the app directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dosecalc.errors import InputError, Problem
+
+ENV_CONFIG = "DOSECALC_CONFIG"  # another settings file (or "" for none): for scripts and tests
+MAX_BYTES = 64 * 1024
+PAPERS = ("a4", "letter")
+# key -> (environment variable, is a path)
+KEYS: dict[str, tuple[str, bool]] = {
+    "protocols": ("DOSECALC_PROTOCOLS", True),
+    "operator": ("DOSECALC_OPERATOR", False),
+    "paper": ("DOSECALC_PAPER", False),
+    "audit_log": ("DOSECALC_AUDIT_LOG", True),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    found: bool
+    values: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+
+def default_path() -> str:
+    import click
+
+    return os.path.join(click.get_app_dir("dosecalc"), "config.toml")
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> str | None:
+    """The settings file to read: $DOSECALC_CONFIG when set (empty: none), else the app directory's."""
+    environ = os.environ if environ is None else environ
+    if ENV_CONFIG in environ:
+        return environ[ENV_CONFIG] or None
+    return default_path()
+
+
+def _problem(path: str, key: str, message: str) -> InputError:
+    from dosecalc.display import printable
+
+    return InputError(Problem("config", key, f"config: {printable(path)}: {message}"))
+
+
+def load(path: str | None = None) -> Config:
+    """Read and check the settings file; a missing file is an empty configuration."""
+    if path is None:
+        path = config_path()
+    if path is None:
+        return Config("", False)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        return Config(path, False)
+    except (OSError, ValueError) as exc:
+        raise _problem(path, "unreadable", f"cannot read the settings file ({exc})") from None
+    if len(raw) > MAX_BYTES:
+        raise _problem(path, "too_large", f"is larger than {MAX_BYTES} bytes")
+    try:
+        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise _problem(path, "invalid", f"is not valid UTF-8 TOML ({exc})") from None
+    return Config(path, True, _checked(path, data))
+
+
+def _checked(path: str, data: dict[str, Any]) -> dict[str, str]:
+    from dosecalc.display import has_unsafe, printable
+
+    problems = []
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        if key not in KEYS:
+            known = ", ".join(KEYS)
+            problems.append(f"unknown key '{printable(key)}' (accepted: {known})")
+        elif not isinstance(value, str) or not value.strip():
+            problems.append(f"'{key}' must be a non-empty string")
+        elif has_unsafe(value):
+            problems.append(f"'{key}' holds control or format characters: {printable(value)}")
+        elif key == "paper" and value not in PAPERS:
+            problems.append(f"'paper' is '{printable(value)}': accepted: {', '.join(PAPERS)}")
+        else:
+            if KEYS[key][1]:
+                value = os.path.join(os.path.dirname(path), os.path.expanduser(value))
+            values[key] = value
+    if problems:
+        raise InputError(
+            [Problem("config", "invalid", f"config: {printable(path)}: {p}") for p in problems]
+        )
+    return values
+
+
+def effective(
+    config: Config, given: dict[str, tuple[str | None, str]], shipped: str
+) -> list[tuple[str, str, str]]:
+    """(key, value, where it came from) for every setting, in KEYS order.
+
+    `given` maps a key to the value a command-line option gave (or None) and its option name.
+    """
+    rows = []
+    for key, (variable, _is_path) in KEYS.items():
+        value, option = given.get(key, (None, ""))
+        if value is not None:
+            rows.append((key, value, f"option {option}"))
+        elif os.environ.get(variable):
+            rows.append((key, os.environ[variable], f"environment {variable}"))
+        elif config.get(key) is not None:
+            rows.append((key, str(config.get(key)), f"config file {config.path}"))
+        else:
+            default = {"protocols": shipped, "paper": "a4"}.get(key, "(none)")
+            rows.append((key, default, "default"))
+    return rows
