@@ -1,22 +1,29 @@
-"""The audit log: one JSON line per sheet or refusal (no patient name), appended and fsynced."""
+"""The audit log: one JSON line per sheet or refusal, and one per batch run, appended and fsynced.
+
+A patient's name never reaches the log, not even inside a message that repeats it back.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import platform
+from collections.abc import Iterable
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from dosecalc import __version__
-from dosecalc.errors import DosecalcError
-from dosecalc.files import append_line
+from dosecalc.errors import DosecalcError, Problem
+from dosecalc.files import append_records
 from dosecalc.model import Order, Sheet
 from dosecalc.render.as_json import dumps, error_object, sheet_object
 
 ENV_AUDIT_LOG = "DOSECALC_AUDIT_LOG"
+NAME_WITHHELD = "[name withheld]"
 
 
+@cache
 def versions() -> dict[str, str]:
     """dosecalc, its libraries and Python: what produced a record."""
     found = {"dosecalc": __version__}
@@ -27,6 +34,10 @@ def versions() -> dict[str, str]:
             found[dist] = "not installed"
     found["python"] = platform.python_version()
     return found
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _inputs(order: Order) -> dict[str, Any]:
@@ -43,6 +54,57 @@ def _inputs(order: Order) -> dict[str, Any]:
     }
 
 
+def without_name(error: DosecalcError, name: str | None) -> dict[str, Any]:
+    """The error object with every trace of the patient's name removed: a problem about the name
+    keeps its field and code but not its message (which repeats the name), and the name (or any
+    40-character stretch of it) is cut out of every other message."""
+    problems = []
+    for p in error.problems:
+        if p.field == "name":
+            p = Problem(p.field, p.code, f"name: not accepted ({p.code}); the name is never logged")
+        elif name:
+            message = p.message.replace(name, NAME_WITHHELD)
+            if len(name) >= 8:  # messages repeat at most 40 characters, made printable
+                from dosecalc.units import safe_echo
+
+                message = message.replace(safe_echo(name).removesuffix("..."), NAME_WITHHELD)
+            p = Problem(p.field, p.code, message)
+        problems.append(p)
+    scrubbed = DosecalcError(problems)
+    scrubbed.status = error.status
+    return error_object(scrubbed)
+
+
+def entry(
+    order: Order,
+    protocols_file: str | None,
+    protocols_sha256: str | None,
+    sheet: Sheet | None = None,
+    error: DosecalcError | None = None,
+    event: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One record (without its time): what was asked, with what protocols file, and the outcome."""
+    record: dict[str, Any] = {
+        "event": event or ("sheet" if sheet is not None else "refusal"),
+        "inputs": _inputs(order),
+        "protocols_file": protocols_file,
+        "protocols_sha256": protocols_sha256,
+        "versions": versions(),
+        **(extra or {}),
+    }
+    if sheet is not None:
+        record["result"] = sheet_object(sheet)
+    if error is not None:
+        record["error"] = without_name(error, order.name)
+    return record
+
+
+def stamped(record: dict[str, Any]) -> str:
+    """The record's JSON line, with the time first."""
+    return dumps({"time": now(), **record})
+
+
 def record(
     path: Path,
     order: Order,
@@ -50,17 +112,14 @@ def record(
     protocols_sha256: str | None,
     sheet: Sheet | None = None,
     error: DosecalcError | None = None,
+    event: str | None = None,
 ) -> None:
-    entry: dict[str, Any] = {
-        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "event": "sheet" if sheet is not None else "refusal",
-        "inputs": _inputs(order),
-        "protocols_file": protocols_file,
-        "protocols_sha256": protocols_sha256,
-        "versions": versions(),
-    }
-    if sheet is not None:
-        entry["result"] = sheet_object(sheet)
-    if error is not None:
-        entry["error"] = error_object(error)
-    append_line(path, dumps(entry))
+    """Append one record for `dosecalc sheet`."""
+    append_records(
+        path, [stamped(entry(order, protocols_file, protocols_sha256, sheet, error, event))]
+    )
+
+
+def append(path: Path, lines: Iterable[str]) -> None:
+    """Append records already made (a batch: one per row, then one for the run)."""
+    append_records(path, lines)

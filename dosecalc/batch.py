@@ -574,7 +574,7 @@ class Spool:
                         "patient_id": cells[1] or None,
                     }
                     if old:  # keep the row's own problems after the duplicate
-                        obj["errors"] += json.loads(old_jsonl)["errors"]
+                        obj["errors"] += json.loads(old_jsonl or "{}")["errors"]
                     jsonl = dumps(obj)
                 self.db.execute(
                     "UPDATE rows SET status = 'invalid', cells = ?, overridden = 0, jsonl = ? "
@@ -679,7 +679,8 @@ def _check_targets(spool: Spool, out: Path, force: bool) -> None:
     if force or not out.exists():
         return
     names = [RESULTS_FILE, ERRORS_FILE, MANIFEST_FILE]
-    existing, count = [], 0  # only the first few names are kept: the list can be long
+    existing: list[str] = []
+    count = 0  # only the first few names are kept: the list can be long
     for name in itertools.chain(names, spool.sheet_names()):
         if os.path.lexists(_target(out, name)):
             count += 1

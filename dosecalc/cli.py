@@ -1,14 +1,17 @@
-"""The command line: click commands only. Parse, call the core, and map errors to exit codes here.
+"""The command line: click commands only. Parse, call the core, and turn errors into exit codes here.
 
 Imports other than click are made where they are used, so `--help`, `--version` and `protocols
 list` load little beyond click (issue 6: within 1.5x of `import click`).
 
-Exit codes: 0 sheet produced; 1 refused by a limit; 2 invalid input or usage; 3 invalid protocols file.
+Every dosecalc error carries its exit code (errors.py) and is reported once, by `Dosecalc.invoke`;
+`main` adds the codes of the process itself: 130 (Ctrl-C), 141 (broken pipe) and 4 (stdout failed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -17,6 +20,13 @@ import click
 
 from dosecalc import __version__
 from dosecalc.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_PROTOCOLS,
+    EXIT_REFUSED,
     DosecalcError,
     InputError,
     LimitError,
@@ -26,41 +36,65 @@ from dosecalc.errors import (
 )
 from dosecalc.render import DEFAULT_PAPER, FORMATS, PAPERS
 
-EXIT_OK, EXIT_REFUSED, EXIT_INVALID, EXIT_PROTOCOLS = 0, 1, 2, 3
-EXIT_CODES: dict[type[DosecalcError], int] = {
-    LimitError: EXIT_REFUSED,
-    InputError: EXIT_INVALID,
-    OutputError: EXIT_INVALID,
-    ProtocolFileError: EXIT_PROTOCOLS,
-}
+__all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_INCOMPLETE",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_PROTOCOLS",
+    "EXIT_REFUSED",
+    "cli",
+    "main",
+]
 EXIT_HELP = (
     "Exit codes: 0 sheet produced; 1 refused by a limit; 2 invalid input or usage; "
-    "3 invalid protocols file."
+    "3 invalid protocols file; 4 output incomplete (stdout or a file could not be written "
+    "completely); 130 interrupted (Ctrl-C); 141 broken pipe (the reader of stdout went away)."
 )
+FORMAT_KEY = "dosecalc.format"  # ctx.meta: how a command reports its errors (text, or JSON too)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def exit_code(error: DosecalcError) -> int:
-    for kind, code in EXIT_CODES.items():
-        if isinstance(error, kind):
-            return code
-    return EXIT_INVALID
+    return error.exit_code
 
 
 def fail(error: DosecalcError, fmt: str = "text") -> NoReturn:
-    """Report a domain error (stderr for people; a JSON error object on stdout for scripts) and exit."""
+    """Raise a domain error, to be reported once (stderr for people, a JSON error object on stdout
+    for --format json) by `Dosecalc.invoke`."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[FORMAT_KEY] = fmt
+    raise error
+
+
+def report(error: DosecalcError, fmt: str = "text") -> int:
+    """Write the error's messages (made safe for a terminal) and return its exit code."""
+    from dosecalc.display import printable
+
     for problem in error.problems:
-        click.echo(f"dosecalc: {problem.message}", err=True)
+        click.echo(f"dosecalc: {printable(problem.message)}", err=True)
     if fmt == "json":
         from dosecalc.render.as_json import dumps, error_object
 
         click.echo(dumps(error_object(error), indent=2))
-    sys.exit(exit_code(error))
+    return error.exit_code
+
+
+class Dosecalc(click.Group):
+    """The group: the one place a DosecalcError becomes its messages and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DosecalcError as error:
+            ctx.exit(report(error, ctx.meta.get(FORMAT_KEY, "text")))
 
 
 def is_interactive() -> bool:
     """A person at a terminal (prompts allowed). Tests replace this."""
-    return sys.stdin.isatty()
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 # --- shared options -----------------------------------------------------------------------------
@@ -203,7 +237,9 @@ def today() -> str:
 # --- commands -----------------------------------------------------------------------------------
 
 
-@click.group(epilog=EXIT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=Dosecalc, epilog=EXIT_HELP, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="dosecalc", message="%(prog)s %(version)s")
 @protocols_option
 @click.pass_context
@@ -281,10 +317,10 @@ def sheet(
     audit_log: str | None,
 ) -> None:
     """Print the dose sheet for one patient."""
-    from dosecalc.model import Order, make_sheet
+    from dosecalc.model import Order
     from dosecalc.render import render
 
-    if fmt == "pdf" and (not output or output == "-") and sys.stdout.isatty():
+    if fmt == "pdf" and (not output or output == "-") and _is_terminal(sys.stdout):
         # Binary PDF bytes would garble the terminal: ask for a file (or a redirect) instead.
         fail(
             InputError(
@@ -297,6 +333,9 @@ def sheet(
             ),
             fmt,
         )
+    for option, value in (("output", output), ("audit_log", audit_log)):
+        if value == "":  # an unset shell variable: never stdout, never "no log"
+            fail(empty_path(option), fmt)
     library = load_library(protocols_file, fmt)
     if weight is None:
         if not is_interactive():
@@ -321,45 +360,104 @@ def sheet(
         override_reason=override_reason,
         operator=operator,
     )
+    to_file = output is not None and output != "-"
+    if to_file and not force and os.path.lexists(output):  # type: ignore[arg-type]
+        from pathlib import Path
+
+        from dosecalc.files import exists_error
+
+        _refuse(exists_error(Path(output)), audit_log, order, library, fmt)  # type: ignore[arg-type]
+    if not to_file and sys.stdout is None:
+        _refuse(closed_stdout(), audit_log, order, library, fmt)
     confirm = confirm_on_terminal(operator) if is_interactive() else None
     try:
-        result = make_sheet(library, order, confirm)
+        result = calculate(library, order, confirm)
     except (InputError, LimitError) as exc:
-        if audit_log:
-            try:
-                _audit(audit_log, order, library, error=exc)
-            except OutputError as audit_error:
-                fail(DosecalcError([*audit_error.problems, *exc.problems]), fmt)
-        fail(exc, fmt)
+        _refuse(exc, audit_log, order, library, fmt)
+    data = render(result, fmt, paper=paper)
+    if audit_log:  # logged before the sheet is shown: never a sheet without its record
+        _audit(audit_log, order, library, fmt, sheet=result)
+    for warning in result.warnings:
+        click.echo(f"dosecalc: warning: {warning.message}", err=True)
+    if to_file:
+        from pathlib import Path
+
+        from dosecalc.files import shown_path, write_atomic
+
+        try:
+            write_atomic(Path(output), data, force=force)  # type: ignore[arg-type]
+        except OutputError as exc:
+            if audit_log:  # the log already says "sheet": say that it never reached its file
+                _audit(audit_log, order, library, fmt, error=exc, event="output_failed")
+            fail(exc, fmt)
+        click.echo(f"dosecalc: sheet written to {shown_path(output)}", err=True)  # type: ignore[arg-type]
+    elif fmt == "text":
+        from dosecalc.render.as_text import make_console, print_sheet
+
+        print_sheet(result, make_console(sys.stdout))
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+
+def calculate(library: Any, order: Any, confirm: Any = None) -> Any:
+    """model.make_sheet, with an arithmetic failure of the engine reported as invalid input."""
+    from dosecalc.errors import arithmetic_error
+    from dosecalc.model import make_sheet
+
     try:
-        if audit_log:
-            _audit(audit_log, order, library, sheet=result)
-        for warning in result.warnings:
-            click.echo(f"dosecalc: warning: {warning.message}", err=True)
-        if output and output != "-":
-            from pathlib import Path
-
-            from dosecalc.files import write_atomic
-
-            write_atomic(Path(output), render(result, fmt, paper=paper), force=force)
-            click.echo(f"dosecalc: sheet written to {output}", err=True)
-        elif fmt == "text":
-            from dosecalc.render.as_text import make_console, print_sheet
-
-            print_sheet(result, make_console(sys.stdout))
-        else:
-            sys.stdout.buffer.write(render(result, fmt, paper=paper))
-            sys.stdout.flush()
-    except OutputError as exc:
-        fail(exc, fmt)
+        return make_sheet(library, order, confirm)
+    except ArithmeticError as exc:  # decimal.InvalidOperation, Overflow: never a traceback
+        raise arithmetic_error(exc) from None
 
 
-def _audit(path: str, order: Any, library: Any, **outcome: Any) -> None:
+def empty_path(option: str) -> InputError:
+    flag = "--" + option.replace("_", "-")
+    return InputError(
+        Problem(
+            option, "empty", f"{option}: {flag} is empty: give a path (or leave the option out)"
+        )
+    )
+
+
+def closed_stdout() -> OutputError:
+    return OutputError(
+        Problem("output", "stdout_closed", "output: stdout is closed; use --output FILE")
+    )
+
+
+def _is_terminal(stream: Any) -> bool:
+    return stream is not None and stream.isatty()
+
+
+def _refuse(
+    error: DosecalcError, audit_log: str | None, order: Any, library: Any, fmt: str
+) -> NoReturn:
+    """A refusal: logged as one (when there is a log), then reported."""
+    if audit_log:
+        _audit(audit_log, order, library, fmt, error=error, first=error)
+    fail(error, fmt)
+
+
+def _audit(
+    path: str,
+    order: Any,
+    library: Any,
+    fmt: str,
+    first: DosecalcError | None = None,
+    **outcome: Any,
+) -> None:
+    """Append the record; a log that cannot be written is an error (with `first`, the one that
+    was being logged, so neither is lost)."""
     from pathlib import Path
 
     from dosecalc import audit
 
-    audit.record(Path(path), order, library.path, library.sha256, **outcome)
+    try:
+        audit.record(Path(path), order, library.path, library.sha256, **outcome)
+    except OutputError as audit_error:
+        problems = [*audit_error.problems, *(first.problems if first else [])]
+        fail(OutputError(problems), fmt)
 
 
 def confirm_on_terminal(operator: str | None) -> Callable[[Sequence[Any]], tuple[str, str] | None]:
@@ -489,15 +587,16 @@ def _step_unit(p: Any, key: str) -> str:
 def protocols_check(file: str) -> None:
     """Validate a protocols file: exit 0 when valid, 3 with every problem listed."""
     from dosecalc import protocols as protocols_module
+    from dosecalc.files import shown_path
 
     try:
         library = protocols_module.load(file, "option")
     except ProtocolFileError as exc:
-        click.echo(f"dosecalc: {len(exc.problems)} problem(s) in {file}", err=True)
+        click.echo(f"dosecalc: {len(exc.problems)} problem(s) in {shown_path(file)}", err=True)
         fail(exc)
     ids = ", ".join(library.protocols)
     click.echo(
-        f"{file}: valid; {len(library.protocols)} protocol(s): {ids}; sha256 {library.sha256}"
+        f"{shown_path(file)}: valid; {len(library.protocols)} protocol(s): {ids}; sha256 {library.sha256}"
     )
 
 
@@ -595,13 +694,67 @@ def batch(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the process-level exit codes (130, 141, 4) are decided here."""
     try:
-        cli.main(prog_name="dosecalc")
+        code = cli.main(prog_name="dosecalc", standalone_mode=False)
+        _flush_stdout()
+    except click.exceptions.Exit as stop:
+        _flush_stdout()
+        code = stop.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click.exceptions.Abort:  # click's answer to Ctrl-C or EOF at a prompt
+        click.echo("dosecalc: interrupted; nothing more was written", err=True)
+        code = EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("dosecalc: interrupted; nothing more was written", err=True)
+        code = EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, without a traceback.
-        import os
+        code = _broken_pipe()
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            code = _broken_pipe()
+        elif exc.errno not in STDOUT_ERRNOS:
+            raise
+        else:
+            _silence_stdout()
+            click.echo(f"dosecalc: cannot write the output: {exc.strerror}", err=True)
+            code = EXIT_INCOMPLETE
+    except UnicodeEncodeError as exc:
+        _silence_stdout()
+        encoding = getattr(sys.stdout, "encoding", None) or exc.encoding
+        click.echo(
+            f"dosecalc: the output's encoding ({encoding}) cannot show every character of "
+            "it; set PYTHONIOENCODING=utf-8 or write to a file with --output (always UTF-8)",
+            err=True,
+        )
+        code = EXIT_INCOMPLETE
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
+
+# Errors writing stdout that mean "the output is incomplete" (disk full, stdout closed, I/O error).
+STDOUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EBADF, errno.EIO})
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
+    if sys.stdout is None:
+        return
+    try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(EXIT_REFUSED)
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _broken_pipe() -> int:
+    """The reader went away (`| head`): stop quietly, with the shell's code for SIGPIPE."""
+    _silence_stdout()
+    return EXIT_BROKEN_PIPE

@@ -1,11 +1,15 @@
-"""Atomic, no-clobber file writes: temporary file in the same folder, flush, fsync, then link/rename.
+"""Whole-or-nothing file writes: atomic, no-clobber files and single-write audit records.
 
 A reader (or a run killed at any moment) sees either no file or a complete one, never a partial one.
+Every write loops until all its bytes are written or fails loudly (a disk may accept part of a buffer).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,10 +20,29 @@ from dosecalc.errors import OutputError, Problem
 TEMP_PREFIX = ".dosecalc-tmp-"
 
 
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as it may be repeated in a message: control and format characters as escapes."""
+    return printable(os.fspath(path))
+
+
 def exists_error(path: Path, field: str = "output") -> OutputError:
     return OutputError(
-        Problem(field, "file_exists", f"{field}: {path} already exists; use --force to replace it")
+        Problem(
+            field,
+            "file_exists",
+            f"{field}: {shown_path(path)} already exists; use --force to replace it",
+        )
     )
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of `data` to `fd`, looping over partial writes; raise OSError otherwise."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:  # never seen from a regular file, but a loop must end
+            raise OSError(errno.EIO, "the write made no progress")
+        view = view[written:]
 
 
 def write_atomic(
@@ -34,17 +57,19 @@ def write_atomic(
         fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
     except (OSError, ValueError) as exc:
         raise OutputError(
-            Problem(field, "cannot_write", f"{field}: cannot write in {folder}: {_why(exc)}")
+            Problem(
+                field,
+                "cannot_write",
+                f"{field}: cannot write in {shown_path(folder)}: {_why(exc)}",
+            )
         ) from None
     try:
-        with os.fdopen(fd, "wb") as handle:
-            if isinstance(data, bytes):
-                handle.write(data)
-            else:
-                for chunk in data:
-                    handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            for chunk in [data] if isinstance(data, bytes) else data:
+                write_all(fd, chunk)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.chmod(tmp_name, 0o644)
         if force:
             os.replace(tmp_name, path)
@@ -57,33 +82,97 @@ def write_atomic(
         _fsync_dir(folder)
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise OutputError(
-            Problem(
-                field, "cannot_write", f"{field}: cannot write {printable(str(path))}: {_why(exc)}"
-            )
+            Problem(field, "cannot_write", f"{field}: cannot write {shown_path(path)}: {_why(exc)}")
         ) from None
     finally:
-        if os.path.exists(tmp_name):
+        if os.path.lexists(tmp_name):
             os.unlink(tmp_name)
 
 
-def append_line(path: Path, line: str, field: str = "audit_log") -> None:
-    """Append one line (for the audit log): O_APPEND, flushed and fsynced."""
-    data = (line.rstrip("\n") + "\n").encode("utf-8")
+def open_log(path: Path, field: str = "audit_log") -> int:
+    """Open an append-only log: a regular file only (never a symlink, FIFO or device).
+
+    O_NONBLOCK so that a FIFO without a reader fails at once instead of hanging; O_NOFOLLOW so that a
+    symbolic link is refused rather than followed."""
+    # O_RDWR rather than O_WRONLY: the last byte is read to see whether the last record is whole.
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except (OSError, ValueError) as exc:
-        raise OutputError(
-            Problem(
-                field,
-                "cannot_write",
-                f"{field}: cannot append to {printable(str(path))}: {_why(exc)}",
-            )
-        ) from None
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            why = "it is a symbolic link, which is never followed; give the real file"
+            raise _log_error(path, field, "not_a_file", why) from None
+        if exc.errno == errno.ENXIO:
+            raise _log_error(
+                path, field, "not_a_file", "it is a FIFO; give a regular file"
+            ) from None
+        raise _log_error(path, field, "cannot_write", f"{_why(exc)}") from None
+    except ValueError:
+        raise _log_error(path, field, "cannot_write", "the file name is not valid") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if _is_device(mode) else "not a file"
+        raise _log_error(path, field, "not_a_file", f"it is {kind}; give a regular file")
+    return fd
+
+
+def append_records(path: Path, records: Iterable[str], field: str = "audit_log") -> None:
+    """Append records (one JSON line each) to a log: each record is one `write` of the whole line,
+    O_APPEND, fsynced once at the end. A short write is undone (the file truncated back) and fails."""
+    fd = open_log(path, field)
+    try:
+        first = True
+        for record in records:
+            data = (record.rstrip("\n") + "\n").encode("utf-8")
+            if first:
+                first = False
+                data = _after_complete_record(fd) + data
+            _append_one(fd, path, data, field)
+        os.fsync(fd)
+    except OSError as exc:
+        raise _log_error(path, field, "cannot_write", _why(exc)) from None
+    finally:
+        os.close(fd)
+
+
+def append_line(path: Path, line: str, field: str = "audit_log") -> None:
+    """Append one record (a line) to a log; see append_records."""
+    append_records(path, [line], field)
+
+
+def _after_complete_record(fd: int) -> bytes:
+    """b"\\n" when the log ends inside a record (cut by an earlier failure), so ours is never glued
+    onto it; the cut record stays visible as it is."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return b""
+    return b"" if os.pread(fd, 1, size - 1) == b"\n" else b"\n"
+
+
+def _append_one(fd: int, path: Path, data: bytes, field: str) -> None:
+    written = os.write(fd, data)  # one write: with O_APPEND, never interleaved with another writer
+    if written == len(data):
+        return
+    ours_end = os.lseek(fd, 0, os.SEEK_CUR)  # with O_APPEND: where our bytes ended
+    if written > 0 and ours_end == os.fstat(fd).st_size:  # nobody appended after us
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, ours_end - written)  # take the cut record back out
+    raise _log_error(
+        path,
+        field,
+        "short_write",
+        f"only {written} of {len(data)} bytes of the record could be written (disk full?); "
+        "the record was not logged",
+    )
+
+
+def _log_error(path: Path, field: str, code: str, why: str) -> OutputError:
+    return OutputError(Problem(field, code, f"{field}: cannot append to {shown_path(path)}: {why}"))
+
+
+def _is_device(mode: int) -> bool:
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -34,6 +34,22 @@ from dosecalc.units import Quantity, parse_quantity
 
 ENV_PROTOCOLS = "DOSECALC_PROTOCOLS"
 MAX_FILE_BYTES = 1024 * 1024
+# Bounds checked on the text before tomllib parses it: tomllib recurses once per level of nesting
+# (50,000 levels: RecursionError) and its memory grows with the square of the dotted-key segments
+# (20,000 keys in 44 KB: 2.4 GB). A real protocols file needs a few levels and a few hundred keys.
+MAX_NESTING = 16  # levels of [ ] and { } in one value or header
+MAX_KEY_PARTS = 8  # segments of one dotted key or table header
+MAX_KEYS = 4000  # key = value pairs in the file
+MAX_DOTS = 8 * MAX_KEYS  # dots outside strings and comments, in the whole file
+_TOML_TOKEN = re.compile(
+    r'"""(?:[^\\]|\\.)*?"""'  # multi-line basic string
+    r"|'''.*?'''"  # multi-line literal string
+    r'|"(?:[^"\\\n]|\\.)*"'  # basic string
+    r"|'[^'\n]*'"  # literal string
+    r"|#[^\n]*"  # comment
+    r"|[\[\]{}=.,\n]",  # what nesting and keys are made of
+    re.DOTALL,
+)
 MAX_CHECKPOINTS = 60
 PROTOCOL_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 PREPARATIONS = ("add", "make-up-to")
@@ -198,15 +214,54 @@ def load(path: str | os.PathLike[str], origin: str = "option") -> Library:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _file_error(where, "encoding", f"is not valid UTF-8 (byte {exc.start})") from None
+    shape = _shape_problem(text)
+    if shape is not None:
+        raise _file_error(where, "too_complex", shape)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _file_error(where, "toml", f"is not valid TOML: {exc}") from None
+    except (RecursionError, MemoryError):  # the bounds above should make this unreachable
+        raise _file_error(where, "too_complex", "is too deeply nested to read") from None
     checker = _Checker()
     default, protocols = checker.library(data)
     if checker.problems:
         raise ProtocolFileError(checker.problems)
     return Library(where, digest, origin, default, protocols)
+
+
+def _shape_problem(text: str) -> str | None:
+    """Why the text is too deeply nested or has too many keys to hand to tomllib, or None.
+
+    A scan of the text outside strings and comments that stops at the first bound passed, so that a
+    hostile file is refused in a fraction of a second. A dot in a number counts as a key segment:
+    the bounds leave room for that."""
+    line, depth, keys, dots, run = 1, 0, 0, 0, 0
+    for match in _TOML_TOKEN.finditer(text):
+        piece = match.group()
+        if piece == "\n":
+            line, run = line + 1, 0
+        elif piece in ("[", "{"):
+            depth, run = depth + 1, 0
+            if depth > MAX_NESTING:
+                return f"line {line}: is nested more than {MAX_NESTING} levels deep"
+        elif piece in ("]", "}"):
+            depth, run = max(0, depth - 1), 0
+        elif piece == ".":
+            dots, run = dots + 1, run + 1
+            if run >= MAX_KEY_PARTS:
+                return f"line {line}: a dotted key has more than {MAX_KEY_PARTS} parts"
+            if dots > MAX_DOTS:
+                return f"line {line}: the file has more than {MAX_DOTS} dotted-key parts"
+        elif piece == "=":
+            keys, run = keys + 1, 0
+            if keys > MAX_KEYS:
+                return f"line {line}: the file has more than {MAX_KEYS} keys"
+        elif piece == ",":
+            run = 0
+        else:
+            line += piece.count("\n")  # a multi-line string or a comment
+    return None
 
 
 def _file_error(where: str, code: str, message: str) -> ProtocolFileError:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
+from helpers import SHIPPED_PROTOCOLS, TEST_PROTOCOLS
 
 from dosecalc import protocols
 
-DATA = Path(__file__).parent / "data"
-TEST_PROTOCOLS = DATA / "test_protocols.toml"
-SHIPPED_PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols.toml"
 ISOLATED_VARIABLES = (
     "DOSECALC_PROTOCOLS",
     "DOSECALC_OPERATOR",

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import DATA, TEST_PROTOCOLS
 
 from dosecalc.batch import neutralise
 from dosecalc.cli import cli
-from tests.conftest import DATA, TEST_PROTOCOLS
 
 FAULTY = DATA / "daylist_faulty.csv"
 HEADER = "patient_id,weight,name,override_reason,operator"

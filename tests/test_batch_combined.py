@@ -7,8 +7,7 @@ import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import TEST_PROTOCOLS
-from test_print_tools import need, pages
+from helpers import TEST_PROTOCOLS, need, pages
 
 from dosecalc.cli import cli
 

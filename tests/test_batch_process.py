@@ -11,24 +11,11 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from helpers import DATE, command, day_list
 
 from dosecalc import batch as core
-from tests.conftest import TEST_PROTOCOLS
 
-DATE = "2026-11-21"
-
-
-def day_list(path: Path, rows: int) -> Path:
-    lines = ["patient_id,weight"] + [f"P{i:06d},{40 + i % 100} kg" for i in range(rows)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), "batch", *args]
-
-
-# The kill test (SIGKILL at random moments) is tests/test_crash_safety.py; it uses the helpers above.
+# The kill test (SIGKILL at random moments) is tests/test_crash_safety.py; it uses the same helpers.
 
 
 def test_stdin_to_stdout_in_a_pipe_closed_early_exits_without_a_traceback(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SHIPPED_PROTOCOLS, TEST_PROTOCOLS
+from helpers import SHIPPED_PROTOCOLS, TEST_PROTOCOLS
 
 from dosecalc import __version__
 from dosecalc.cli import cli

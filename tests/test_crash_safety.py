@@ -21,8 +21,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from helpers import DATE, command, day_list
+
 from dosecalc.files import TEMP_PREFIX
-from tests.test_batch_process import DATE, command, day_list
 
 ROWS = 700  # a run of about 1 to 1.5 s on the CI machine: 700 JSON sheets, each written and fsynced
 SEED = int(os.environ.get("DOSECALC_CRASH_SEED", str(random.SystemRandom().randrange(10**6))))

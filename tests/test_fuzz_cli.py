@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
+from helpers import TEST_PROTOCOLS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dosecalc.cli import cli
-from tests.conftest import TEST_PROTOCOLS
 
 TOTAL = int(os.environ.get("DOSECALC_FUZZ_EXAMPLES", "2100"))
 SUBPROCESS_EXAMPLES = max(10, TOTAL // 100)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import DATA, TEST_PROTOCOLS
+from helpers import DATA, TEST_PROTOCOLS
 
 from dosecalc.cli import cli
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import DATA, TEST_PROTOCOLS
 
 from dosecalc.cli import cli
-from tests.conftest import DATA, TEST_PROTOCOLS
 
 CORPUS = tomllib.loads((DATA / "hostile_inputs.toml").read_text(encoding="utf-8"))
 DATE = "2026-11-21"

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from helpers import TEST_PROTOCOLS
 
 from dosecalc.cli import cli
 from dosecalc.display import clean, decimals, figure, format_number
@@ -26,7 +27,6 @@ from dosecalc.exact import EXACT
 from dosecalc.limits import Notice, limited_values, rounding_notices
 from dosecalc.protocols import Library
 from dosecalc.units import Quantity, parse_quantity
-from tests.conftest import TEST_PROTOCOLS
 
 D = Decimal
 

@@ -7,20 +7,19 @@ instead, so CI never passes by skipping them.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from helpers import TEST_PROTOCOLS, need, pages
+from helpers import run_tool as run
 
 from dosecalc.cli import cli
 
-TEST_PROTOCOLS = Path(__file__).parent / "data" / "test_protocols.toml"
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -34,32 +33,11 @@ CHROMIUM_FLAGS = (
 HOSTILE = "Zoë <script>alert(1)</script> </td> & \"double\" 'single' [red]x[/red] × ≥"
 
 
-def need(tool: str, package: str) -> str:
-    """The tool's path; skip naming the Debian package when missing (fail when CI is set)."""
-    path = shutil.which(tool)
-    if path is None:
-        message = (
-            f"{tool} not found: install the Debian package {package} (apt-get install {package})"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
 def chromium() -> str:
     for name in ("chromium", "chromium-browser"):
         if shutil.which(name):
             return need(name, "chromium")
     return need("chromium", "chromium")
-
-
-def run(*args: str | Path) -> str:
-    done = subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def sheet_files(
@@ -85,11 +63,6 @@ def print_with_chromium(html: Path, tmp_path: Path, screenshot: bool = True) -> 
         run(browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile-png'}",
             "--window-size=794,1123", f"--screenshot={png}", html.as_uri())  # fmt: skip
     return pdf, png
-
-
-def pages(pdf: Path) -> int:
-    info = run(need("pdfinfo", "poppler-utils"), pdf)
-    return int(re.search(r"^Pages:\s+(\d+)$", info, re.MULTILINE)[1])  # type: ignore[index]
 
 
 def page_text(pdf: Path) -> str:

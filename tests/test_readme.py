@@ -75,3 +75,10 @@ def test_every_exit_code_in_the_help_is_in_the_readme() -> None:
     for row in ("| 0 | sheet produced |", "| 1 | refused by a limit", "| 2 | invalid input",
                 "| 3 | invalid protocols file"):  # fmt: skip
         assert row in README, row
+
+
+def test_the_process_exit_codes_are_in_the_help_and_the_readme() -> None:
+    for code in ("4 output incomplete", "130 interrupted", "141 broken pipe"):
+        assert code in EXIT_HELP, code
+    for row in ("| 4 | output incomplete", "| 130 | interrupted", "| 141 | broken pipe"):
+        assert row in README, row

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import SHIPPED_PROTOCOLS, TEST_PROTOCOLS
 
 from dosecalc import batch as core
 from dosecalc.cli import cli
 from dosecalc.errors import OutputError, Problem
-from tests.conftest import SHIPPED_PROTOCOLS, TEST_PROTOCOLS
 
 DATE = "2026-11-21"
 

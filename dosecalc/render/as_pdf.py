@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
@@ -62,6 +62,11 @@ def _t(text: str, keep_newlines: bool = False) -> str:
     )
 
 
+def _height(pdf: FPDF, width: float, line: float, text: str) -> float:
+    """How tall `text` will be as a paragraph `width` mm wide (fpdf2's dry run)."""
+    return cast(float, pdf.multi_cell(width, line, text, dry_run=True, output="HEIGHT"))
+
+
 class _Document(FPDF):
     """FPDF with a footer on every page: what made the page, and "page n of N" so none goes missing."""
 
@@ -94,10 +99,7 @@ class _Page:
     def height(self, text: str, width: float, size: float = BODY, line: float = LINE) -> float:
         """How tall `text` will be as a paragraph `width` mm wide."""
         self.font(size)
-        height: float = self.pdf.multi_cell(
-            width, line, _t(text, keep_newlines=True), dry_run=True, output="HEIGHT"
-        )
-        return height
+        return _height(self.pdf, width, line, _t(text, keep_newlines=True))
 
     def font(self, size: float, bold: bool = False) -> None:
         self.pdf.set_font(FONT, "B" if bold else "", size)
@@ -183,9 +185,7 @@ class _Page:
         inner = self.width - 8
         self.font(BODY, bold=True)
         body = [_t(f"- {a}") for a in alerts]
-        height = 5.5 + sum(
-            pdf.multi_cell(inner, LINE, b, dry_run=True, output="HEIGHT") for b in body
-        )
+        height = 5.5 + sum(_height(pdf, inner, LINE, b) for b in body)
         self.gap(1.2)
         self.ensure(height + 4)
         top = pdf.get_y()
@@ -383,8 +383,8 @@ def render_combined(
         f"{len(cover)} line(s); {len(sheets)} sheet(s) follow, one page each, in input order."
     )
     page.gap(2)
-    widths = (10.0, 30.0, 18.0, 22.0, 22.0, 22.0)
-    widths += (page.width - sum(widths),)
+    fixed = (10.0, 30.0, 18.0, 22.0, 22.0, 22.0)
+    widths = (*fixed, page.width - sum(fixed))
     page.font(SMALL, bold=True)
     for heading, width in zip(content.COVER_COLUMNS, widths, strict=True):
         pdf.cell(width, 4.5, heading, border=1)
@@ -392,10 +392,7 @@ def render_combined(
     page.font(SMALL)
     for row in cover:
         cells = [_t(cell) for cell in row]
-        heights = [
-            pdf.multi_cell(w, 3.4, c, dry_run=True, output="HEIGHT")
-            for c, w in zip(cells, widths, strict=True)
-        ]
+        heights = [_height(pdf, w, 3.4, c) for c, w in zip(cells, widths, strict=True)]
         height = max(heights)
         if pdf.get_y() + height > pdf.h - MARGIN - 6:
             pdf.add_page()

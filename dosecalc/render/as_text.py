@@ -13,7 +13,7 @@ import re
 from typing import IO
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -74,7 +74,7 @@ def _section(title: str) -> Text:
 
 
 def build(sheet: Sheet) -> Group:
-    parts: list[object] = [
+    parts: list[RenderableType] = [
         Text(content.title(sheet), style="bold reverse"),
         _lines(content.header(sheet)),
         _section("PATIENT"),

@@ -1,0 +1,236 @@
+"""Faults around a sheet: a nearly full disk, closed or failing streams, hostile log targets and
+paths, Ctrl-C and broken pipes. Each test failed on the code before issue 12."""
+
+from __future__ import annotations
+
+import decimal
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import DATE, TEST_PROTOCOLS, assert_no_traceback
+
+from dosecalc import cli as cli_module
+from dosecalc import files
+from dosecalc.cli import cli
+
+BASE = ["--protocols", str(TEST_PROTOCOLS), "sheet", "--date", DATE]
+SHEET = [sys.executable, "-m", "dosecalc", *BASE, "--weight", "72 kg"]
+
+
+def log_lines(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+# --- the audit log ------------------------------------------------------------------------------
+
+
+def test_a_short_audit_write_on_a_full_disk_fails_loudly_and_leaves_no_cut_record(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    first = runner.invoke(cli, [*BASE, "--weight", "72 kg", "--audit-log", str(log)])
+    assert first.exit_code == 0
+    real_write = os.write
+
+    def nearly_full(fd: int, data: bytes) -> int:  # the disk takes the first 20 bytes only
+        return real_write(fd, bytes(data)[:20])
+
+    monkeypatch.setattr(files.os, "write", nearly_full)
+    cut = runner.invoke(cli, [*BASE, "--weight", "72 kg", "--audit-log", str(log)])
+    assert cut.exit_code == 2
+    assert cut.stdout == ""  # no sheet without its record
+    assert "the record was not logged" in cut.stderr
+    monkeypatch.setattr(files.os, "write", real_write)
+    after = runner.invoke(cli, [*BASE, "--weight", "80 kg", "--audit-log", str(log)])
+    assert after.exit_code == 0
+    records = log_lines(log)  # every line is a whole record: nothing cut, nothing glued
+    assert [r["inputs"]["weight"] for r in records] == ["72 kg", "80 kg"]  # type: ignore[index]
+
+
+def test_a_record_after_a_cut_one_starts_on_its_own_line(runner: CliRunner, tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    log.write_text('{"time": "20')  # cut by a crash of some earlier version
+    result = runner.invoke(cli, [*BASE, "--weight", "72 kg", "--audit-log", str(log)])
+    assert result.exit_code == 0
+    cut, record = log.read_text().splitlines()
+    assert cut == '{"time": "20'
+    assert json.loads(record)["event"] == "sheet"
+
+
+def test_an_audit_log_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [*SHEET, "--audit-log", str(fifo)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    assert "it is a FIFO" in done.stderr
+    assert done.stdout == ""
+
+
+def test_an_audit_log_that_is_a_symlink_or_a_device_is_refused(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    real = tmp_path / "real.jsonl"
+    real.write_text("")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    linked = runner.invoke(cli, [*BASE, "--weight", "72 kg", "--audit-log", str(link)])
+    assert linked.exit_code == 2
+    assert "symbolic link" in linked.stderr
+    assert real.read_text() == ""
+    device = runner.invoke(cli, [*BASE, "--weight", "72 kg", "--audit-log", os.devnull])
+    assert device.exit_code == 2
+    assert "it is a device" in device.stderr
+
+
+def test_an_empty_audit_log_option_is_refused_not_taken_as_no_log(runner: CliRunner) -> None:
+    result = runner.invoke(cli, [*BASE, "--weight", "72 kg", "--audit-log", ""])
+    assert result.exit_code == 2
+    assert "--audit-log is empty" in result.stderr
+    assert result.stdout == ""
+
+
+def test_an_output_that_exists_is_logged_as_a_refusal_never_as_a_sheet(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    log, existing = tmp_path / "audit.jsonl", tmp_path / "existing.txt"
+    existing.write_text("keep")
+    result = runner.invoke(
+        cli, [*BASE, "--weight", "72 kg", "-o", str(existing), "--audit-log", str(log)]
+    )
+    assert result.exit_code == 2
+    assert existing.read_text() == "keep"
+    (record,) = log_lines(log)
+    assert record["event"] == "refusal"
+    assert record["error"]["errors"][0]["code"] == "file_exists"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "name", ["Ada\tLovelace", "Ada Lovelace Byron " * 6, "Ada\x1b[2J Lovelace"]
+)
+def test_a_refused_name_never_reaches_the_log_not_even_in_a_message(
+    runner: CliRunner, tmp_path: Path, name: str
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    result = runner.invoke(
+        cli, [*BASE, "--weight", "72 kg", "--name", name, "--audit-log", str(log)]
+    )
+    assert result.exit_code == 2
+    text = log.read_text()
+    assert "Ada" not in text
+    assert "Lovelace" not in text
+    assert log_lines(log)[0]["event"] == "refusal"
+
+
+# --- streams ------------------------------------------------------------------------------------
+
+
+def test_a_closed_stdout_is_an_error_not_a_traceback() -> None:
+    command = " ".join(f"'{part}'" for part in SHEET)
+    done = subprocess.run(
+        ["bash", "-c", f"{command} >&-"], capture_output=True, text=True, timeout=60
+    )
+    assert_no_traceback(done.stderr)
+    assert done.returncode == 2
+    assert "stdout is closed" in done.stderr
+
+
+def test_a_full_disk_on_stdout_exits_4_without_a_traceback() -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(SHEET, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert_no_traceback(done.stderr)
+    assert done.returncode == 4
+    assert "No space left on device" in done.stderr
+
+
+def test_a_stdout_encoding_that_cannot_show_the_sheet_exits_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    with open(tmp_path / "f.txt", "w") as out:
+        done = subprocess.run(
+            SHEET, stdout=out, stderr=subprocess.PIPE, text=True, env=env, timeout=60
+        )
+    assert_no_traceback(done.stderr)
+    assert done.returncode == 4
+    assert "PYTHONIOENCODING=utf-8" in done.stderr
+
+
+def test_ctrl_c_exits_130_never_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dosecalc.model.make_sheet", interrupted)
+    monkeypatch.setattr(sys, "argv", ["dosecalc", *BASE, "--weight", "72 kg"])
+    with pytest.raises(SystemExit) as stop:
+        cli_module.main()
+    assert stop.value.code == 130
+
+
+def test_an_arithmetic_failure_in_the_engine_is_invalid_input_not_a_traceback(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def overflow(*args: object, **kwargs: object) -> None:
+        raise decimal.InvalidOperation([decimal.DivisionUndefined])
+
+    monkeypatch.setattr("dosecalc.model.make_sheet", overflow)
+    result = runner.invoke(cli, [*BASE, "--weight", "72 kg"])
+    assert result.exit_code == 2
+    assert "cannot be calculated exactly" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+# --- escape sequences in echoed paths -----------------------------------------------------------
+
+OSC = "\x1b]0;owned\x07"
+
+
+def test_a_path_with_escape_sequences_is_echoed_as_escapes(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    bad = str(tmp_path / f"x{OSC}.toml")
+    for args in (
+        ["protocols", "check", bad],
+        ["--protocols", bad, "sheet", "--weight", "72 kg"],
+        [*BASE, "--weight", "72 kg", "--protocol", "nope"],
+    ):
+        result = runner.invoke(cli, args)
+        assert "\x1b" not in result.stderr, args
+        assert "\x07" not in result.stderr, args
+    (tmp_path / f"out{OSC}").write_text("x")
+    exists = runner.invoke(cli, [*BASE, "--weight", "72 kg", "-o", str(tmp_path / f"out{OSC}")])
+    assert exists.exit_code == 2
+    assert "\x1b" not in exists.stderr
+    assert "\\x1b]0;owned\\x07" in exists.stderr
+
+
+def test_a_protocols_path_with_escapes_is_not_echoed_raw_by_an_unknown_protocol(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    copy = tmp_path / f"p{OSC}.toml"
+    copy.write_bytes(TEST_PROTOCOLS.read_bytes())
+    result = runner.invoke(
+        cli, ["--protocols", str(copy), "sheet", "--weight", "72 kg", "--protocol", "nope"]
+    )
+    assert result.exit_code == 2
+    assert "is not in" in result.stderr
+    assert "\x1b" not in result.stderr
+
+
+def test_a_toml_key_with_escape_sequences_is_echoed_as_escapes(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    hostile = tmp_path / "p.toml"
+    hostile.write_text(
+        TEST_PROTOCOLS.read_text() + '\n"\\u001b]0;owned\\u0007" = 1\n', encoding="utf-8"
+    )
+    result = runner.invoke(cli, ["protocols", "check", str(hostile)])
+    assert result.exit_code == 3
+    assert "unknown key" in result.stderr
+    assert "\x1b" not in result.stderr
