@@ -147,3 +147,17 @@ class Figure(NamedTuple):
 def figure(exact: Decimal, step: Decimal, unit: str) -> Figure:
     rounded = round_half_up(exact, step)
     return Figure(exact, rounded, unit, step, format_number(rounded, grouping=False))
+
+
+def text_apart(value: Decimal, edge: Decimal, unit: str, step: Decimal) -> str:
+    """`value` as text with two more decimals than `step`, or as many more as it takes never to
+    print equal to `edge` when it is not (200.001 mg is not "200 mg" beside a 200 mg limit)."""
+    shown = figure(value, step, unit).exact_text
+    edge_text = format_quantity(edge, unit)
+    while value != edge and shown == edge_text and step > _FINEST:
+        step = step.scaleb(-4)
+        shown = figure(value, step, unit).exact_text
+    return shown
+
+
+_FINEST = Decimal("1e-50")

@@ -99,15 +99,16 @@ def calculate(
     if minutes > every * MAX_CHECKPOINTS:
         # Beyond any duration the protocol's hard limit allows (the loader keeps that within
         # MAX_CHECKPOINTS checkpoints): refuse before listing millions of checkpoints.
-        raise LimitError(
-            Problem(
-                "duration",
-                "hard_limit",
-                f"duration '{(duration or protocol.duration).text.strip()}' is above the "
-                f"hard limit of protocol {protocol.id} (more than {MAX_CHECKPOINTS} "
-                "checkpoints)",
-            )
+        hard = protocol.limits["duration"].hard
+        reason = (
+            f"above the hard limit {format_quantity(hard.high, 'min')} (range "
+            f"{format_quantity(hard.low, 'min')} to {format_quantity(hard.high, 'min')})"
+            if hard is not None
+            else f"above the hard limit of protocol {protocol.id} (more than {MAX_CHECKPOINTS} "
+            "checkpoints)"
         )
+        shown = (duration or protocol.duration).text.strip()
+        raise LimitError(Problem("duration", "hard_limit", f"duration '{shown}' is {reason}"))
     checkpoints = _checkpoints(every, values, checked)
     del values["container_volume"]
     return Result(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from dosecalc.display import Figure, decimals, figure, format_quantity
+from dosecalc.display import Figure, decimals, figure, format_quantity, text_apart
 from dosecalc.dosing import Result
 from dosecalc.exact import EXACT
 from dosecalc.protocols import Bounds, Protocol
@@ -23,7 +23,6 @@ RATE_ROUNDING_MINUTES = Decimal(1)
 # those are shown to six (Figure.exact_text adds two decimals to the step).
 MAX_MESSAGE_DECIMALS = 10
 MESSAGE_STEP = Decimal("0.0001")
-MESSAGE_FLOOR = Decimal("1e-50")
 
 
 @dataclass(frozen=True)
@@ -44,13 +43,7 @@ class Breach:
         as it takes to differ from the limit's edge (44.0924524 lb is 19.99999998... kg, not 20)."""
         if decimals(self.value) <= MAX_MESSAGE_DECIMALS:
             return format_quantity(self.value, self.unit)
-        step = MESSAGE_STEP
-        edge = format_quantity(self.edge, self.unit)
-        shown = figure(self.value, step, self.unit).exact_text
-        while shown == edge and step > MESSAGE_FLOOR:
-            step = step.scaleb(-4)
-            shown = figure(self.value, step, self.unit).exact_text
-        return shown
+        return text_apart(self.value, self.edge, self.unit, MESSAGE_STEP)
 
     @property
     def message(self) -> str:

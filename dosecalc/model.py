@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from dosecalc.display import Figure, clean, decimals, figure, format_quantity, has_unsafe
+from dosecalc.display import (
+    Figure,
+    clean,
+    decimals,
+    figure,
+    format_number,
+    format_quantity,
+    has_unsafe,
+    round_half_up,
+)
 from dosecalc.dosing import Result, calculate
 from dosecalc.errors import InputError, LimitError, Problem
 from dosecalc.limits import Breach, Notice, check, rounding_notices
@@ -188,6 +197,9 @@ def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -
             parsed[field] = _optional(text, field, kind)
         except InputError as exc:
             problems.extend(exc.problems)
+    duration = parsed.get("duration")
+    if duration is not None:
+        problems += _off_step(protocol, duration)
     if problems:
         raise InputError(problems)
     weight = parsed["weight"]
@@ -234,6 +246,27 @@ def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -
     )
 
 
+def _off_step(protocol: Protocol, duration: Quantity) -> list[Problem]:
+    """A duration the sheet cannot print as it runs is refused, never rounded: the pump's rate is
+    worked out from the duration given, so a printed duration that differs would not match it."""
+    step = protocol.steps["duration"]
+    minutes = duration.to("min")
+    printed = round_half_up(minutes, step)
+    hard = protocol.limits["duration"].hard
+    if printed == minutes or (hard is not None and not hard.contains(minutes)):
+        return []  # on the step, or refused by its hard limit (the clearer reason)
+    shown = figure(minutes, step, "min")
+    return [
+        Problem(
+            "duration",
+            "off_step",
+            f"duration: '{safe_echo(duration.text)}' is {shown.exact_text}, which the sheet "
+            f"would print as {shown.text}. Accepted: a whole number of {format_number(step)} min "
+            f"steps (protocol {protocol.id}), for example {protocol.duration.text}.",
+        )
+    ]
+
+
 def _changes(
     protocol: Protocol, result: Result, typed: Mapping[str, Quantity | None]
 ) -> tuple[Change, ...]:
@@ -277,7 +310,7 @@ def _calculated(
     if any(b.level == "hard" for b in breaches):
         return result, breaches, None, (), None
     figures = _figures(protocol, result)
-    reverse = verify(protocol, result, figures.values)
+    reverse = verify(protocol, result, figures.values, figures.checkpoints)
     notices = rounding_notices(
         result, figures.dose, figures.drug_volume, figures.total_volume, figures.rate
     )

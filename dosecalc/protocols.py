@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from dosecalc.display import format_quantity, has_unsafe, round_half_up
 from dosecalc.errors import InputError, Problem, ProtocolFileError
+from dosecalc.exact import EXACT
 from dosecalc.quantities import (
     BY_NAME,
     LIMIT_KINDS,
@@ -461,6 +462,8 @@ class _Checker:
         for spec in QUANTITIES:
             if spec.step is None or spec.name not in found:
                 continue
+            if spec.name == "diluent_volume" and p.preparation == "make-up-to":
+                continue  # fills to the mark: not held to max_rounding_change (verify.py)
             step = p.steps[spec.step]
             unit = p.unit(spec.unit)
             span = found[spec.name]
@@ -492,6 +495,22 @@ class _Checker:
                     f"a step of {stepped} can change a {spec.label.lower()} by {change}, more than "
                     f"max_rounding_change {limit_text}: {where}; use a step of at most "
                     f"{format_quantity(_short(largest), unit)}",
+                )
+
+        # Checkpoint rows are monitoring aids, not held to max_rounding_change, but the first one
+        # must never read 0 for a real amount (the smallest dose over the longest duration).
+        every = p.checkpoint_every.to("min")
+        longest = found["duration"].high
+        for name, step_key in (("dose", "dose"), ("total_volume", "volume")):
+            first = found[name].low * every / longest
+            if round_half_up(first, p.steps[step_key]) == 0:
+                self.add(
+                    f"{path}.checkpoint_every",
+                    "checkpoint_rounds_to_zero",
+                    f"the first checkpoint can show 0 for a {BY_NAME[name].label.lower()} of "
+                    f"{format_quantity(_short(first), p.unit(BY_NAME[name].unit))} (round.{step_key}"
+                    f" {format_quantity(p.steps[step_key], p.unit(BY_NAME[name].unit))}): use "
+                    "fewer checkpoints or a finer step",
                 )
 
     def text_list(
@@ -585,15 +604,19 @@ class _Checker:
             q = self.quantity(table[key], f"{path}.{key}", kind)
             if q is None:
                 continue
-            if "{d}" in unit and q.unit.split("/")[0] != dose_unit:
+            printed = unit.format(d=dose_unit)
+            if q.unit != printed:
+                # A step is written in the unit its figures are printed in: "0.1 mg" copied into a
+                # mcg protocol, "0.1 g" for mg, "1 lb" for kg or "1 s" for min (1/60 min, which no
+                # decimal step can hold) are all refused, never converted.
                 self.add(
                     f"{path}.{key}",
                     "step_unit_mismatch",
-                    f"'{q.text}' is in {q.unit.split('/')[0]}, but this protocol doses in "
-                    f"{dose_unit}: write the step in {unit.format(d=dose_unit)}",
+                    f"'{q.text}' is in {q.unit}, but {key.replace('_', ' ')} is printed in "
+                    f"{printed}: write the step in {printed}",
                 )
                 continue
-            steps[key] = q.to(unit.format(d=dose_unit)).normalize()
+            steps[key] = q.value.normalize(EXACT)
         return steps
 
     def limits(self, table: Any, path: str, dose_unit: str) -> dict[str, Limit]:
@@ -637,6 +660,14 @@ class _Checker:
         high = self.quantity(value[1], f"{full}[1]", kind)
         if low is None or high is None:
             return None
+        for q, index in ((low, 0), (high, 1)):
+            if not _terminates(q.to(unit)):
+                self.add(
+                    f"{full}[{index}]",
+                    "not_exact",
+                    f"'{q.text}' is not an exact number of {unit} (write it in {unit})",
+                )
+                return None
         bounds = Bounds(low.to(unit), high.to(unit))
         if bounds.low > bounds.high:
             self.add(full, "low_above_high", "the low bound is above the high bound")
@@ -648,6 +679,15 @@ class _Checker:
         dpk_unit = p.unit("{d}/kg")
         self._default_inside(p, "dose_per_kg", p.dose_per_kg.to(dpk_unit), f"{path}.dose")
         self._default_inside(p, "duration", p.duration.to("min"), f"{path}.duration")
+        minutes = p.duration.to("min")
+        if round_half_up(minutes, p.steps["duration"]) != minutes:
+            self.add(
+                f"{path}.duration",
+                "default_off_step",
+                f"the default '{p.duration.text}' is not a whole number of "
+                f"{format_quantity(p.steps['duration'], 'min')} steps (round.duration): the sheet "
+                "would print another duration than the pump runs",
+            )
         if p.preparation == "make-up-to":
             largest = largest_drug_volume(p)
             final = p.diluent_volume.to("mL")
@@ -752,6 +792,11 @@ def reachable(p: Protocol) -> dict[str, Interval]:
         for name, value in values.items():
             found.setdefault(name, []).append(value)
     return {name: Interval(min(seen), max(seen)) for name, seen in found.items()}
+
+
+def _terminates(value: Decimal) -> bool:
+    """False for a 60-digit quotient that does not end (1201 s is 20.01666... min)."""
+    return len(value.normalize(EXACT).as_tuple().digits) < 40
 
 
 def _short(value: Decimal) -> Decimal:

@@ -9,11 +9,12 @@ failure refuses the sheet (LimitError, exit 1), one Problem per failed check nam
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from typing import Any
 
-from dosecalc.display import Figure, figure, format_quantity
+from dosecalc.display import Figure, figure, format_quantity, text_apart
 from dosecalc.dosing import Result
 from dosecalc.errors import LimitError, Problem
 from dosecalc.exact import EXACT
@@ -38,15 +39,34 @@ def printed_lines(protocol: Protocol) -> list[Compiled]:
     return [checked[f.target] for f in formulas(protocol.preparation) if f.shown]
 
 
-def verify(protocol: Protocol, result: Result, figures: Mapping[str, Figure]) -> Reverse:
-    """Check the printed figures; return the reverse check, or raise LimitError."""
+def verify(
+    protocol: Protocol,
+    result: Result,
+    figures: Mapping[str, Figure],
+    checkpoints: Sequence[Any] = (),
+) -> Reverse:
+    """Check the printed figures; return the reverse check, or raise LimitError. `checkpoints` are
+    the printed checkpoint rows (minute, volume, dose figures): none may read 0 for a real amount."""
     checked = compiled(protocol.preparation, protocol.dose_unit)
     problems: list[Problem] = []
     limit = protocol.max_rounding_change
     allowed = f"{format(limit * 100, 'f').rstrip('0').rstrip('.')}%"
     printed = {name: fig.rounded for name, fig in figures.items()}
+    # In a make-up-to preparation the diluent is whatever fills the syringe or bag to its mark: it
+    # is not held to max_rounding_change (a few hundredths of a mL can be 10% of it), but the
+    # preparation must still add up (_preparation).
+    held = {
+        name: fig
+        for name, fig in figures.items()
+        if not (name == "diluent_volume" and protocol.preparation == "make-up-to")
+    }
+    rows = [
+        (f"checkpoint at {c.minute.text}: {kind}", fig)
+        for c in checkpoints
+        for kind, fig in (("volume", c.volume), ("dose", c.dose))
+    ]
     with localcontext(EXACT):
-        for name, fig in figures.items():
+        for name, fig in [*held.items(), *rows]:
             if fig.exact != 0 and fig.rounded == 0:
                 problems.append(
                     Problem(
@@ -56,7 +76,8 @@ def verify(protocol: Protocol, result: Result, figures: Mapping[str, Figure]) ->
         if problems:  # nothing below can divide by a printed zero
             raise LimitError(problems)
 
-        for name, fig in figures.items():
+        problems += _preparation(protocol, figures)
+        for name, fig in held.items():
             if abs(fig.rounded - fig.exact) > limit * abs(fig.exact):
                 problems.append(
                     Problem(
@@ -143,6 +164,36 @@ def verify(protocol: Protocol, result: Result, figures: Mapping[str, Figure]) ->
     )
 
 
+def _preparation(protocol: Protocol, figures: Mapping[str, Figure]) -> list[Problem]:
+    """The preparation steps add up as printed: what is drawn up fits in the total volume, and a
+    make-up-to's drug volume plus diluent is its final volume (within their printed steps)."""
+    drug, diluent, total = (
+        figures["drug_volume"],
+        figures["diluent_volume"],
+        figures["total_volume"],
+    )
+    problems = []
+    if drug.rounded > total.rounded:
+        problems.append(
+            Problem(
+                "drug_volume",
+                "printed_preparation",
+                f"{drug.text} drawn up is more than the total volume {total.text}",
+            )
+        )
+    elif protocol.preparation == "make-up-to":
+        slack = (drug.step + diluent.step + total.step) / 2
+        if abs(drug.rounded + diluent.rounded - total.rounded) > slack:
+            problems.append(
+                Problem(
+                    "diluent_volume",
+                    "printed_preparation",
+                    f"{drug.text} drawn up and {diluent.text} added do not make {total.text}",
+                )
+            )
+    return problems
+
+
 def _hard_limits(
     protocol: Protocol, figures: Mapping[str, Figure], drawn: Decimal
 ) -> list[Problem]:
@@ -154,18 +205,20 @@ def _hard_limits(
         if (limit_name := BY_NAME[name].limit) is not None
     ]
     dose_fig = figures["dose"]
-    checks.append(("drawn_dose", "dose", drawn, f"{_shown(drawn, dose_fig)} drawn up"))
+    checks.append(("drawn_dose", "dose", drawn, ""))
     for name, limit_name, value, text in checks:
         limit = protocol.limits.get(limit_name)
         if limit is None or limit.hard is None or limit.hard.contains(value):
             continue
         side = "below" if value < limit.hard.low else "above"
         edge = limit.hard.low if side == "below" else limit.hard.high
+        shown = text or text_apart(value, edge, limit.unit, dose_fig.step)
+        what = "dose drawn up" if name == "drawn_dose" else f"printed {_label(name)}"
         problems.append(
             Problem(
                 name,
                 "printed_hard_limit",
-                f"printed {_label(name)} {text} is {side} the hard limit "
+                f"{what} {shown} is {side} the hard limit "
                 f"{format_quantity(edge, limit.unit)} for {limit_name.replace('_', ' ')}",
             )
         )

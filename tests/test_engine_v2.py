@@ -19,11 +19,14 @@ from hypothesis import strategies as st
 
 from dosecalc import protocols, quantities, units
 from dosecalc.cli import cli
-from dosecalc.errors import LimitError
+from dosecalc.dosing import calculate
+from dosecalc.errors import InputError, LimitError
 from dosecalc.model import Order, make_sheet
+from dosecalc.model import _figures as model_figures
 from dosecalc.protocols import Library
 from dosecalc.quantities import Formula, FormulaError, compile_formula
 from dosecalc.render.as_json import sheet_json
+from dosecalc.verify import verify
 
 DATA = Path(__file__).parent / "data"
 TEST_PROTOCOLS = DATA / "test_protocols.toml"
@@ -84,15 +87,28 @@ def codes(error: LimitError) -> set[str]:
         # 1 mL steps for the drug volume: 0.1 mL (the hard minimum) rounds to 0
         ("ketamine-iv.round", 'drug_volume = "0.01 mL"', 'drug_volume = "1 mL"',
          "ketamine-iv.round.drug_volume", "step_rounds_to_zero"),
-        # 1 L for volumes: 100.2 mL +- 500 mL
+        # 1 L for volumes (100.2 mL +- 500 mL): a step is written in the unit it is printed in
         ("ketamine-iv.round", 'volume = "0.1 mL"', 'volume = "1 L"', "ketamine-iv.round.volume",
-         "step_rounds_to_zero"),
+         "step_unit_mismatch"),
+        # and 1000 mL rounds the smallest total, 100.2 mL, to zero
+        ("ketamine-iv.round", 'volume = "0.1 mL"', 'volume = "1000 mL"',
+         "ketamine-iv.round.volume", "step_rounds_to_zero"),
+        # a weight step in lb (0.45359237 kg) or a duration step in s (1/60 min)
+        ("ketamine-iv.round", 'weight = "0.1 kg"', 'weight = "1 lb"', "ketamine-iv.round.weight",
+         "step_unit_mismatch"),
+        ("ketamine-iv.round", 'rate = "0.1 mL/h"', 'rate = "0.1 mL/h"\nduration = "1 s"',
+         "ketamine-iv.round.duration", "step_unit_mismatch"),
+        # checkpoints every 2 min: 2 mg over 120 min is 0.033 mg at the first, printed 0 mg
+        ("ketamine-iv", 'checkpoint_every = "10 min"', 'checkpoint_every = "2 min"',
+         "ketamine-iv.checkpoint_every", "checkpoint_rounds_to_zero"),
         # 10 min for durations: 20 min (the hard minimum) +- 5 min is 25%
         ("ketamine-iv.round", 'rate = "0.1 mL/h"', 'rate = "0.1 mL/h"\nduration = "10 min"',
          "ketamine-iv.round.duration", "step_too_coarse"),
-        # 10 mL/min = 600 mL/h for rates: the slowest rate, 100.2 mL over 120 min = 50.1 mL/h,
-        # rounds to 0
+        # 10 mL/min for rates: a step in another unit than mL/h
         ("ketamine-iv.round", 'rate = "0.1 mL/h"', 'rate = "10 mL/min"', "ketamine-iv.round.rate",
+         "step_unit_mismatch"),
+        # 600 mL/h: the slowest rate, 100.2 mL over 120 min = 50.1 mL/h, rounds to 0
+        ("ketamine-iv.round", 'rate = "0.1 mL/h"', 'rate = "600 mL/h"', "ketamine-iv.round.rate",
          "step_rounds_to_zero"),
         # a coarse concentration: 2 mg in 100.2 mL = 0.01996 mg/mL, +- 0.005 mg/mL is 25%
         ("ketamine-iv.round", 'concentration = "0.001 mg/mL"', 'concentration = "0.01 mg/mL"',
@@ -129,8 +145,8 @@ def test_max_rounding_change_allows_a_coarser_step_up_to_its_ceiling(tmp_path: P
     # dose step 0.2 mg: 0.1 mg of 2 mg is 5%: accepted at the default 5%.
     path = write(tmp_path, in_block("ketamine-iv.round", 'dose = "0.1 mg"', 'dose = "0.2 mg"'))
     assert "ketamine-iv" in protocols.load(path).protocols
-    # 0.4 mg: 10%: refused at 5%, accepted with max_rounding_change = "10%".
-    coarse = in_block("ketamine-iv.round", 'dose = "0.1 mg"', 'dose = "0.4 mg"')
+    # 0.3 mg: 0.15 mg of 2 mg is 7.5%: refused at 5%, accepted with max_rounding_change = "10%".
+    coarse = in_block("ketamine-iv.round", 'dose = "0.1 mg"', 'dose = "0.3 mg"')
     with pytest.raises(protocols.ProtocolFileError):
         protocols.load(write(tmp_path, coarse))
     allowed = coarse.replace(
@@ -182,8 +198,7 @@ def test_drawn_up_volume_above_the_hard_dose_limit_is_refused(library: Library) 
         make_sheet(changed, order)
     assert "printed_hard_limit" in codes(raised.value)
     message = next(p.message for p in raised.value.problems if p.code == "printed_hard_limit")
-    assert "210 mg drawn up" in message
-    assert "hard limit 200 mg" in message
+    assert message == "dose drawn up 210 mg is above the hard limit 200 mg for dose"
 
 
 def test_a_duration_printed_coarser_than_it_runs_is_refused(library: Library) -> None:
@@ -193,10 +208,115 @@ def test_a_duration_printed_coarser_than_it_runs_is_refused(library: Library) ->
     changed = bypass(
         library, "ketamine-iv", steps={**library.protocols["ketamine-iv"].steps, "duration": D(10)}
     )
-    with pytest.raises(LimitError) as raised:
+    protocol = changed.protocols["ketamine-iv"]
+    # The input is refused first: a duration the sheet would print otherwise is never rounded.
+    with pytest.raises(InputError) as refused:
         make_sheet(changed, Order(weight="72 kg", date="2026-11-25", duration="45 min"))
+    assert [p.code for p in refused.value.problems] == ["off_step"]
+    # And the verifier, behind it, refuses such figures.
+    result = calculate(protocol, units.parse_quantity("72 kg", "weight", "weight"),
+                       duration=units.parse_quantity("45 min", "duration", "duration"))  # fmt: skip
+    figures = model_figures(protocol, result)
+    with pytest.raises(LimitError) as raised:
+        verify(protocol, result, figures.values)
     assert "printed_rate_vtbi" in codes(raised.value)
     assert "printed_rounding" in codes(raised.value)  # 45 -> 50 min is 11%
+
+
+@pytest.mark.parametrize("typed", ["40.05 min", "2403 s", "0.334 h"])
+def test_a_duration_off_the_protocols_step_is_refused_as_input(
+    runner: CliRunner, typed: str
+) -> None:
+    # 2403 s = 40.05 min and 0.334 h = 20.04 min: printed to 0.1 min they would differ from the
+    # duration the rate is worked out from.
+    args = ["--protocols", str(TEST_PROTOCOLS), "sheet", "--weight", "72 kg", "--duration", typed]
+    result = runner.invoke(cli, [*args, "--override", "x", "--operator", "y"])
+    assert result.exit_code == 2
+    assert "Accepted: a whole number of 0.1 min steps" in result.stderr
+
+
+def test_a_duration_on_the_step_in_seconds_is_accepted(runner: CliRunner) -> None:
+    # 2700 s = 45 min
+    args = [
+        "--protocols",
+        str(TEST_PROTOCOLS),
+        "sheet",
+        "--weight",
+        "72 kg",
+        "--duration",
+        "2700 s",
+    ]
+    result = runner.invoke(cli, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["duration_min"] == 45
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ('duration = { soft = ["40 min", "60 min"], hard = ["20 min", "120 min"] }',
+         'duration = { soft = ["40 min", "60 min"], hard = ["1201 s", "120 min"] }',
+         "ketamine-iv.limits.duration.hard[0]"),
+    ],
+)  # fmt: skip
+def test_a_limit_that_is_no_exact_number_of_its_unit_is_refused(
+    tmp_path: Path, old: str, new: str, key: str
+) -> None:
+    # 1201 s = 20.01666... min: it would print with 60 decimals in every message.
+    with pytest.raises(protocols.ProtocolFileError) as raised:
+        protocols.load(write(tmp_path, in_block("ketamine-iv.limits", old, new)))
+    assert (f"protocols.{key}", "not_exact") in {(p.field, p.code) for p in raised.value.problems}
+
+
+def test_printed_drug_volume_larger_than_the_final_volume_is_refused(library: Library) -> None:
+    # dex-load made up to 0.74 mL: 72 kg x 1 mcg/kg = 72 mcg = 0.72 mL; with 1 mL drug-volume
+    # steps the sheet would say "draw up 1 mL ... make up to 0.7 mL".
+    p = library.protocols["dex-load"]
+    changed = bypass(
+        library,
+        "dex-load",
+        diluent_volume=units.parse_quantity("0.74 mL", "x", "volume"),
+        steps={**p.steps, "drug_volume": D(1)},
+        limits={k: v for k, v in p.limits.items() if k != "concentration"},
+    )
+    with pytest.raises(LimitError) as raised:
+        make_sheet(changed, Order(weight="72 kg", date="2026-11-25", protocol_id="dex-load"))
+    assert "printed_preparation" in codes(raised.value)
+
+
+def test_a_make_up_to_diluent_of_a_few_hundredths_of_a_ml_is_not_refused(library: Library) -> None:
+    # dex-load made up to 0.71 mL: 70 mcg = 0.7 mL drawn up, 0.01 mL diluent printed 0 mL (the
+    # syringe is filled to its mark); 0.7 + 0 = 0.7 mL, the final volume printed to 0.1 mL.
+    p = library.protocols["dex-load"]
+    changed = bypass(
+        library,
+        "dex-load",
+        diluent_volume=units.parse_quantity("0.71 mL", "x", "volume"),
+        limits={k: v for k, v in p.limits.items() if k != "concentration"},
+    )
+    sheet = make_sheet(changed, Order(weight="70 kg", date="2026-11-25", protocol_id="dex-load"))
+    assert sheet.figures.diluent_volume.text == "0 mL"
+    assert sheet.figures.total_volume.text == "0.7 mL"
+
+
+def test_a_printed_hard_limit_message_never_shows_the_value_equal_to_the_edge(
+    library: Library,
+) -> None:
+    # 30 mg/mL, drug-volume steps of 0.0001 mL: 200 mg is 6.66667 mL (6.6667 printed), which
+    # holds 200.001 mg, above the 200 mg hard limit: the message must not say "200 mg".
+    p = library.protocols["ketamine-iv"]
+    changed = bypass(
+        library,
+        "ketamine-iv",
+        stock=(units.parse_quantity("30 mg/mL", "stock", "concentration"),),
+        steps={**p.steps, "drug_volume": D("0.0001"), "dose": D(1)},
+    )
+    order = Order(weight="200 kg", date="2026-11-25", dose="1 mg/kg", override_reason="x",
+                  operator="RN Lee")  # fmt: skip
+    with pytest.raises(LimitError) as raised:
+        make_sheet(changed, order)
+    (message,) = [m.message for m in raised.value.problems if m.code == "printed_hard_limit"]
+    assert message.startswith("dose drawn up 200.001 mg is above the hard limit 200 mg")
 
 
 def test_a_rate_step_that_rounds_the_rate_to_zero_is_refused_without_a_traceback(
@@ -219,6 +339,11 @@ def test_a_mcg_dose_printed_with_a_mg_step_is_refused(library: Library) -> None:
     )
     with pytest.raises(LimitError) as raised:
         make_sheet(changed, Order(weight="72 kg", date="2026-11-25", protocol_id="dex-load"))
+    # The first checkpoint (36 mcg at 5 min) already prints 0 mcg, which stops the check there.
+    assert codes(raised.value) == {"printed_zero"}
+    with pytest.raises(LimitError) as raised:
+        make_sheet(changed, Order(weight="150 kg", date="2026-11-25", protocol_id="dex-load"))
+    # 150 mcg is printed 200 mcg: 33% more.
     assert "printed_rounding" in codes(raised.value)
 
 
@@ -563,3 +688,26 @@ def test_a_sheet_is_refused_or_every_printed_figure_holds_up(
     assert D("0.01") <= num["concentration"] <= D(5)
     back = ran * drawn / num["total_volume_ml"]
     assert abs(back - exact_dose) <= limit * exact_dose
+
+
+def test_a_mg_strength_on_a_mcg_protocol_is_printed_as_on_the_vial(
+    library: Library, tmp_path: Path
+) -> None:
+    # dex-load with its 100 mcg/mL stock written "0.1 mg/mL": the nurse matches the vial's label.
+    text = in_block("dex-load", 'stock = ["100 mcg/mL"]', 'stock = ["0.1 mg/mL"]')
+    changed = protocols.load(write(tmp_path, text))
+    sheet = make_sheet(changed, Order(weight="70 kg", date="2026-11-25", protocol_id="dex-load"))
+    from dosecalc.render.content import preparation
+
+    assert preparation(sheet)[0] == (
+        "Draw up 0.7 mL of dexmedetomidine 0.1 mg/mL (100 mcg/mL) (70 mcg)."
+    )
+
+
+def test_a_duration_past_any_checkpoint_count_names_the_hard_limit(runner: CliRunner) -> None:
+    args = ["--protocols", str(TEST_PROTOCOLS), "sheet", "--weight", "72 kg", "--duration", "11 h"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 1
+    assert "duration '11 h' is above the hard limit 120 min (range 20 min to 120 min)" in (
+        result.stderr
+    )

@@ -120,8 +120,7 @@ def test_a_duration_far_past_the_hard_limit_is_refused_before_its_checkpoints_ar
         assert result.exit_code == 1
         assert result.stdout == ""
         assert (
-            f"duration '{duration}' is above the hard limit of protocol ketamine-iv "
-            "(more than 60 checkpoints)"
+            f"duration '{duration}' is above the hard limit 120 min (range 20 min to 120 min)"
         ) in result.stderr
     as_json = runner.invoke(
         cli,

@@ -41,8 +41,7 @@ def prescription(sheet: Sheet) -> str:
     """What was actually prescribed: dose per kg, duration and stock used, and what changed."""
     f = sheet.figures
     text = (
-        f"{f.dose_per_kg.text} over {f.duration.text}, "
-        f"{clean(sheet.protocol.drug)} {sheet.result.chosen_stock.text}"
+        f"{f.dose_per_kg.text} over {f.duration.text}, {clean(sheet.protocol.drug)} {stock(sheet)}"
     )
     if sheet.changes:
         changed = "; ".join(f"{c.field.replace('_', ' ')} {c.protocol}" for c in sheet.changes)
@@ -77,9 +76,6 @@ def summary(sheet: Sheet) -> list[Line]:
     o, f = sheet.order, sheet.figures
     # The patient ID, else the name (the full sheet above shows both): one line for the usual ID.
     who = o.patient_id or (clean(o.name) if o.name else "") or "(no patient ID)"
-    weight = clean(o.weight.strip())
-    if sheet.weight_in_lb or f.weight_kg.text != weight:
-        weight = f"{weight} = {f.weight_kg.text}"
     codes = [w.code for w in sheet.warnings]
     named = ", ".join(
         code if codes.count(code) == 1 else f"{code} x{codes.count(code)}"
@@ -88,25 +84,41 @@ def summary(sheet: Sheet) -> list[Line]:
     warnings = f"YES, {len(codes)}: {named}" if codes else "none"
     return [
         Line("Patient", f"{who} | {o.date}"),
-        Line("Weight", weight),
+        Line("Weight", weight_text(sheet)),
         Line("Protocol", f"{sheet.protocol.id}, version {clean(sheet.protocol.version)}"),
         Line("Dose", f"{f.dose.text} ({f.dose_per_kg.text})"),
-        Line("Draw up", f"{f.drug_volume.text} of {clean(sheet.protocol.drug)} {f.stock.text}"),
+        Line("Draw up", f"{f.drug_volume.text} of {clean(sheet.protocol.drug)} {stock(sheet)}"),
         *pump(sheet),
         Line("Warnings", warnings),
     ]
 
 
+def weight_text(sheet: Sheet) -> str:
+    """The weight as typed, then in kg where it was converted ('154 lb = 69.853 kg, given as
+    69.9 kg'), or as given where it was only rounded ('72.04 kg, given as 72 kg')."""
+    typed = clean(sheet.order.weight.strip())
+    fig = sheet.figures.weight_kg
+    if sheet.result.weight.unit != "kg":
+        return f"{typed} = {shown(fig)}"
+    if fig.was_rounded:
+        return f"{typed}, given as {fig.text}"
+    return typed if typed == fig.text else f"{typed} = {fig.text}"
+
+
+def stock(sheet: Sheet) -> str:
+    """The strength as listed in the protocol (as on the vial), with its value in the dose unit
+    beside it where the units differ ('1 mg/mL (1,000 mcg/mL)')."""
+    listed, fig = sheet.result.chosen_stock, sheet.figures.stock
+    return listed.text if listed.unit == fig.unit else f"{listed.text} ({fig.text})"
+
+
 def patient(sheet: Sheet) -> list[Line]:
     o, f = sheet.order, sheet.figures
-    weight = clean(o.weight.strip())
-    if sheet.weight_in_lb or f.weight_kg.text != weight:
-        weight = f"{weight} = {shown(f.weight_kg)}"
     return [
         Line("Patient ID", o.patient_id or "(none given)"),
         Line("Name", clean(o.name) if o.name else "(none given)"),
         Line("Date", o.date),
-        Line("Weight", weight),
+        Line("Weight", weight_text(sheet)),
         Line("Dosing weight", f"{f.dosing_weight_kg.text} (actual weight)"),
     ]
 
@@ -131,7 +143,7 @@ def calculation(sheet: Sheet) -> list[Line]:
 def preparation(sheet: Sheet) -> list[str]:
     f, p = sheet.figures, sheet.protocol
     drug, diluent = clean(p.drug), clean(p.diluent)
-    steps = [f"Draw up {f.drug_volume.text} of {drug} {f.stock.text} ({f.dose.text})."]
+    steps = [f"Draw up {f.drug_volume.text} of {drug} {stock(sheet)} ({f.dose.text})."]
     if p.preparation == "add":
         steps.append(f"Add it to {f.diluent_volume.text} {diluent}.")
     else:
