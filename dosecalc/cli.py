@@ -274,7 +274,9 @@ def cli(ctx: click.Context, protocols_file: str | None) -> None:
 )
 @click.option("--duration", metavar="QUANTITY", help='Infusion duration ("40 min").')
 @click.option(
-    "--stock", metavar="QUANTITY", help='Vial strength from the protocol list ("50 mg/mL").'
+    "--stock",
+    metavar="STRENGTH",
+    help='Vial strength, equal to one on the protocol\'s list ("50 mg/mL", "250 mg/5 mL", "20%").',
 )
 @click.option(
     "--override", "override_reason", metavar="REASON", help="Reason to pass a soft limit."

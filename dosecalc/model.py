@@ -28,7 +28,7 @@ from dosecalc.errors import InputError, LimitError, Problem
 from dosecalc.limits import Breach, Notice, check, rounding_notices
 from dosecalc.protocols import Library, Protocol
 from dosecalc.quantities import QUANTITIES
-from dosecalc.units import Quantity, parse_quantity, safe_echo
+from dosecalc.units import STRENGTH, Quantity, parse_quantity, safe_echo
 from dosecalc.verify import Reverse, verify
 
 PATIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -191,7 +191,7 @@ def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -
         ("weight", order.weight, "weight"),
         ("dose", order.dose, "dose_per_kg"),
         ("duration", order.duration, "duration"),
-        ("stock", order.stock, "concentration"),
+        ("stock", order.stock, STRENGTH),
     ):
         try:
             parsed[field] = _optional(text, field, kind)

@@ -31,7 +31,7 @@ from dosecalc.quantities import (
     compiled,
     formulas,
 )
-from dosecalc.units import Quantity, parse_quantity
+from dosecalc.units import STRENGTH, Quantity, parse_quantity
 
 ENV_PROTOCOLS = "DOSECALC_PROTOCOLS"
 MAX_FILE_BYTES = 1024 * 1024
@@ -580,7 +580,7 @@ class _Checker:
             return ()
         found: list[Quantity] = []
         for i, item in enumerate(value):
-            q = self.quantity(item, f"{full}[{i}]", "concentration")
+            q = self.quantity(item, f"{full}[{i}]", STRENGTH)
             if q is None:
                 continue
             if any(q.to("mg/mL") == other.to("mg/mL") for other in found):

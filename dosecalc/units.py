@@ -142,8 +142,90 @@ def canonical_unit(unit_text: str) -> str | None:
 def parse_quantity(text: str, field: str, kind_name: str) -> Quantity:
     """Parse `text` as a quantity of the given kind, or raise InputError naming `field`."""
     if not isinstance(text, str):
-        raise _refuse(field, str(text), "not_text", "is not text", KINDS[kind_name])
+        kind = KINDS["concentration" if kind_name == STRENGTH else kind_name]
+        raise _refuse(field, str(text), "not_text", "is not text", kind)
+    if kind_name == STRENGTH:
+        return _parse_strength(text, field)
     return _parse_text(text, field, kind_name)
+
+
+# --- strengths as labelled ----------------------------------------------------------------------
+# A vial's or bag's strength as printed on it: "50 mg/mL", "250 mg/5 mL", "400 mg/250 mL" (a
+# premixed bag), or "20%" (w/v: 20 g in 100 mL). The Quantity keeps the label as its text and the
+# strength per mL as its value; ratio strengths ("1:1000") are refused (ISMP: write mg/mL).
+STRENGTH = "strength"
+_PER_VOLUME = re.compile(
+    r" *(?P<amount>[0-9][0-9.]*) *(?P<mass>[A-Za-z\u00b5\u03bc]+) */ *(?P<volume>[0-9][0-9.]*) *"
+    r"(?P<vunit>[A-Za-z]+) *"
+)
+_PERCENT = re.compile(r" *(?P<percent>[0-9][0-9.]*) *% *")
+_RATIO = re.compile(r" *(?P<part>[0-9][0-9.,]*) *: *(?P<whole>[0-9][0-9.,]*) *")
+_STRENGTH_HELP = (
+    " Accepted: a strength per mL, for example 10 mg/mL; as on the vial, 250 mg/5 mL; or a"
+    " percentage w/v, 20%."
+)
+
+
+@lru_cache(maxsize=256)
+def _parse_strength(text: str, field: str) -> Quantity:
+    if len(text) > MAX_QUANTITY_CHARS:
+        raise _refuse(field, text, "too_long", f"is longer than {MAX_QUANTITY_CHARS} characters")
+    if text.lstrip(" ")[:1] in ("-", "+"):
+        raise _refuse(field, text, "bad_quantity", "has a sign: only a positive number is accepted")
+    ratio = _RATIO.fullmatch(text)
+    if ratio is not None:
+        hint = ""
+        try:
+            part = parse_number(ratio["part"], field, text)
+            whole = parse_number(ratio["whole"], field, text)
+            with localcontext(EXACT):
+                per_ml = part * 1000 / whole  # 1 g in 1000 mL is 1 mg/mL
+            if len(per_ml.normalize(EXACT).as_tuple().digits) < 20:
+                hint = f": {text.strip()} is {format(per_ml.normalize(EXACT), 'f')} mg/mL"
+        except InputError:
+            pass
+        raise InputError(
+            Problem(
+                field,
+                "ratio_strength",
+                f"{field}: '{safe_echo(text)}' is a ratio strength, which is not accepted (ISMP: "
+                f"ratio expressions are misread){hint}; write the strength in mg/mL.",
+            )
+        )
+    percent = _PERCENT.fullmatch(text)
+    if percent is not None:
+        value = parse_number(percent["percent"], field, text)
+        if value == 0:
+            raise _refuse(field, text, "zero", "is zero: it must be greater than zero")
+        if value > 100:
+            raise _refuse(field, text, "over_100_percent", "is more than 100% w/v")
+        with localcontext(EXACT):
+            return Quantity(value / 100, "g/mL", text, "concentration")
+    shaped = _PER_VOLUME.fullmatch(text)
+    if shaped is None or shaped["volume"] is None:
+        try:
+            return _parse_text(text, field, "concentration")
+        except InputError as exc:
+            problem = exc.problems[0]
+            raise InputError(
+                Problem(
+                    field, problem.code, problem.message.split(" Accepted:")[0] + _STRENGTH_HELP
+                )
+            ) from None
+    mass, volume_unit = canonical_unit(shaped["mass"]), canonical_unit(shaped["vunit"])
+    if mass not in ("mg", "mcg", "g") or volume_unit not in ("mL", "L"):
+        raise _refuse(
+            field, text, "unknown_unit", "is not an amount per volume" + _STRENGTH_HELP[:-1]
+        )
+    amount = parse_number(shaped["amount"], field, text)
+    volume = parse_number(shaped["volume"], field, text)
+    if amount == 0 or volume == 0:
+        raise _refuse(field, text, "zero", "has a zero amount or volume")
+    with localcontext(EXACT):
+        value = amount / volume
+    if len(value.normalize(EXACT).as_tuple().digits) >= 40:
+        raise _refuse(field, text, "not_exact", "has no exact strength per mL: give it in mg/mL")
+    return Quantity(value, f"{mass}/{volume_unit}", text, "concentration")
 
 
 @lru_cache(maxsize=4096)  # a day list repeats its weights: parse each distinct text once

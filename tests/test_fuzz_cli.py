@@ -57,7 +57,7 @@ SHEET_KEYS = {
     "preparation", "concentration", "concentration_unit", "duration_min", "rate_ml_per_h",
     "dose_rate_per_h", "dose_rate_per_kg_per_h", "checkpoints", "warnings", "overrides", "status",
     # issue 9
-    "max_rounding_change_percent", "reverse_check", "changed_from_protocol",
+    "max_rounding_change_percent", "reverse_check", "changed_from_protocol", "stock_label",
 }  # fmt: skip
 NUMBER_KEYS = {
     "weight_kg", "dosing_weight_kg", "dose_per_kg", "dose", "stock", "drug_volume_ml",

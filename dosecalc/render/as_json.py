@@ -58,6 +58,7 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
             keys[spec.json_unit] = fig.unit
     keys.update(
         {
+            "stock_label": sheet.result.chosen_stock.text.strip(),
             "diluent": p.diluent,
             "preparation": p.preparation,
             "max_rounding_change_percent": _percent(p.max_rounding_change),

@@ -106,10 +106,12 @@ def weight_text(sheet: Sheet) -> str:
 
 
 def stock(sheet: Sheet) -> str:
-    """The strength as listed in the protocol (as on the vial), with its value in the dose unit
-    beside it where the units differ ('1 mg/mL (1,000 mcg/mL)')."""
+    """The strength as listed in the protocol (as on the vial), with its strength per mL in the
+    dose unit beside it where that reads differently ('250 mg/5 mL (50 mg/mL)', '20% (200 mg/mL)',
+    '1 mg/mL (1,000 mcg/mL)')."""
     listed, fig = sheet.result.chosen_stock, sheet.figures.stock
-    return listed.text if listed.unit == fig.unit else f"{listed.text} ({fig.text})"
+    label = clean(listed.text.strip())
+    return label if label == fig.text else f"{label} ({fig.text})"
 
 
 def patient(sheet: Sheet) -> list[Line]:
