@@ -123,3 +123,8 @@ def record(
 def append(path: Path, lines: Iterable[str]) -> None:
     """Append records already made (a batch: one per row, then one for the run)."""
     append_records(path, lines)
+
+
+def stamped_text(record: str) -> str:
+    """A record already in JSON text (`{...}`), with the time put first."""
+    return '{"time": ' + dumps(now()) + (", " + record[1:] if record != "{}" else "}")

@@ -90,6 +90,12 @@ class Dosecalc(click.Group):
             return super().invoke(ctx)
         except DosecalcError as error:
             ctx.exit(report(error, ctx.meta.get(FORMAT_KEY, "text")))
+        except BrokenPipeError as exc:  # click itself would exit 1 ("refused by a limit")
+            raise ReaderGone from exc
+
+
+class ReaderGone(Exception):
+    """The reader of stdout went away: `main` exits 141 (as a shell reports SIGPIPE)."""
 
 
 def is_interactive() -> bool:
@@ -492,9 +498,11 @@ def protocols_check(file: str) -> None:
 
 
 BATCH_EXIT_HELP = (
-    "Exit codes: 0 every non-blank row produced a sheet; 1 a row was refused or invalid (the good "
-    "rows are still written unless --strict); 2 bad header, usage or output folder (nothing "
-    "written); 3 invalid protocols file."
+    "Exit codes: 0 every non-blank line produced a sheet; 1 a line was refused or invalid (the good "
+    "rows are still written unless --strict); 2 bad header, a quoted field over several lines, "
+    "usage, output folder or audit log (nothing written); 3 invalid protocols file; 4 a write "
+    "failed part-way (this run's files removed, or an INCOMPLETE marker left); 130 interrupted "
+    "(Ctrl-C; this run's files removed); 141 broken pipe."
 )
 
 
@@ -531,6 +539,15 @@ BATCH_EXIT_HELP = (
 @paper_option
 @click.option("--strict", is_flag=True, help="Write nothing at all if any row fails.")
 @click.option("--force", is_flag=True, help="Replace existing files in --out and --combined.")
+@click.option(
+    "--audit-log",
+    envvar="DOSECALC_AUDIT_LOG",
+    metavar="FILE",
+    help="Append one JSON line per row and one for the run ($DOSECALC_AUDIT_LOG).",
+)
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress display on stderr (shown at a terminal only)."
+)
 @order_options
 @protocols_option
 def batch(
@@ -543,6 +560,8 @@ def batch(
     paper: str,
     strict: bool,
     force: bool,
+    audit_log: str | None,
+    quiet: bool,
     protocol_id: str | None,
     operator: str | None,
     date: str | None,
@@ -555,6 +574,9 @@ def batch(
 
     if out is not None and fmt is not None:
         raise click.UsageError("--format applies without --out only (results go to stdout)")
+    for option, value in (("out", out), ("combined", combined), ("audit_log", audit_log)):
+        if value == "":  # an unset shell variable: never the current folder, never "no log"
+            fail(empty_path(option))
     library = load_library(protocols_file)
     options = core.Options(
         date=today() if date is None else date,  # an empty --date is refused, not replaced
@@ -568,19 +590,18 @@ def batch(
         force=force,
         paper=paper,
         combined=Path(combined) if combined is not None else None,
+        audit_log=Path(audit_log) if audit_log else None,
+        quiet=quiet,
     )
-    try:
-        report = core.run(
-            library,
-            daylist,
-            options,
-            stdin=sys.stdin.buffer,
-            stdout=sys.stdout.buffer,
-            stderr=sys.stderr,
-            progress=sys.stderr.isatty(),
-        )
-    except (InputError, OutputError) as exc:
-        fail(exc)
+    report = core.run(
+        library,
+        daylist,
+        options,
+        stdin=sys.stdin.buffer if sys.stdin is not None else None,
+        stdout=sys.stdout.buffer if sys.stdout is not None else None,
+        stderr=sys.stderr,
+        progress=_is_terminal(sys.stderr),
+    )
     sys.exit(EXIT_REFUSED if report.failed else EXIT_OK)
 
 
@@ -601,7 +622,7 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("dosecalc: interrupted; nothing more was written", err=True)
         code = EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except (BrokenPipeError, ReaderGone):
         code = _broken_pipe()
     except OSError as exc:
         if exc.errno == errno.EPIPE:

@@ -374,7 +374,7 @@ def render_combined(
     `cover` holds one tuple per input line in input order, refused lines included (build a produced
     sheet's with content.cover_row); `sheets` the produced sheets in the same order.
     """
-    pdf = _document(paper, date, _t(title))
+    pdf = _document(paper, date[:10], _t(title))  # "2026-11-21 to 2026-11-22": the first
     pdf.footer_text = f"dosecalc {__version__} | {title} | {date}"
     pdf.add_page()
     page = _Page(pdf)
@@ -383,7 +383,7 @@ def render_combined(
         f"{len(cover)} line(s); {len(sheets)} sheet(s) follow, one page each, in input order."
     )
     page.gap(2)
-    fixed = (10.0, 30.0, 18.0, 22.0, 22.0, 22.0)
+    fixed = (9.0, 24.0, 15.0, 18.0, 19.0, 19.0, 34.0)
     widths = (*fixed, page.width - sum(fixed))
     page.font(SMALL, bold=True)
     for heading, width in zip(content.COVER_COLUMNS, widths, strict=True):

@@ -250,18 +250,29 @@ def footer(sheet: Sheet) -> str:
     )
 
 
-COVER_COLUMNS = ("Line", "Patient ID", "Status", "Dose", "Drug volume", "Rate", "Override")
+COVER_COLUMNS = (
+    "Line",
+    "Patient ID",
+    "Status",
+    "Dose",
+    "Drug volume",
+    "Rate",
+    "Override",
+    "Warnings / problems",
+)
 
 
 def cover_row(
     sheet: Sheet, line: str, status: str = "ok"
-) -> tuple[str, str, str, str, str, str, str]:
+) -> tuple[str, str, str, str, str, str, str, str]:
     """One produced sheet ("ok", or "warning" where it has one) as a line of a combined PDF's cover
-    page (refused lines: built by batch)."""
+    page: its overrides (reason and operator) and its warnings in their own columns. Lines without
+    a sheet are built by batch, with their problem in the last column."""
     f = sheet.figures
     override = "; ".join(
         f"{o.limit}: {clean(o.reason)} ({clean(o.operator)})" for o in sheet.overrides
     )
+    warnings = "; ".join(f"{w.code}: {clean(w.message)}" for w in sheet.warnings)
     return (
         line,
         sheet.order.patient_id or "",
@@ -270,4 +281,5 @@ def cover_row(
         f.drug_volume.text,
         f.rate.text,
         override or "none",
+        warnings,
     )
