@@ -71,10 +71,10 @@ def fail(error: DosecalcError, fmt: str = "text") -> NoReturn:
 
 def report(error: DosecalcError, fmt: str = "text") -> int:
     """Write the error's messages (made safe for a terminal) and return its exit code."""
-    from dosecalc.display import printable
+    from dosecalc import sanitize
 
     for problem in error.problems:
-        click.echo(f"dosecalc: {printable(problem.message)}", err=True)
+        click.echo(f"dosecalc: {sanitize.terminal(problem.message, None)}", err=True)
     if fmt == "json":
         from dosecalc.render.as_json import dumps, error_object
 
@@ -420,13 +420,16 @@ def protocols() -> None:
 @protocols_option
 def protocols_list(protocols_file: str | None) -> None:
     """List the protocols in the file in use."""
-    from dosecalc.display import clean
+    from dosecalc import sanitize
 
     library = load_library(protocols_file)
-    click.echo(f"{clean(library.path)} (sha256 {library.sha256}, {library.origin})")
+    click.echo(
+        f"{sanitize.terminal(library.path, None)} (sha256 {library.sha256}, {library.origin})"
+    )
     for pid, p in library.protocols.items():
         marker = "*" if pid == library.default else " "
-        click.echo(f"{marker} {pid}  {clean(p.name)}  (version {clean(p.version)})")
+        name, version = sanitize.text(p.name), sanitize.text(p.version)
+        click.echo(f"{marker} {pid}  {name}  (version {version})")
 
 
 @protocols.command("show")
@@ -434,7 +437,10 @@ def protocols_list(protocols_file: str | None) -> None:
 @protocols_option
 def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
     """Show one protocol in full."""
-    from dosecalc.display import clean, format_quantity
+    from dosecalc import sanitize
+    from dosecalc.display import format_quantity
+
+    clean = sanitize.text  # protocol text shown as it is, unsafe characters removed
 
     library = load_library(protocols_file)
     try:
@@ -465,7 +471,7 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
                         f"{format_quantity(bounds.high, limit.unit)}",
                     )
                 )
-    click.echo(f"{clean(library.path)} (sha256 {library.sha256})")
+    click.echo(f"{sanitize.terminal(library.path, None)} (sha256 {library.sha256})")
     for key, value in rows:
         click.echo(f"{key:>20}: {value}")
     click.echo(f"{'advisory':>20}: {clean(p.advisory, keep_newlines=True).strip()}")

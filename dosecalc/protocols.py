@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from dosecalc.display import format_quantity, has_unsafe
+from dosecalc.display import format_quantity
 from dosecalc.errors import InputError, Problem, ProtocolFileError
+from dosecalc.sanitize import has_unsafe, terminal
 from dosecalc.units import Quantity, parse_quantity
 
 ENV_PROTOCOLS = "DOSECALC_PROTOCOLS"
@@ -148,14 +149,13 @@ class Library:
     def get(self, protocol_id: str | None) -> Protocol:
         wanted = self.default if protocol_id is None else protocol_id
         if wanted not in self.protocols:
-            from dosecalc.units import safe_echo
-
             known = ", ".join(sorted(self.protocols))
             raise InputError(
                 Problem(
                     "protocol",
                     "unknown_protocol",
-                    f"protocol: '{safe_echo(wanted)}' is not in {self.path}. Accepted: {known}.",
+                    f"protocol: '{terminal(wanted)}' is not in {terminal(self.path, None)}. "
+                    f"Accepted: {known}.",
                 )
             )
         return self.protocols[wanted]
@@ -263,9 +263,7 @@ def _shape_problem(text: str) -> str | None:
 
 
 def _file_error(where: str, code: str, message: str) -> ProtocolFileError:
-    from dosecalc.units import safe_echo
-
-    return ProtocolFileError(Problem("protocols", code, f"{safe_echo(where, 200)}: {message}"))
+    return ProtocolFileError(Problem("protocols", code, f"{terminal(where, 200)}: {message}"))
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -458,12 +456,10 @@ class _Checker:
                 continue
             match = MONITORING_TIME.fullmatch(item)
             if match is None:
-                from dosecalc.units import safe_echo
-
                 self.add(
                     item_path,
                     "bad_time",
-                    f"'{safe_echo(item)}' is not a monitoring time. Accepted: whole minutes "
+                    f"'{terminal(item)}' is not a monitoring time. Accepted: whole minutes "
                     'from the start ("10 min") or after the end ("end + 15 min"), written '
                     "exactly so, no leading zero",
                 )

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 from helpers import DATA, TEST_PROTOCOLS
 
-from dosecalc.batch import neutralise
 from dosecalc.cli import cli
+from dosecalc.sanitize import csv_cell as neutralise
 
 FAULTY = DATA / "daylist_faulty.csv"
 HEADER = "patient_id,weight,name,override_reason,operator"

@@ -20,8 +20,8 @@ from click.testing import CliRunner, Result
 from helpers import DATE, TEST_PROTOCOLS, assert_no_traceback, command, day_list, need
 
 from dosecalc import cli as cli_module
-from dosecalc.batch import neutralise
 from dosecalc.cli import cli
+from dosecalc.sanitize import csv_cell as neutralise
 
 GOOD = "B002,72 kg\nC003,73 kg\nD004,74 kg\n"
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
+from dosecalc import sanitize
 from dosecalc.batch.evaluate import Context, evaluate, mark_duplicates
 from dosecalc.batch.progress import Progress, summary
 from dosecalc.batch.read import Source, csv_rows, jsonl_rows
@@ -38,17 +39,14 @@ from dosecalc.batch.write import (
     Writer,
     check_targets,
     combined_pdf,
-    neutralise,
     now,
     write_folder,
     write_stdout,
 )
-from dosecalc.display import clean
 from dosecalc.errors import InputError, OutputError, Problem
 from dosecalc.model import TEXT_LIMITS, check_date, check_text
 from dosecalc.protocols import Library
 from dosecalc.render import FORMATS
-from dosecalc.units import safe_echo
 
 __all__ = [
     "COLUMNS",
@@ -60,7 +58,6 @@ __all__ = [
     "Report",
     "ResultRow",
     "input_format",
-    "neutralise",
     "run",
 ]
 
@@ -84,7 +81,11 @@ def _open(daylist: str, stdin: IO[bytes] | None) -> tuple[IO[bytes], int | None]
     except (OSError, ValueError) as exc:
         why = getattr(exc, "strerror", None) or "the file name is not valid"
         raise InputError(
-            Problem("daylist", "unreadable", f"daylist: cannot read {safe_echo(daylist)}: {why}")
+            Problem(
+                "daylist",
+                "unreadable",
+                f"daylist: cannot read {sanitize.terminal(daylist, None)}: {why}",
+            )
         ) from None
 
 
@@ -107,7 +108,7 @@ def _check_options(library: Library, options: Options) -> Options:
                 Problem(
                     "sheets",
                     "unknown_format",
-                    f"sheets: unknown format '{safe_echo(fmt)}'. Accepted: {', '.join(FORMATS)}",
+                    f"sheets: unknown format '{sanitize.terminal(fmt)}'. Accepted: {', '.join(FORMATS)}",
                 )
             )
     return replace(options, protocol_id=options.protocol_id or library.default)
@@ -181,11 +182,11 @@ def run(
         summary(spool, report, stderr)
         inputs = {
             "day_list": {
-                "path": clean(daylist),
+                "path": sanitize.log(daylist),
                 "format": fmt,
                 "sha256": source.sha256.hexdigest(),
             },
-            "protocols_file": {"path": clean(library.path), "sha256": library.sha256},
+            "protocols_file": {"path": sanitize.log(library.path), "sha256": library.sha256},
         }
         if options.strict and report.failed:
             _audit(spool, options, ctx, report, inputs, "refused (--strict): nothing written")
@@ -217,7 +218,7 @@ def run(
         _run_record(options, ctx, report, inputs, "complete")
         if options.out is not None:
             stderr.write(
-                f"dosecalc: wrote {report.written} file(s) to {clean(str(options.out))}, "
+                f"dosecalc: wrote {report.written} file(s) to {sanitize.terminal(str(options.out), None)}, "
                 f"{MANIFEST_FILE} last\n"
             )
         return report
@@ -245,7 +246,8 @@ def _folders(options: Options) -> list[tuple[Path, str]]:
                     Problem(
                         "combined",
                         "no_folder",
-                        f"combined: the folder of {clean(str(options.combined))} does not exist",
+                        f"combined: the folder of "
+                        f"{sanitize.terminal(str(options.combined), None)} does not exist",
                     )
                 )
     return folders
@@ -338,8 +340,8 @@ def _run_record(
         "batch_run": ctx.run_id,
         "outcome": outcome,
         **inputs,
-        "out": clean(str(options.out)) if options.out is not None else None,
-        "combined": clean(str(options.combined)) if options.combined is not None else None,
+        "out": sanitize.log(str(options.out)) if options.out is not None else None,
+        "combined": sanitize.log(str(options.combined)) if options.combined is not None else None,
         "counts": {"lines_read": report.lines_read, **report.counts},
         "files_written": report.written,
         "versions": audit.versions(),

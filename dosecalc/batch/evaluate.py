@@ -26,7 +26,8 @@ from dosecalc.model import PATIENT_ID, TEXT_LIMITS, Order, Sheet, check_patient_
 from dosecalc.protocols import Library
 from dosecalc.render import extension, render
 from dosecalc.render.as_json import dumps, error_object, sheet_json
-from dosecalc.units import parse_number, safe_echo
+from dosecalc.sanitize import terminal
+from dosecalc.units import parse_number
 
 
 class Outcome(NamedTuple):
@@ -85,7 +86,7 @@ def wants_jsonl(options: Options) -> bool:
 
 
 def shown(text: str | None, limit: int = 64) -> str:
-    return "" if text is None else safe_echo(text, limit)
+    return "" if text is None else terminal(text, limit)
 
 
 def identity(line: int, cells: dict[str, str], options: Options, status: str) -> ResultRow:

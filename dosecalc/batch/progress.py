@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import IO, Any
 
+from dosecalc import sanitize
 from dosecalc.batch.rows import BLANK, INVALID, REFUSED, WARNING, Report
 from dosecalc.batch.spool import Spool
-from dosecalc.display import clean
 
 # How often (in rows) the display is updated while rows are computed.
 EVERY = 200
@@ -79,4 +79,5 @@ def summary(spool: Spool, report: Report, stderr: IO[str]) -> None:
         stderr.write(f"dosecalc: blank line(s) counted, not skipped silently: {shown}\n")
     for row, _ in spool.rows(REFUSED, INVALID, WARNING):
         who = f" (patient_id {row.patient_id})" if row.patient_id else ""
-        stderr.write(clean(f"dosecalc: line {row.line}{who}: {row.status}: {row.message}") + "\n")
+        line = f"dosecalc: line {row.line}{who}: {row.status}: {row.message}"
+        stderr.write(sanitize.terminal(line, None) + "\n")

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from dosecalc.batch.rows import COLUMNS, WEIGHT_COLUMNS, RawRow
 from dosecalc.errors import InputError, Problem
-from dosecalc.units import safe_echo
+from dosecalc.sanitize import terminal
 
 # A physical line longer than this is refused (and never held whole in memory).
 MAX_LINE_BYTES = 16 * 1024
@@ -92,11 +92,11 @@ def check_header(header: list[str], what: str = "header") -> list[str]:
     seen: set[str] = set()
     duplicates = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
     if duplicates:
-        shown = ", ".join(safe_echo(n) for n in duplicates)
+        shown = ", ".join(terminal(n) for n in duplicates)
         problems.append(Problem(what, "duplicate_column", f"{what}: duplicate column(s): {shown}"))
     unknown = [name for name, low in zip(header, names, strict=True) if low not in COLUMNS]
     if unknown:
-        shown = ", ".join(f"'{safe_echo(n)}'" for n in unknown)
+        shown = ", ".join(f"'{terminal(n)}'" for n in unknown)
         hint = _hint(unknown)
         problems.append(
             Problem(
@@ -208,7 +208,7 @@ def _first_cell(text: str) -> str:
 
 def _bare_cr(number: int, text: str) -> str:
     parts = [p for p in text.split("\r") if p.strip()]
-    ids = ", ".join(safe_echo(_first_cell(p)) for p in parts[:MAX_NAMED])
+    ids = ", ".join(terminal(_first_cell(p)) for p in parts[:MAX_NAMED])
     return (
         f"line {number} contains a carriage return (CR) inside the line: it may hold "
         f"{len(parts)} rows run together (first cells: {ids}); save the file with LF or CRLF "
@@ -232,7 +232,7 @@ def _multiline(source: Source, opened: Line) -> InputError:
         where = "the quote is never closed: it is the last line"
     else:
         last = swallowed[-1].number
-        ids = [safe_echo(_first_cell(line.text)) for line in swallowed[:MAX_NAMED]]
+        ids = [terminal(_first_cell(line.text)) for line in swallowed[:MAX_NAMED]]
         more = f" and {len(swallowed) - MAX_NAMED} more" if len(swallowed) > MAX_NAMED else ""
         span = f"through line {last}" if closed else f"to the end of the file (line {last})"
         where = (
@@ -261,7 +261,7 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"key '{safe_echo(key)}' appears twice")
+            raise ValueError(f"key '{terminal(key)}' appears twice")
         result[key] = value
     return result
 
@@ -298,7 +298,7 @@ def _jsonl_record(line: Line) -> RawRow:
         values.append(None)  # something after the first value: more than one value on the line
     if len(values) > 1:
         ids = [
-            safe_echo(str(v.get("patient_id")))
+            terminal(str(v.get("patient_id")))
             for v in values
             if isinstance(v, dict) and v.get("patient_id")
         ]
@@ -333,5 +333,5 @@ def _json_problem(number: int, data: Any) -> str | None:
         return "; ".join(p.message for p in exc.problems)
     for key, value in data.items():
         if value is not None and not isinstance(value, str):
-            return f"{safe_echo(key)}: must be text in quotes, a number or null"
+            return f"{terminal(key)}: must be text in quotes, a number or null"
     return None

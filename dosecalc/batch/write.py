@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from dosecalc import sanitize
 from dosecalc.batch.rows import (
     ERRORS_FILE,
     FAILED,
@@ -30,14 +31,9 @@ from dosecalc.batch.rows import (
     ResultRow,
 )
 from dosecalc.batch.spool import Spool
-from dosecalc.display import clean
 from dosecalc.errors import IncompleteOutputError, OutputError, Problem
 from dosecalc.files import TEMP_PREFIX, exists_error, shown_path, write_atomic
 
-# CSV cells starting with these are formulas to a spreadsheet (OWASP CSV injection); ';' and ','
-# split a cell in locales that use them as separators, so a cell holding one is quoted by csv.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-FORMULA_INSIDE = ("=", "+", "-", "@")
 # Shown when files already exist: only the first few names (the list can be long).
 SHOWN_NAMES = 5
 
@@ -46,32 +42,13 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def neutralise(cell: str) -> str:
-    """A CSV cell that is never a formula (OWASP) and never carries control characters: a cell
-    that starts like a formula, or holds a ';' or ',' followed by one (a spreadsheet in a
-    semicolon locale splits the cell there), gets a leading apostrophe."""
-    cell = clean(cell)
-    if cell.startswith(FORMULA_STARTS) or _formula_after_separator(cell):
-        return "'" + cell
-    return cell
-
-
-def _formula_after_separator(cell: str) -> bool:
-    for separator in (";", ","):
-        if separator in cell:
-            for part in cell.split(separator)[1:]:
-                if part.lstrip(" ").startswith(FORMULA_INSIDE):
-                    return True
-    return False
-
-
 def csv_chunks(rows: Iterator[ResultRow]) -> Iterator[bytes]:
     """results.csv / errors.csv: header, then one line per row, in chunks of bytes."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(RESULT_COLUMNS)
     for i, row in enumerate(rows, 1):
-        writer.writerow([neutralise(c) for c in row])
+        writer.writerow([sanitize.csv_cell(c) for c in row])
         if i % 1000 == 0:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
@@ -160,7 +137,9 @@ class FolderLock:
 def target(out: Path, name: str) -> Path:
     """`name` inside `out`, or refuse: a file name can never leave the output folder."""
     if not name or Path(name).name != name or name in (".", ".."):
-        raise OutputError(Problem("out", "bad_name", f"out: refusing file name '{clean(name)}'"))
+        raise OutputError(
+            Problem("out", "bad_name", f"out: refusing file name '{sanitize.terminal(name)}'")
+        )
     return out / name
 
 
@@ -303,10 +282,10 @@ class Writer:
             marker = self.options.out / INCOMPLETE_FILE
             text = (
                 "This folder is INCOMPLETE: a dosecalc batch run failed part-way at "
-                f"{now()} ({clean(why)}).\n"
+                f"{now()} ({sanitize.log(why)}).\n"
                 f"There is no {MANIFEST_FILE}: do not use these files as a complete set.\n"
                 "Files this run wrote that could not be undone (they replaced older files):\n"
-                + "".join(f"  {clean(p.name)}\n" for p in left)
+                + "".join(f"  {sanitize.log(p.name)}\n" for p in left)
                 + "Rerun the batch with --force to complete the folder.\n"
             )
             try:

@@ -17,8 +17,7 @@ from typing import Any, cast
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from dosecalc import __version__
-from dosecalc.display import clean
+from dosecalc import __version__, sanitize
 from dosecalc.model import Sheet
 from dosecalc.render import DEFAULT_PAPER, PAPERS, content
 
@@ -53,13 +52,8 @@ def _glyphs() -> frozenset[int]:
 
 
 def _t(text: str, keep_newlines: bool = False) -> str:
-    """Text for the page: control and format characters removed, and a character the font cannot
-    draw shown as its code (\\u5c71) rather than silently left out of a patient's name."""
-    glyphs = _glyphs()
-    return "".join(
-        ch if ord(ch) in glyphs or ch == "\n" else f"\\u{ord(ch):04x}"
-        for ch in clean(text, keep_newlines=keep_newlines)
-    )
+    """Text for the page: the PDF policy, with this font's glyphs."""
+    return sanitize.pdf(text, _glyphs(), keep_newlines=keep_newlines)
 
 
 def _height(pdf: FPDF, width: float, line: float, text: str) -> float:
