@@ -613,6 +613,8 @@ def batch(
 
 def main() -> None:
     """Console-script entry point: the process-level exit codes (130, 141, 4) are decided here."""
+    if sys.stderr is None:  # `2>&-`: messages go nowhere, but the exit code must still be right
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
         code = cli.main(prog_name="dosecalc", standalone_mode=False)
         _flush_stdout()

@@ -439,3 +439,11 @@ def test_progress_is_shown_at_a_terminal_and_never_piped_or_with_quiet(tmp_path:
     assert piped.returncode == 0
     assert "rows computed" not in piped.stderr
     assert "\x1b" not in piped.stderr
+
+
+def test_a_closed_stderr_still_gives_the_right_exit_code(tmp_path: Path) -> None:
+    daylist = day_list(tmp_path / "day.csv", 3)
+    line = " ".join(f"'{part}'" for part in command(str(daylist), "--date", DATE))
+    done = subprocess.run(["bash", "-c", f"{line} 2>&-"], capture_output=True, timeout=60)
+    assert done.returncode == 0  # three good rows: not 1 ("refused") from a crash on stderr
+    assert len(done.stdout.splitlines()) == 4  # the header and three rows

@@ -7,7 +7,6 @@ its audit record; the batch reaches a sheet's numbers only through the Sheet obj
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any, NamedTuple
 
 from dosecalc.batch.rows import (
@@ -70,13 +69,12 @@ def evaluate(raw: RawRow, ctx: Context) -> Outcome:
         error = InputError(Problem("row", raw.code or "bad_line", raw.problem))
         return failure(raw.line, cells, ctx, error, None)
     key = duplicate_key(cells, options)
-    order = loose_order(cells, options)
     try:
         sheet = make_sheet(ctx.library, to_order(cells, options), confirm=None)
     except (InputError, LimitError) as exc:
-        return failure(raw.line, cells, ctx, exc, key, order)
+        return failure(raw.line, cells, ctx, exc, key)
     except ArithmeticError as exc:  # decimal.InvalidOperation: never a traceback
-        return failure(raw.line, cells, ctx, arithmetic_error(exc), key, order)
+        return failure(raw.line, cells, ctx, arithmetic_error(exc), key)
     assert key is not None
     return success(raw.line, sheet, ctx, key)
 
@@ -102,12 +100,7 @@ def identity(line: int, cells: dict[str, str], options: Options, status: str) ->
 
 
 def failure(
-    line: int,
-    cells: dict[str, str],
-    ctx: Context,
-    error: DosecalcError,
-    key: str | None,
-    order: Order | None = None,
+    line: int, cells: dict[str, str], ctx: Context, error: DosecalcError, key: str | None
 ) -> Outcome:
     status = REFUSED if isinstance(error, LimitError) else INVALID
     message = "; ".join(p.message for p in error.problems)
@@ -115,7 +108,9 @@ def failure(
     jsonl = None
     if wants_jsonl(ctx.options):
         jsonl = dumps(failure_object(error, line, row.patient_id or None, status))
-    record = audit_record(order or loose_order(cells, ctx.options), ctx, line, error=error)
+    record = None
+    if ctx.options.audit_log is not None:
+        record = audit_record(loose_order(cells, ctx.options), ctx, line, error=error)
     return Outcome(row, key, jsonl=jsonl, audit=record)
 
 
@@ -199,9 +194,11 @@ def weight_text(cells: dict[str, str]) -> str:
     )
 
 
-def loose_order(cells: dict[str, str], options: Options) -> Order:
-    """The row as typed, unchecked: what the audit record repeats for a row that failed."""
-    weight = next((cells[c] for c in WEIGHT_COLUMNS if c in cells), "")
+def loose_order(cells: dict[str, str], options: Options, weight: str | None = None) -> Order:
+    """The row as typed, unchecked: what the audit record repeats for a row that failed (and, with
+    the weight checked and given its unit, the Order of a good row)."""
+    if weight is None:
+        weight = next((cells[c] for c in WEIGHT_COLUMNS if c in cells), "")
     return Order(
         weight=weight,
         date=cells.get("date", options.date),
@@ -235,7 +232,7 @@ def to_order(cells: dict[str, str], options: Options) -> Order:
         problems.extend(exc.problems)
     if problems:
         raise InputError(problems)
-    return replace(loose_order(cells, options), weight=weight)
+    return loose_order(cells, options, weight)
 
 
 def mark_duplicates(spool: Any, ctx: Context) -> None:
