@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from dosecalc import __version__
+from dosecalc import __version__, sanitize
 from dosecalc.errors import DosecalcError, Problem
 from dosecalc.files import append_records
 from dosecalc.model import Order, Sheet
@@ -41,7 +41,8 @@ def now() -> str:
 
 
 def _inputs(order: Order) -> dict[str, Any]:
-    return {
+    """What was typed, under the log policy (no control, bidi or zero-width character raw)."""
+    typed = {
         "weight": order.weight,
         "protocol": order.protocol_id,
         "patient_id": order.patient_id,
@@ -52,6 +53,7 @@ def _inputs(order: Order) -> dict[str, Any]:
         "override_reason": order.override_reason,
         "operator": order.operator,
     }
+    return {k: v if v is None else sanitize.log(v) for k, v in typed.items()}
 
 
 def without_name(error: DosecalcError, name: str | None) -> dict[str, Any]:
@@ -65,9 +67,8 @@ def without_name(error: DosecalcError, name: str | None) -> dict[str, Any]:
         elif name:
             message = p.message.replace(name, NAME_WITHHELD)
             if len(name) >= 8:  # messages repeat at most 40 characters, made printable
-                from dosecalc.units import safe_echo
-
-                message = message.replace(safe_echo(name).removesuffix("..."), NAME_WITHHELD)
+                shown = sanitize.terminal(name).removesuffix("...")
+                message = message.replace(shown, NAME_WITHHELD)
             p = Problem(p.field, p.code, message)
         problems.append(p)
     scrubbed = DosecalcError(problems)
@@ -123,3 +124,8 @@ def record(
 def append(path: Path, lines: Iterable[str]) -> None:
     """Append records already made (a batch: one per row, then one for the run)."""
     append_records(path, lines)
+
+
+def stamped_text(record: str) -> str:
+    """A record already in JSON text (`{...}`), with the time put first."""
+    return '{"time": ' + dumps(now()) + (", " + record[1:] if record != "{}" else "}")

@@ -14,6 +14,7 @@ import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -71,10 +72,10 @@ def fail(error: DosecalcError, fmt: str = "text") -> NoReturn:
 
 def report(error: DosecalcError, fmt: str = "text") -> int:
     """Write the error's messages (made safe for a terminal) and return its exit code."""
-    from dosecalc.display import printable
+    from dosecalc import sanitize
 
     for problem in error.problems:
-        click.echo(f"dosecalc: {printable(problem.message)}", err=True)
+        click.echo(f"dosecalc: {sanitize.terminal(problem.message, None)}", err=True)
     if fmt == "json":
         from dosecalc.render.as_json import dumps, error_object
 
@@ -90,6 +91,12 @@ class Dosecalc(click.Group):
             return super().invoke(ctx)
         except DosecalcError as error:
             ctx.exit(report(error, ctx.meta.get(FORMAT_KEY, "text")))
+        except BrokenPipeError as exc:  # click itself would exit 1 ("refused by a limit")
+            raise ReaderGone from exc
+
+
+class ReaderGone(Exception):
+    """The reader of stdout went away: `main` exits 141 (as a shell reports SIGPIPE)."""
 
 
 def is_interactive() -> bool:
@@ -493,7 +500,9 @@ def config_command(
     from click.core import ParameterSource
 
     from dosecalc import config, protocols
-    from dosecalc.display import printable
+    from dosecalc.sanitize import terminal
+
+    printable = partial(terminal, limit=None)  # paths and values in full, escaped
 
     ctx = click.get_current_context()
     settings = _config()
@@ -524,13 +533,16 @@ def protocols() -> None:
 @protocols_option
 def protocols_list(protocols_file: str | None) -> None:
     """List the protocols in the file in use."""
-    from dosecalc.display import clean
+    from dosecalc import sanitize
 
     library = load_library(protocols_file)
-    click.echo(f"{clean(library.path)} (sha256 {library.sha256}, {library.origin})")
+    click.echo(
+        f"{sanitize.terminal(library.path, None)} (sha256 {library.sha256}, {library.origin})"
+    )
     for pid, p in library.protocols.items():
         marker = "*" if pid == library.default else " "
-        click.echo(f"{marker} {pid}  {clean(p.name)}  (version {clean(p.version)})")
+        name, version = sanitize.text(p.name), sanitize.text(p.version)
+        click.echo(f"{marker} {pid}  {name}  (version {version})")
 
 
 @protocols.command("show")
@@ -538,7 +550,10 @@ def protocols_list(protocols_file: str | None) -> None:
 @protocols_option
 def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
     """Show one protocol in full."""
-    from dosecalc.display import clean, format_number, format_quantity
+    from dosecalc import sanitize
+    from dosecalc.display import format_number, format_quantity
+
+    clean = sanitize.text  # protocol text shown as it is, unsafe characters removed
 
     library = load_library(protocols_file)
     try:
@@ -570,7 +585,7 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
                         f"{format_quantity(bounds.high, limit.unit)}",
                     )
                 )
-    click.echo(f"{clean(library.path)} (sha256 {library.sha256})")
+    click.echo(f"{sanitize.terminal(library.path, None)} (sha256 {library.sha256})")
     for key, value in rows:
         click.echo(f"{key:>20}: {value}")
     click.echo(f"{'advisory':>20}: {clean(p.advisory, keep_newlines=True).strip()}")
@@ -603,9 +618,11 @@ def protocols_check(file: str) -> None:
 
 
 BATCH_EXIT_HELP = (
-    "Exit codes: 0 every non-blank row produced a sheet; 1 a row was refused or invalid (the good "
-    "rows are still written unless --strict); 2 bad header, usage or output folder (nothing "
-    "written); 3 invalid protocols file."
+    "Exit codes: 0 every non-blank line produced a sheet; 1 a line was refused or invalid (the good "
+    "rows are still written unless --strict); 2 bad header, a quoted field over several lines, "
+    "usage, output folder or audit log (nothing written); 3 invalid protocols file; 4 a write "
+    "failed part-way (this run's files removed, or an INCOMPLETE marker left); 130 interrupted "
+    "(Ctrl-C; this run's files removed); 141 broken pipe."
 )
 
 
@@ -642,6 +659,15 @@ BATCH_EXIT_HELP = (
 @paper_option
 @click.option("--strict", is_flag=True, help="Write nothing at all if any row fails.")
 @click.option("--force", is_flag=True, help="Replace existing files in --out and --combined.")
+@click.option(
+    "--audit-log",
+    envvar="DOSECALC_AUDIT_LOG",
+    metavar="FILE",
+    help="Append one JSON line per row and one for the run ($DOSECALC_AUDIT_LOG).",
+)
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress display on stderr (shown at a terminal only)."
+)
 @order_options
 @protocols_option
 def batch(
@@ -654,6 +680,8 @@ def batch(
     paper: str,
     strict: bool,
     force: bool,
+    audit_log: str | None,
+    quiet: bool,
     protocol_id: str | None,
     operator: str | None,
     date: str | None,
@@ -666,6 +694,9 @@ def batch(
 
     if out is not None and fmt is not None:
         raise click.UsageError("--format applies without --out only (results go to stdout)")
+    for option, value in (("out", out), ("combined", combined), ("audit_log", audit_log)):
+        if value == "":  # an unset shell variable: never the current folder, never "no log"
+            fail(empty_path(option))
     library = load_library(protocols_file)
     options = core.Options(
         date=today() if date is None else date,  # an empty --date is refused, not replaced
@@ -679,24 +710,25 @@ def batch(
         force=force,
         paper=paper,
         combined=Path(combined) if combined is not None else None,
+        audit_log=Path(audit_log) if audit_log else None,
+        quiet=quiet,
     )
-    try:
-        report = core.run(
-            library,
-            daylist,
-            options,
-            stdin=sys.stdin.buffer,
-            stdout=sys.stdout.buffer,
-            stderr=sys.stderr,
-            progress=sys.stderr.isatty(),
-        )
-    except (InputError, OutputError) as exc:
-        fail(exc)
+    report = core.run(
+        library,
+        daylist,
+        options,
+        stdin=sys.stdin.buffer if sys.stdin is not None else None,
+        stdout=sys.stdout.buffer if sys.stdout is not None else None,
+        stderr=sys.stderr,
+        progress=_is_terminal(sys.stderr),
+    )
     sys.exit(EXIT_REFUSED if report.failed else EXIT_OK)
 
 
 def main() -> None:
     """Console-script entry point: the process-level exit codes (130, 141, 4) are decided here."""
+    if sys.stderr is None:  # `2>&-`: messages go nowhere, but the exit code must still be right
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
         code = cli.main(prog_name="dosecalc", standalone_mode=False)
         _flush_stdout()
@@ -712,7 +744,7 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("dosecalc: interrupted; nothing more was written", err=True)
         code = EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except (BrokenPipeError, ReaderGone):
         code = _broken_pipe()
     except OSError as exc:
         if exc.errno == errno.EPIPE:

@@ -12,6 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from dosecalc.errors import InputError, Problem
@@ -53,7 +54,9 @@ def config_path(environ: Mapping[str, str] | None = None) -> str | None:
 
 
 def _problem(path: str, key: str, message: str) -> InputError:
-    from dosecalc.display import printable
+    from dosecalc.sanitize import terminal
+
+    printable = partial(terminal, limit=None)  # paths and values in full, escaped
 
     return InputError(Problem("config", key, f"config: {printable(path)}: {message}"))
 
@@ -81,7 +84,9 @@ def load(path: str | None = None) -> Config:
 
 
 def _checked(path: str, data: dict[str, Any]) -> dict[str, str]:
-    from dosecalc.display import has_unsafe, printable
+    from dosecalc.sanitize import has_unsafe, terminal
+
+    printable = partial(terminal, limit=None)  # paths and values in full, escaped
 
     problems = []
     values: dict[str, str] = {}

@@ -1,4 +1,4 @@
-"""The one number formatter (ISMP safe display) and the sanitisers for text a user or a file typed.
+"""The one number formatter (ISMP safe display). Text a user or a file typed: see sanitize.py.
 
 Every number a renderer shows comes from a `Figure`, rounded here once, half-up, to the protocol's
 step. Nothing in this module imports rich or click.
@@ -6,47 +6,14 @@ step. Nothing in this module imports rich or click.
 
 from __future__ import annotations
 
-import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from functools import lru_cache
 from typing import NamedTuple
 
 from dosecalc.exact import EXACT
+from dosecalc.sanitize import has_unsafe, is_unsafe_char
 
-# Unicode categories never shown or written: controls (ESC, NUL, C1), format characters (bidi
-# overrides, zero-width), surrogates, private use, and the line/paragraph separators.
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-
-
-def is_unsafe_char(ch: str) -> bool:
-    return unicodedata.category(ch) in _UNSAFE_CATEGORIES
-
-
-def has_unsafe(text: str) -> bool:
-    # str.isprintable() is False for every unsafe category (and for non-ASCII spaces, which are
-    # allowed): a fast answer for the common, plain case.
-    return not text.isprintable() and any(is_unsafe_char(ch) for ch in text)
-
-
-def clean(text: str, *, keep_newlines: bool = False) -> str:
-    """`text` with every control, format and separator character removed (for display and files)."""
-    if text.isprintable():
-        return text
-    return "".join(ch for ch in text if (keep_newlines and ch == "\n") or not is_unsafe_char(ch))
-
-
-def printable(text: str) -> str:
-    """`text` with unsafe characters shown as escapes (\\x1b, \\u202e): for repeating bad input."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if is_unsafe_char(ch):
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+__all__ = ["has_unsafe", "is_unsafe_char"]  # re-exported: the predicate lives in sanitize.py
 
 
 def round_half_up(value: Decimal, step: Decimal) -> Decimal:

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from dosecalc.display import printable
+from dosecalc import sanitize
 from dosecalc.errors import OutputError, Problem
 
 TEMP_PREFIX = ".dosecalc-tmp-"
@@ -22,7 +22,7 @@ TEMP_PREFIX = ".dosecalc-tmp-"
 
 def shown_path(path: str | os.PathLike[str]) -> str:
     """A path as it may be repeated in a message: control and format characters as escapes."""
-    return printable(os.fspath(path))
+    return sanitize.terminal(os.fspath(path), None)
 
 
 def exists_error(path: Path, field: str = "output") -> OutputError:

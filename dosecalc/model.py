@@ -15,12 +15,10 @@ from functools import lru_cache
 
 from dosecalc.display import (
     Figure,
-    clean,
     decimals,
     figure,
     format_number,
     format_quantity,
-    has_unsafe,
     round_half_up,
 )
 from dosecalc.dosing import Result, calculate
@@ -28,7 +26,9 @@ from dosecalc.errors import InputError, LimitError, Problem
 from dosecalc.limits import Breach, Notice, check, rounding_notices
 from dosecalc.protocols import Library, Protocol
 from dosecalc.quantities import QUANTITIES
-from dosecalc.units import STRENGTH, Quantity, parse_quantity, safe_echo
+from dosecalc.sanitize import has_unsafe, terminal
+from dosecalc.sanitize import text as clean
+from dosecalc.units import STRENGTH, Quantity, parse_quantity
 from dosecalc.verify import Reverse, verify
 
 PATIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -120,7 +120,7 @@ def check_patient_id(value: str | None, field: str = "patient_id") -> str | None
             Problem(
                 field,
                 "bad_patient_id",
-                f"{field}: '{safe_echo(value)}' is not accepted. Accepted: 1 to 64 ASCII letters, "
+                f"{field}: '{terminal(value)}' is not accepted. Accepted: 1 to 64 ASCII letters, "
                 "digits, '-' or '_'.",
             )
         )
@@ -138,7 +138,7 @@ def check_date(value: str, field: str = "date") -> str:
             Problem(
                 field,
                 "bad_date",
-                f"{field}: '{safe_echo(value)}' is not a date. Accepted: YYYY-MM-DD, "
+                f"{field}: '{terminal(value)}' is not a date. Accepted: YYYY-MM-DD, "
                 "for example 2026-11-21.",
             )
         ) from None
@@ -156,7 +156,7 @@ def check_text(value: str | None, field: str, limit: int) -> str | None:
             Problem(
                 field,
                 "too_long",
-                f"{field}: '{safe_echo(value)}' is longer than {limit} characters. "
+                f"{field}: '{terminal(value)}' is longer than {limit} characters. "
                 f"Accepted: plain text of at most {limit} characters.",
             )
         )
@@ -165,7 +165,7 @@ def check_text(value: str | None, field: str, limit: int) -> str | None:
             Problem(
                 field,
                 "control_character",
-                f"{field}: '{safe_echo(value)}' contains a control or escape character. "
+                f"{field}: '{terminal(value)}' contains a control or escape character. "
                 "Accepted: plain text.",
             )
         )
@@ -260,7 +260,7 @@ def _off_step(protocol: Protocol, duration: Quantity) -> list[Problem]:
         Problem(
             "duration",
             "off_step",
-            f"duration: '{safe_echo(duration.text)}' is {shown.exact_text}, which the sheet "
+            f"duration: '{terminal(duration.text)}' is {shown.exact_text}, which the sheet "
             f"would print as {shown.text}. Accepted: a whole number of {format_number(step)} min "
             f"steps (protocol {protocol.id}), for example {protocol.duration.text}.",
         )

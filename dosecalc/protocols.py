@@ -17,7 +17,7 @@ from decimal import Decimal
 from itertools import product
 from typing import Any, NamedTuple
 
-from dosecalc.display import format_quantity, has_unsafe, round_half_up
+from dosecalc.display import format_quantity, round_half_up
 from dosecalc.errors import InputError, Problem, ProtocolFileError
 from dosecalc.exact import EXACT
 from dosecalc.quantities import (
@@ -31,6 +31,7 @@ from dosecalc.quantities import (
     compiled,
     formulas,
 )
+from dosecalc.sanitize import has_unsafe, terminal
 from dosecalc.units import STRENGTH, Quantity, parse_quantity
 
 ENV_PROTOCOLS = "DOSECALC_PROTOCOLS"
@@ -151,14 +152,13 @@ class Library:
     def get(self, protocol_id: str | None) -> Protocol:
         wanted = self.default if protocol_id is None else protocol_id
         if wanted not in self.protocols:
-            from dosecalc.units import safe_echo
-
             known = ", ".join(sorted(self.protocols))
             raise InputError(
                 Problem(
                     "protocol",
                     "unknown_protocol",
-                    f"protocol: '{safe_echo(wanted)}' is not in {self.path}. Accepted: {known}.",
+                    f"protocol: '{terminal(wanted)}' is not in {terminal(self.path, None)}. "
+                    f"Accepted: {known}.",
                 )
             )
         return self.protocols[wanted]
@@ -266,9 +266,7 @@ def _shape_problem(text: str) -> str | None:
 
 
 def _file_error(where: str, code: str, message: str) -> ProtocolFileError:
-    from dosecalc.units import safe_echo
-
-    return ProtocolFileError(Problem("protocols", code, f"{safe_echo(where, 200)}: {message}"))
+    return ProtocolFileError(Problem("protocols", code, f"{terminal(where, 200)}: {message}"))
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -436,9 +434,7 @@ class _Checker:
         ceiling = f"{MAX_ROUNDING_CHANGE_CEILING * 100:f}".rstrip("0").rstrip(".")
         accepted = f'Accepted: a percentage in quotes above 0% and at most {ceiling}%, such as "5%"'
         if not isinstance(value, str) or not PERCENT.fullmatch(value):
-            from dosecalc.units import safe_echo
-
-            shown = safe_echo(value) if isinstance(value, str) else _toml_type(value)
+            shown = terminal(value) if isinstance(value, str) else _toml_type(value)
             self.add(full, "bad_percentage", f"'{shown}' is not a percentage. {accepted}.")
             return DEFAULT_MAX_ROUNDING_CHANGE
         fraction = Decimal(value[:-1]) / 100
@@ -552,12 +548,10 @@ class _Checker:
                 continue
             match = MONITORING_TIME.fullmatch(item)
             if match is None:
-                from dosecalc.units import safe_echo
-
                 self.add(
                     item_path,
                     "bad_time",
-                    f"'{safe_echo(item)}' is not a monitoring time. Accepted: whole minutes "
+                    f"'{terminal(item)}' is not a monitoring time. Accepted: whole minutes "
                     'from the start ("10 min") or after the end ("end + 15 min"), written '
                     "exactly so, no leading zero",
                 )

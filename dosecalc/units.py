@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from dosecalc.errors import InputError, Problem
 from dosecalc.exact import EXACT
+from dosecalc.sanitize import terminal
 
 MAX_QUANTITY_CHARS = 32
 
@@ -87,14 +88,6 @@ class Quantity(NamedTuple):
         return EXACT.divide(EXACT.multiply(self.value, multiply), divide)
 
 
-def safe_echo(text: str, limit: int = 40) -> str:
-    """`text` made safe to repeat in a message: control/format characters shown as escapes, cut short."""
-    from dosecalc.display import printable
-
-    shown = printable(text[:limit])
-    return shown + ("..." if len(text) > limit else "")
-
-
 def _refuse(field: str, text: str, code: str, why: str, kind: Kind | None = None) -> InputError:
     accepted = ""
     if kind is not None:
@@ -102,7 +95,7 @@ def _refuse(field: str, text: str, code: str, why: str, kind: Kind | None = None
             f" Accepted: a plain number (digits and an optional decimal point) and one of "
             f"{', '.join(kind.units)}, for example {kind.example}."
         )
-    return InputError(Problem(field, code, f"{field}: '{safe_echo(text)}' {why}.{accepted}"))
+    return InputError(Problem(field, code, f"{field}: '{terminal(text)}' {why}.{accepted}"))
 
 
 def parse_number(text: str, field: str, whole: str | None = None) -> Decimal:
@@ -188,7 +181,7 @@ def _parse_strength(text: str, field: str) -> Quantity:
             Problem(
                 field,
                 "ratio_strength",
-                f"{field}: '{safe_echo(text)}' is a ratio strength, which is not accepted (ISMP: "
+                f"{field}: '{terminal(text)}' is a ratio strength, which is not accepted (ISMP: "
                 f"ratio expressions are misread){hint}; write the strength in mg/mL.",
             )
         )
@@ -269,7 +262,7 @@ def _parse_text(text: str, field: str, kind_name: str) -> Quantity:
         )
     unit = canonical_unit(unit_text)
     if unit is None:
-        why = f"has a unit '{safe_echo(unit_text)}' that is not on dosecalc's list"
+        why = f"has a unit '{terminal(unit_text)}' that is not on dosecalc's list"
         raise _refuse(field, text, "unknown_unit", why, kind)
     if not same_dimension(unit, kind.reference, kind_name):
         raise _refuse(field, text, "wrong_dimension", f"is {describe(unit)}, not {kind.name}", kind)

@@ -72,6 +72,7 @@ def _peak(tmp_path: Path, library: object, rows: int) -> int:
         sink.close()
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_memory_does_not_grow_with_the_number_of_rows(tmp_path: Path, library: object) -> None:
     _peak(tmp_path, library, 50)  # warm caches (pint registry, imports) outside the measurement

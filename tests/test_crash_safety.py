@@ -21,9 +21,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from helpers import DATE, command, day_list
 
 from dosecalc.files import TEMP_PREFIX
+
+pytestmark = pytest.mark.slow
 
 ROWS = 700  # a run of about 1 to 1.5 s on the CI machine: 700 JSON sheets, each written and fsynced
 SEED = int(os.environ.get("DOSECALC_CRASH_SEED", str(random.SystemRandom().randrange(10**6))))

@@ -20,12 +20,13 @@ from click.testing import CliRunner
 from helpers import TEST_PROTOCOLS
 
 from dosecalc.cli import cli
-from dosecalc.display import clean, decimals, figure, format_number
+from dosecalc.display import decimals, figure, format_number
 from dosecalc.dosing import calculate
 from dosecalc.errors import InputError, LimitError
 from dosecalc.exact import EXACT
 from dosecalc.limits import Notice, limited_values, rounding_notices
 from dosecalc.protocols import Library
+from dosecalc.sanitize import text as clean
 from dosecalc.units import Quantity, parse_quantity
 
 D = Decimal

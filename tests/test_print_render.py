@@ -187,13 +187,13 @@ def test_combined_pdf_has_a_cover_page_then_one_page_per_sheet(
     ]
     cover = [
         content.cover_row(sheets[0], "1"),
-        ("2", "C3", "refused", "", "", "", "weight 700 kg above the hard limit"),
+        ("2", "C3", "refused", "", "", "", "", "weight 700 kg above the hard limit"),
         content.cover_row(sheets[1], "3"),
     ]
     pdf = render_combined(cover, sheets, title="Day list 2026-11-21", date="2026-11-21")
     assert _page_count(pdf) == 3
-    assert cover[0] == ("1", "A1", "ok", "36 mg", "3.6 mL", "155.4 mL/h", "none")
-    assert cover[2] == ("3", "B2", "ok", "80 mcg", "0.8 mL", "300 mL/h", "none")
+    assert cover[0] == ("1", "A1", "ok", "36 mg", "3.6 mL", "155.4 mL/h", "none", "")
+    assert cover[2] == ("3", "B2", "ok", "80 mcg", "0.8 mL", "300 mL/h", "none", "")
     assert pdf == render_combined(cover, sheets, title="Day list 2026-11-21", date="2026-11-21")
 
 

@@ -28,6 +28,7 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_a_hostile_protocols_file_is_exit_3_within_a_second_and_little_memory(
     tmp_path: Path, case: str

@@ -82,17 +82,20 @@ def test_a_forced_rerun_removes_the_old_manifest_before_its_first_write(
     assert (out / "manifest.json").exists()
 
     daylist.write_text("patient_id,weight\nA1,74 kg\nA2,75 kg\n")
-    real_write = core.write_atomic
+    from dosecalc.batch import write as batch_write
+    from dosecalc.errors import IncompleteOutputError
+
+    real_write = batch_write.write_atomic
     calls = []
 
     def write_one_then_fail(path: Path, data: object, **kwargs: object) -> None:
         calls.append(path.name)
-        if len(calls) > 1:
+        if len(calls) == 2:  # the second sheet; the INCOMPLETE marker after it is written
             raise OutputError(Problem("out", "cannot_write", "out: disk full (simulated)"))
         real_write(path, data, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(core, "write_atomic", write_one_then_fail)
-    with pytest.raises(OutputError):
+    monkeypatch.setattr(batch_write, "write_atomic", write_one_then_fail)
+    with pytest.raises(IncompleteOutputError):
         core.run(
             library,
             str(daylist),
@@ -103,6 +106,7 @@ def test_a_forced_rerun_removes_the_old_manifest_before_its_first_write(
     assert json.loads((out / f"{DATE}_A1.json").read_text())["weight_kg"] == 74  # new
     assert json.loads((out / f"{DATE}_A2.json").read_text())["weight_kg"] == 73  # old
     assert not (out / "manifest.json").exists()  # visibly incomplete
+    assert "A1.json" in (out / "INCOMPLETE").read_text()  # replaced, so not undone: named
 
 
 def test_a_duration_far_past_the_hard_limit_is_refused_before_its_checkpoints_are_listed(

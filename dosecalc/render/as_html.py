@@ -1,18 +1,17 @@
 """The printable HTML dose sheet: one self-contained file (inline CSS; no scripts, fonts, images or links).
 
 Laid out to print on one A4 or US Letter page in black and white. Every string passes `esc`
-(display.clean, then html.escape) on its way into the markup; numbers come from content.py's
+(sanitize.html: controls removed, then html.escape) on its way into the markup; numbers come from content.py's
 sentences and the Sheet's figures only.
 """
 
 from __future__ import annotations
 
-import html
 from decimal import Decimal
 
-from dosecalc.display import clean
 from dosecalc.model import Sheet
 from dosecalc.render import DEFAULT_PAPER, PAPERS, content
+from dosecalc.sanitize import html as esc  # the HTML policy
 
 # Page margin (mm): the same on every paper, so A4 and Letter differ only in the page box.
 MARGIN_MM = 10
@@ -65,11 +64,6 @@ table.grid td { height: 5.6mm; }
   font-size: 7.4pt; }
 footer { margin-top: 1.5mm; font-size: 6.8pt; border-top: 1px solid #000; padding-top: 0.5mm; }
 """
-
-
-def esc(text: str) -> str:
-    """Text for the markup: control/format characters removed, then &, <, >, quotes escaped."""
-    return html.escape(clean(text), quote=True)
 
 
 def _lines(lines: list[content.Line]) -> str:

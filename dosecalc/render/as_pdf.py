@@ -17,8 +17,7 @@ from typing import Any, cast
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from dosecalc import __version__
-from dosecalc.display import clean
+from dosecalc import __version__, sanitize
 from dosecalc.model import Sheet
 from dosecalc.render import DEFAULT_PAPER, PAPERS, content
 
@@ -53,13 +52,8 @@ def _glyphs() -> frozenset[int]:
 
 
 def _t(text: str, keep_newlines: bool = False) -> str:
-    """Text for the page: control and format characters removed, and a character the font cannot
-    draw shown as its code (\\u5c71) rather than silently left out of a patient's name."""
-    glyphs = _glyphs()
-    return "".join(
-        ch if ord(ch) in glyphs or ch == "\n" else f"\\u{ord(ch):04x}"
-        for ch in clean(text, keep_newlines=keep_newlines)
-    )
+    """Text for the page: the PDF policy, with this font's glyphs."""
+    return sanitize.pdf(text, _glyphs(), keep_newlines=keep_newlines)
 
 
 def _height(pdf: FPDF, width: float, line: float, text: str) -> float:
@@ -374,7 +368,7 @@ def render_combined(
     `cover` holds one tuple per input line in input order, refused lines included (build a produced
     sheet's with content.cover_row); `sheets` the produced sheets in the same order.
     """
-    pdf = _document(paper, date, _t(title))
+    pdf = _document(paper, date[:10], _t(title))  # "2026-11-21 to 2026-11-22": the first
     pdf.footer_text = f"dosecalc {__version__} | {title} | {date}"
     pdf.add_page()
     page = _Page(pdf)
@@ -383,7 +377,7 @@ def render_combined(
         f"{len(cover)} line(s); {len(sheets)} sheet(s) follow, one page each, in input order."
     )
     page.gap(2)
-    fixed = (10.0, 30.0, 18.0, 22.0, 22.0, 22.0)
+    fixed = (9.0, 24.0, 15.0, 18.0, 19.0, 19.0, 34.0)
     widths = (*fixed, page.width - sum(fixed))
     page.font(SMALL, bold=True)
     for heading, width in zip(content.COVER_COLUMNS, widths, strict=True):

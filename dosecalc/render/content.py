@@ -1,6 +1,7 @@
 """The words of a dose sheet, written once for every human-readable renderer (text, HTML, PDF).
 
-Text from a user or a file passes display.clean here; numbers come only from the Sheet's figures.
+Text from a user or a file passes sanitize.text (imported as `clean`) here; numbers come only
+from the Sheet's figures.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ import os
 from dataclasses import dataclass
 from decimal import Decimal
 
-from dosecalc.display import Figure, clean
+from dosecalc.display import Figure
 from dosecalc.model import Sheet
 from dosecalc.quantities import BY_NAME
+from dosecalc.sanitize import text as clean
 from dosecalc.verify import printed_lines
 
 
@@ -301,18 +303,29 @@ def footer(sheet: Sheet) -> str:
     )
 
 
-COVER_COLUMNS = ("Line", "Patient ID", "Status", "Dose", "Drug volume", "Rate", "Override")
+COVER_COLUMNS = (
+    "Line",
+    "Patient ID",
+    "Status",
+    "Dose",
+    "Drug volume",
+    "Rate",
+    "Override",
+    "Warnings / problems",
+)
 
 
 def cover_row(
     sheet: Sheet, line: str, status: str = "ok"
-) -> tuple[str, str, str, str, str, str, str]:
+) -> tuple[str, str, str, str, str, str, str, str]:
     """One produced sheet ("ok", or "warning" where it has one) as a line of a combined PDF's cover
-    page (refused lines: built by batch)."""
+    page: its overrides (reason and operator) and its warnings in their own columns. Lines without
+    a sheet are built by batch, with their problem in the last column."""
     f = sheet.figures
     override = "; ".join(
         f"{o.limit}: {clean(o.reason)} ({clean(o.operator)})" for o in sheet.overrides
     )
+    warnings = "; ".join(f"{w.code}: {clean(w.message)}" for w in sheet.warnings)
     return (
         line,
         sheet.order.patient_id or "",
@@ -321,4 +334,5 @@ def cover_row(
         f.drug_volume.text,
         f.rate.text,
         override or "none",
+        warnings,
     )

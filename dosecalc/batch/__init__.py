@@ -1,0 +1,349 @@
+"""A clinic's day list -> one dose sheet per patient, results.csv, errors.csv and a manifest.
+
+Phases, each in its own module: `read` (physical lines into records), `evaluate` (each record through
+`model.make_sheet`), `spool` (outcomes in an anonymous SQLite database, all the SQL), `write`
+(targets checked, folder locked, files written atomically, the manifest last). Nothing is written
+until every row has been read, checked and calculated. Memory does not grow with the number of
+rows. No click here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any
+
+from dosecalc import sanitize
+from dosecalc.batch.evaluate import Context, evaluate, mark_duplicates
+from dosecalc.batch.progress import Progress, summary
+from dosecalc.batch.read import Source, csv_rows, jsonl_rows
+from dosecalc.batch.rows import (
+    COLUMNS,
+    MANIFEST_FILE,
+    MANIFEST_SCHEMA,
+    MAX_COMBINED,
+    RESULT_COLUMNS,
+    STATUSES,
+    Options,
+    RawRow,
+    Report,
+    ResultRow,
+)
+from dosecalc.batch.spool import Spool
+from dosecalc.batch.write import (
+    FolderLock,
+    Writer,
+    check_targets,
+    combined_pdf,
+    now,
+    write_folder,
+    write_stdout,
+)
+from dosecalc.errors import InputError, OutputError, Problem
+from dosecalc.model import TEXT_LIMITS, check_date, check_text
+from dosecalc.protocols import Library
+from dosecalc.render import FORMATS
+
+__all__ = [
+    "COLUMNS",
+    "MANIFEST_SCHEMA",
+    "RESULT_COLUMNS",
+    "STATUSES",
+    "Options",
+    "RawRow",
+    "Report",
+    "ResultRow",
+    "input_format",
+    "run",
+]
+
+
+def input_format(daylist: str, chosen: str | None) -> str:
+    if chosen:
+        return chosen
+    return "jsonl" if daylist.lower().endswith((".jsonl", ".ndjson")) else "csv"
+
+
+def _open(daylist: str, stdin: IO[bytes] | None) -> tuple[IO[bytes], int | None]:
+    if daylist == "-":
+        if stdin is None:
+            raise InputError(
+                Problem("daylist", "stdin_closed", "daylist: '-' reads stdin, but stdin is closed")
+            )
+        return stdin, None
+    try:
+        handle = open(daylist, "rb")  # noqa: SIM115 - closed by the caller
+        return handle, _size(handle)
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or "the file name is not valid"
+        raise InputError(
+            Problem(
+                "daylist",
+                "unreadable",
+                f"daylist: cannot read {sanitize.terminal(daylist, None)}: {why}",
+            )
+        ) from None
+
+
+def _size(handle: IO[bytes]) -> int | None:
+    import os
+    import stat
+
+    info = os.fstat(handle.fileno())
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def _check_options(library: Library, options: Options) -> Options:
+    check_date(options.date, "date")
+    check_text(options.operator, "operator", TEXT_LIMITS["operator"])
+    if options.protocol_id is not None:
+        library.get(options.protocol_id)
+    for fmt in options.sheets:
+        if fmt not in FORMATS:
+            raise InputError(
+                Problem(
+                    "sheets",
+                    "unknown_format",
+                    f"sheets: unknown format '{sanitize.terminal(fmt)}'. Accepted: {', '.join(FORMATS)}",
+                )
+            )
+    return replace(options, protocol_id=options.protocol_id or library.default)
+
+
+def _combined_precount(stream: IO[bytes], size: int | None) -> None:
+    """--combined: refuse at once a list with more non-blank lines than a combined PDF holds
+    (not after computing a thousand sheets). Files only; stdin is counted as it is read."""
+    if size is None or not stream.seekable():
+        return
+    lines = sum(1 for raw in iter(lambda: stream.readline(1 << 16), b"") if raw.strip())
+    stream.seek(0)
+    if lines - 1 > MAX_COMBINED:
+        raise InputError(
+            Problem(
+                "combined",
+                "too_many_sheets",
+                f"combined: the day list has {lines - 1:,} non-blank rows; a combined PDF holds "
+                f"at most {MAX_COMBINED:,} sheets; split the day list (nothing was written)",
+            )
+        )
+
+
+def run(
+    library: Library,
+    daylist: str,
+    options: Options,
+    *,
+    stdin: IO[bytes] | None,
+    stdout: IO[bytes] | None,
+    stderr: IO[str],
+    progress: bool = False,
+) -> Report:
+    """The whole batch. Raises InputError or OutputError before writing anything, and
+    IncompleteOutputError (after undoing what it can) when a write fails part-way."""
+    options = _check_options(library, options)
+    if options.out is None and stdout is None:
+        raise OutputError(
+            Problem("output", "stdout_closed", "output: stdout is closed; use --out DIR")
+        )
+    started = now()
+    run_id = uuid.uuid4().hex
+    report = Report()
+    fmt = input_format(daylist, options.input_format)
+    ctx = Context(library, options, run_id)
+    with ExitStack() as stack:
+        for folder in _folders(options):  # before any work: a second run stops at once
+            stack.enter_context(FolderLock(*folder))
+        stream, total = _open(daylist, stdin)
+        if stream is not stdin:
+            stack.enter_context(stream)
+        spool = Spool()
+        stack.callback(spool.close)
+        bar = Progress(stderr, total) if progress and not options.quiet else None
+        if bar is not None:
+            stack.callback(bar.close)
+        if options.combined is not None:
+            _combined_precount(stream, total)
+        source = Source(stream)
+        records: Iterator[RawRow] = jsonl_rows(source) if fmt == "jsonl" else csv_rows(source)[1]
+        for raw in records:
+            spool.add(evaluate(raw, ctx))
+            if bar is not None:
+                bar.computed(source.bytes_read)
+        mark_duplicates(spool, ctx)
+        report.counts.update(dict.fromkeys(STATUSES, 0))
+        counts, report.with_override = spool.counts()
+        report.counts.update(counts)
+        if bar is not None:
+            bar.pause()
+        summary(spool, report, stderr)
+        inputs = {
+            "day_list": {
+                "path": sanitize.log(daylist),
+                "format": fmt,
+                "sha256": source.sha256.hexdigest(),
+            },
+            "protocols_file": {"path": sanitize.log(library.path), "sha256": library.sha256},
+        }
+        if options.strict and report.failed:
+            _audit(spool, options, ctx, report, inputs, "refused (--strict): nothing written")
+            stderr.write(
+                f"dosecalc: --strict: {report.failed} row(s) failed: nothing was written\n"
+            )
+            return report
+        check_targets(spool, options, [daylist, library.path])
+        _audit(spool, options, ctx, report, inputs, None)
+        writer = Writer(spool, options, report)
+        if bar is not None:
+            bar.start_writing(_file_count(spool, options))
+            writer.tick = bar.wrote
+        try:
+            _write(writer, spool, options, stdout, started, run_id, inputs)
+        except BrokenPipeError:  # the reader went away: undo, and let main exit 141
+            _undo_quietly(writer, stderr, "broken pipe")
+            raise
+        except (OutputError, OSError) as exc:
+            why = exc.problems[0].message if isinstance(exc, OutputError) else str(exc)
+            with contextlib.suppress(OutputError):
+                _run_record(options, ctx, report, inputs, "incomplete")
+            raise writer.undo(why) from None
+        except BaseException:  # Ctrl-C: undo, then let it through (main exits 130)
+            _undo_quietly(writer, stderr, "interrupted")
+            raise
+        if bar is not None:
+            bar.pause()
+        _run_record(options, ctx, report, inputs, "complete")
+        if options.out is not None:
+            stderr.write(
+                f"dosecalc: wrote {report.written} file(s) to {sanitize.terminal(str(options.out), None)}, "
+                f"{MANIFEST_FILE} last\n"
+            )
+        return report
+    raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
+
+
+def _undo_quietly(writer: Writer, stderr: IO[str], why: str) -> None:
+    if writer.paths:
+        undone = writer.undo(why)
+        with contextlib.suppress(OSError, ValueError):
+            stderr.write(f"dosecalc: {undone.problems[0].message}\n")
+
+
+def _folders(options: Options) -> list[tuple[Path, str]]:
+    folders: list[tuple[Path, str]] = []
+    if options.out is not None:
+        folders.append((options.out, "out"))
+    if options.combined is not None:
+        parent = options.combined.parent if str(options.combined.parent) else Path(".")
+        if options.out is None or parent.resolve() != options.out.resolve():
+            if parent.is_dir():
+                folders.append((parent, "combined"))
+            else:
+                raise OutputError(
+                    Problem(
+                        "combined",
+                        "no_folder",
+                        f"combined: the folder of "
+                        f"{sanitize.terminal(str(options.combined), None)} does not exist",
+                    )
+                )
+    return folders
+
+
+def _file_count(spool: Spool, options: Options) -> int:
+    count = spool.sheet_count() + (1 if options.combined is not None else 0)
+    return count + (3 if options.out is not None else 0)
+
+
+def _write(
+    writer: Writer,
+    spool: Spool,
+    options: Options,
+    stdout: IO[bytes] | None,
+    started: str,
+    run_id: str,
+    inputs: dict[str, Any],
+) -> None:
+    def combined() -> None:
+        if options.combined is None:
+            return
+        in_out = options.out is not None and (
+            options.combined.parent.resolve() == options.out.resolve()
+        )
+        writer.file(options.combined, combined_pdf(spool, options), "combined", listed=in_out)
+
+    if options.out is None:
+        combined()
+        assert stdout is not None
+        write_stdout(spool, options, stdout)
+        return
+    if options.force:
+        writer.retire_manifest()
+    head = {
+        "schema": MANIFEST_SCHEMA,
+        "started": started,
+        "batch_run": run_id,
+        "versions": _versions(),
+        **inputs,
+        "options": {
+            "sheets": list(options.sheets),
+            "strict": options.strict,
+            "force": options.force,
+            "date": options.date,
+            "protocol": options.protocol_id,
+        },
+    }
+    write_folder(writer, head, combined)
+
+
+def _versions() -> dict[str, str]:
+    from dosecalc.audit import versions
+
+    return versions()
+
+
+def _audit(
+    spool: Spool,
+    options: Options,
+    ctx: Context,
+    report: Report,
+    inputs: dict[str, Any],
+    outcome: str | None,
+) -> None:
+    """One record per non-blank row (before the first write), then, with `outcome`, the run's."""
+    if options.audit_log is None:
+        return
+    from dosecalc import audit
+
+    records = (
+        audit.stamped_text(text)
+        for text in spool.audit_records()
+        if outcome is None or '"event": "refusal"' in text
+    )
+    audit.append(options.audit_log, records)
+    if outcome is not None:
+        _run_record(options, ctx, report, inputs, outcome)
+
+
+def _run_record(
+    options: Options, ctx: Context, report: Report, inputs: dict[str, Any], outcome: str
+) -> None:
+    if options.audit_log is None:
+        return
+    from dosecalc import audit
+
+    record = {
+        "event": "batch",
+        "batch_run": ctx.run_id,
+        "outcome": outcome,
+        **inputs,
+        "out": sanitize.log(str(options.out)) if options.out is not None else None,
+        "combined": sanitize.log(str(options.combined)) if options.combined is not None else None,
+        "counts": {"lines_read": report.lines_read, **report.counts},
+        "files_written": report.written,
+        "versions": audit.versions(),
+    }
+    audit.append(options.audit_log, [audit.stamped(record)])

@@ -1,0 +1,267 @@
+"""Evaluating a day list: each record through the one calculation path, `model.make_sheet`.
+
+A row's outcome (`Outcome`) holds its results.csv row, its rendered sheets, its JSON Lines text and
+its audit record; the batch reaches a sheet's numbers only through the Sheet object.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+from dosecalc.batch.rows import (
+    BLANK,
+    INVALID,
+    OK,
+    REFUSED,
+    WARNING,
+    WEIGHT_COLUMNS,
+    Options,
+    RawRow,
+    ResultRow,
+)
+from dosecalc.errors import DosecalcError, InputError, LimitError, Problem, arithmetic_error
+from dosecalc.model import PATIENT_ID, TEXT_LIMITS, Order, Sheet, check_patient_id, make_sheet
+from dosecalc.protocols import Library
+from dosecalc.render import extension, render
+from dosecalc.render.as_json import dumps, error_object, sheet_json
+from dosecalc.sanitize import terminal
+from dosecalc.units import parse_number
+
+
+class Outcome(NamedTuple):
+    """One row's outcome, as spooled between the phases."""
+
+    row: ResultRow
+    key: str | None  # (date, patient id) for the duplicate check; None: no valid id
+    overridden: bool = False
+    jsonl: str | None = None  # the row's JSON Lines text (stdout output only)
+    audit: str | None = None  # the row's audit record, as JSON without its time
+    sheets: tuple[tuple[str, bytes], ...] = ()
+    sheet: Sheet | None = None  # kept only for --combined
+
+    @property
+    def line(self) -> int:
+        return int(self.row.line)
+
+    @property
+    def status(self) -> str:
+        return self.row.status
+
+
+class Context(NamedTuple):
+    """What every row's evaluation needs besides the row."""
+
+    library: Library
+    options: Options
+    run_id: str
+
+
+def evaluate(raw: RawRow, ctx: Context) -> Outcome:
+    """One physical line's outcome: blank, invalid, refused, or a sheet (ok / warning)."""
+    options = ctx.options
+    if raw.blank:
+        row = ResultRow(str(raw.line), "", "", "", "", BLANK, message="blank line")
+        jsonl = dumps({"line": raw.line, "status": BLANK}) if wants_jsonl(options) else None
+        return Outcome(row, None, jsonl=jsonl)
+    cells = raw.cells or {}
+    if raw.problem is not None:
+        error = InputError(Problem("row", raw.code or "bad_line", raw.problem))
+        return failure(raw.line, cells, ctx, error, None)
+    key = duplicate_key(cells, options)
+    try:
+        sheet = make_sheet(ctx.library, to_order(cells, options), confirm=None)
+    except (InputError, LimitError) as exc:
+        return failure(raw.line, cells, ctx, exc, key)
+    except ArithmeticError as exc:  # decimal.InvalidOperation: never a traceback
+        return failure(raw.line, cells, ctx, arithmetic_error(exc), key)
+    assert key is not None
+    return success(raw.line, sheet, ctx, key)
+
+
+def wants_jsonl(options: Options) -> bool:
+    return options.out is None and options.output_format == "jsonl"
+
+
+def shown(text: str | None, limit: int = 64) -> str:
+    return "" if text is None else terminal(text, limit)
+
+
+def identity(line: int, cells: dict[str, str], options: Options, status: str) -> ResultRow:
+    """The identifying cells of results.csv for a row, as typed (made safe), numbers empty."""
+    return ResultRow(
+        str(line),
+        shown(cells.get("patient_id")),
+        shown(cells.get("name"), TEXT_LIMITS["name"]),
+        shown(cells.get("date", options.date)),
+        shown(cells.get("protocol", options.protocol_id)),
+        status,
+    )
+
+
+def failure(
+    line: int, cells: dict[str, str], ctx: Context, error: DosecalcError, key: str | None
+) -> Outcome:
+    status = REFUSED if isinstance(error, LimitError) else INVALID
+    message = "; ".join(p.message for p in error.problems)
+    row = identity(line, cells, ctx.options, status)._replace(message=message)
+    jsonl = None
+    if wants_jsonl(ctx.options):
+        jsonl = dumps(failure_object(error, line, row.patient_id or None, status))
+    record = None
+    if ctx.options.audit_log is not None:
+        record = audit_record(loose_order(cells, ctx.options), ctx, line, error=error)
+    return Outcome(row, key, jsonl=jsonl, audit=record)
+
+
+def failure_object(
+    error: DosecalcError, line: int, patient_id: str | None, status: str
+) -> dict[str, Any]:
+    return {**error_object(error), "status": status, "line": line, "patient_id": patient_id}
+
+
+def success(line: int, sheet: Sheet, ctx: Context, key: str) -> Outcome:
+    options = ctx.options
+    f = sheet.figures
+    status = WARNING if sheet.warnings else OK
+    row = ResultRow(
+        line=str(line),
+        patient_id=sheet.order.patient_id or "",
+        name=shown(sheet.order.name, TEXT_LIMITS["name"]),
+        date=sheet.order.date,
+        protocol=sheet.protocol.id,
+        status=status,
+        weight_kg=f.weight_kg.json,
+        dose=f.dose.json,
+        dose_unit=f.dose.unit,
+        drug_volume_ml=f.drug_volume.json,
+        total_volume_ml=f.total_volume.json,
+        rate_ml_per_h=f.rate.json,
+        message="; ".join(f"{w.code}: {w.message}" for w in sheet.warnings),
+    )
+    sheets: tuple[tuple[str, bytes], ...] = ()
+    jsonl = None
+    if options.out is not None:
+        stem = f"{sheet.order.date}_{sheet.order.patient_id}"
+        sheets = tuple(
+            (f"{stem}.{extension(fmt)}", render(sheet, fmt, paper=options.paper))
+            for fmt in options.sheets
+        )
+    elif options.output_format == "jsonl":
+        jsonl = sheet_json(sheet, extra={"status": status, "line": line})
+    return Outcome(
+        row,
+        key,
+        overridden=bool(sheet.overrides),
+        jsonl=jsonl,
+        audit=audit_record(sheet.order, ctx, line, sheet=sheet),
+        sheets=sheets,
+        sheet=sheet if options.combined is not None else None,
+    )
+
+
+def audit_record(order: Order, ctx: Context, line: int, **outcome: Any) -> str | None:
+    if ctx.options.audit_log is None:
+        return None
+    from dosecalc import audit
+
+    library = ctx.library
+    extra = {"batch_run": ctx.run_id, "line": line}
+    return dumps(audit.entry(order, library.path, library.sha256, extra=extra, **outcome))
+
+
+def duplicate_key(cells: dict[str, str], options: Options) -> str | None:
+    """Same date and same id (ignoring case: the files would collide on many file systems)."""
+    if not PATIENT_ID.fullmatch(cells.get("patient_id", "")):
+        return None
+    return f"{cells.get('date', options.date)}\x00{cells['patient_id'].lower()}"
+
+
+def weight_text(cells: dict[str, str]) -> str:
+    for column, unit in WEIGHT_COLUMNS.items():
+        if column in cells:
+            text = cells[column]
+            if unit is None:
+                return text
+            parse_number(text, column)  # the grammar first: only an accepted number gets a unit
+            return f"{text.strip(' ')} {unit}"
+    raise InputError(
+        Problem(
+            "weight",
+            "missing",
+            "weight: is empty: every row needs the patient's weight, for example 72 kg",
+        )
+    )
+
+
+def loose_order(cells: dict[str, str], options: Options, weight: str | None = None) -> Order:
+    """The row as typed, unchecked: what the audit record repeats for a row that failed (and, with
+    the weight checked and given its unit, the Order of a good row)."""
+    if weight is None:
+        weight = next((cells[c] for c in WEIGHT_COLUMNS if c in cells), "")
+    return Order(
+        weight=weight,
+        date=cells.get("date", options.date),
+        protocol_id=cells.get("protocol", options.protocol_id),
+        patient_id=cells.get("patient_id"),
+        name=cells.get("name"),
+        dose=cells.get("dose"),
+        duration=cells.get("duration"),
+        stock=cells.get("stock"),
+        override_reason=cells.get("override_reason"),
+        operator=cells.get("operator", options.operator),
+    )
+
+
+def to_order(cells: dict[str, str], options: Options) -> Order:
+    """The row as an Order, exactly as `dosecalc sheet` would receive it; raises InputError."""
+    problems: list[Problem] = []
+    if "patient_id" not in cells:
+        problems.append(
+            Problem("patient_id", "missing", "patient_id: is empty: every row needs one")
+        )
+    else:
+        try:
+            check_patient_id(cells["patient_id"])
+        except InputError as exc:
+            problems.extend(exc.problems)
+    weight = ""
+    try:
+        weight = weight_text(cells)
+    except InputError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    return loose_order(cells, options, weight)
+
+
+def mark_duplicates(spool: Any, ctx: Context) -> None:
+    """Every row whose (date, patient_id) appears more than once becomes invalid, its own problems
+    kept after the duplicate's."""
+    for key, count, lines in spool.duplicate_keys():
+        listed = ", ".join(map(str, lines)) + (", ..." if count > len(lines) else "")
+        for row, old_jsonl, old_audit in spool.rows_with_key(key):
+            problem = Problem(
+                "patient_id",
+                "duplicate_patient_id",
+                f"patient_id: '{row.patient_id}' appears {count} times for {row.date} "
+                f"(lines {listed}): every such row is refused; fix the list and rerun",
+            )
+            old = row.message if row.status in (REFUSED, INVALID) else ""
+            error = InputError(problem)
+            new = row.failed(INVALID, problem.message + (f"; {old}" if old else ""))
+            jsonl = None
+            if wants_jsonl(ctx.options):
+                obj = failure_object(error, int(row.line), row.patient_id or None, INVALID)
+                if old and old_jsonl:  # keep the row's own problems after the duplicate
+                    obj["errors"] += json.loads(old_jsonl)["errors"]
+                jsonl = dumps(obj)
+            audit = None
+            if old_audit is not None:
+                record = json.loads(old_audit)
+                record.pop("result", None)
+                earlier = record.get("error", {}).get("errors", [])
+                record |= {"event": "refusal", "error": error_object(error)}
+                record["error"]["errors"] += earlier
+                audit = dumps(record)
+            spool.replace(new, jsonl, audit)

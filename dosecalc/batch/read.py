@@ -1,0 +1,337 @@
+"""Reading a day list: physical lines, each accounted for by its number, into `RawRow`s.
+
+A record is one physical line, always: a CSV field quoted over several lines, a bare carriage
+return, or two JSON values on one line would otherwise join patients into one record and hide them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import IO, Any
+
+from dosecalc.batch.rows import COLUMNS, WEIGHT_COLUMNS, RawRow
+from dosecalc.errors import InputError, Problem
+from dosecalc.sanitize import terminal
+
+# A physical line longer than this is refused (and never held whole in memory).
+MAX_LINE_BYTES = 16 * 1024
+# How many swallowed lines a refused multi-line field names (the count is always given).
+MAX_NAMED = 20
+
+
+class Line:
+    """One physical line: its number and text (without its line end), or why it cannot be read."""
+
+    __slots__ = ("number", "problem", "text")
+
+    def __init__(self, number: int, text: str, problem: str | None = None) -> None:
+        self.number, self.text, self.problem = number, text, problem
+
+
+class Source:
+    """The day list as physical lines (split at LF only): hashed as read, BOM dropped, bounded."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.sha256 = hashlib.sha256()
+        self.bytes_read = 0
+        self.line_no = 0
+        self._pending: list[Line] = []
+
+    def _read(self, limit: int) -> bytes:
+        raw = self.stream.readline(limit)
+        self.sha256.update(raw)
+        self.bytes_read += len(raw)
+        return raw
+
+    def _next(self) -> Line | None:
+        raw = self._read(MAX_LINE_BYTES + 1)
+        if not raw:
+            return None
+        self.line_no += 1
+        number = self.line_no
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (more := self._read(MAX_LINE_BYTES)) and not more.endswith(b"\n"):
+                pass
+            return Line(number, "", f"line {number} is longer than {MAX_LINE_BYTES} bytes")
+        raw = raw.removesuffix(b"\n").removesuffix(b"\r")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Line(number, "", f"line {number} is not valid UTF-8 (byte {exc.start + 1})")
+        return Line(number, text)
+
+    def lines(self) -> Iterator[Line]:
+        while True:
+            line = self._pending.pop(0) if self._pending else self._next()
+            if line is None:
+                return
+            yield line
+
+    def peek(self, count: int) -> list[Line]:
+        """Up to `count` lines after the current one, read but not yet taken."""
+        while len(self._pending) < count and (line := self._next()) is not None:
+            self._pending.append(line)
+        return self._pending[:count]
+
+
+def _header_problem(code: str, message: str) -> Problem:
+    return Problem("header", code, f"header: {message}")
+
+
+def check_header(header: list[str], what: str = "header") -> list[str]:
+    """The column names (matched ignoring case), or InputError: missing, unknown or duplicate
+    columns, or not exactly one weight column."""
+    names = [name.lower() for name in header]
+    problems = []
+    seen: set[str] = set()
+    duplicates = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if duplicates:
+        shown = ", ".join(terminal(n) for n in duplicates)
+        problems.append(Problem(what, "duplicate_column", f"{what}: duplicate column(s): {shown}"))
+    unknown = [name for name, low in zip(header, names, strict=True) if low not in COLUMNS]
+    if unknown:
+        shown = ", ".join(f"'{terminal(n)}'" for n in unknown)
+        hint = _hint(unknown)
+        problems.append(
+            Problem(
+                what,
+                "unknown_column",
+                f"{what}: unknown column(s): {shown}. Accepted: {', '.join(COLUMNS)}{hint}",
+            )
+        )
+    if "patient_id" not in names:
+        problems.append(
+            Problem(what, "missing_column", f"{what}: the patient_id column is required")
+        )
+    weights = [name for name in WEIGHT_COLUMNS if name in names]
+    if not weights:
+        problems.append(
+            Problem(
+                what,
+                "missing_column",
+                f"{what}: a weight column is required: weight (with its unit, '72 kg'), "
+                "weight_kg or weight_lb (plain numbers)",
+            )
+        )
+    elif len(weights) > 1:
+        problems.append(
+            Problem(
+                what,
+                "conflicting_columns",
+                f"{what}: more than one weight column ({', '.join(weights)}): give exactly one",
+            )
+        )
+    if problems:
+        raise InputError(problems)
+    return names
+
+
+def _hint(unknown: list[str]) -> str:
+    for name in unknown:
+        for separator, what in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if separator in name and any(
+                part.strip().lower() in COLUMNS for part in name.split(separator)
+            ):
+                return (
+                    f". The header looks separated by {what}: dosecalc reads comma-separated "
+                    "CSV (save as 'CSV UTF-8 (comma delimited)')"
+                )
+        if name.strip().lower() in COLUMNS:
+            return ". A column name has spaces around it: remove them"
+    return ""
+
+
+def _parse_csv_line(text: str) -> list[str]:
+    return next(csv.reader([text], strict=True), [])
+
+
+def csv_rows(source: Source) -> tuple[list[str], Iterator[RawRow]]:
+    """The checked header, and one record per physical line after it (blank lines included)."""
+    first = next(source.lines(), None)
+    if first is None or (first.problem is None and not first.text.strip()):
+        raise InputError(_header_problem("missing_header", "line 1 must name the columns"))
+    if first.problem is not None:
+        raise InputError(_header_problem("bad_line", first.problem))
+    if "\r" in first.text:
+        raise InputError(_header_problem("bare_cr", _bare_cr(1, first.text)))
+    try:
+        header = check_header(_parse_csv_line(first.text))
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise _multiline(source, first) from None
+        raise InputError(_header_problem("bad_csv", f"line 1 is not valid CSV: {exc}")) from None
+
+    def records() -> Iterator[RawRow]:
+        for line in source.lines():
+            yield _csv_record(source, line, header)
+
+    return header, records()
+
+
+def _csv_record(source: Source, line: Line, header: list[str]) -> RawRow:
+    number = line.number
+    if line.problem is not None:
+        return RawRow(number, None, line.problem, "bad_line")
+    if "\r" in line.text:
+        return RawRow(number, None, _bare_cr(number, line.text), "bare_cr")
+    try:
+        cells = _parse_csv_line(line.text)
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise _multiline(source, line) from None
+        return RawRow(number, None, f"line {number} is not valid CSV: {exc}", "bad_csv")
+    if all(not c.strip(" ") for c in cells):
+        return RawRow(number, None, blank=True)
+    if len(cells) != len(header):
+        which = "short" if len(cells) < len(header) else "long"
+        # Only the id is kept (to name the patient): the other cells may be out of place.
+        named = {"patient_id": cells[0]} if header[0] == "patient_id" and cells[0] else None
+        return RawRow(
+            number,
+            named,
+            f"line {number} has {len(cells)} cells, the header has {len(header)} "
+            f"({', '.join(header)})",
+            f"{which}_row",
+        )
+    return RawRow(number, {k: v for k, v in zip(header, cells, strict=True) if v != ""})
+
+
+def _first_cell(text: str) -> str:
+    return text.split(",", 1)[0].strip().strip('"')
+
+
+def _bare_cr(number: int, text: str) -> str:
+    parts = [p for p in text.split("\r") if p.strip()]
+    ids = ", ".join(terminal(_first_cell(p)) for p in parts[:MAX_NAMED])
+    return (
+        f"line {number} contains a carriage return (CR) inside the line: it may hold "
+        f"{len(parts)} rows run together (first cells: {ids}); save the file with LF or CRLF "
+        "line ends"
+    )
+
+
+def _multiline(source: Source, opened: Line) -> InputError:
+    """A quoted field not closed on its own line: the batch is refused (nothing written), naming
+    the line where the quote opened and the lines (and patient ids) it would have swallowed."""
+    swallowed: list[Line] = []
+    closed = False
+    while not closed:
+        ahead = source.peek(len(swallowed) + 1)
+        if len(ahead) <= len(swallowed):
+            break
+        line = ahead[len(swallowed)]
+        swallowed.append(line)
+        closed = line.text.count('"') % 2 == 1
+    if not swallowed:
+        where = "the quote is never closed: it is the last line"
+    else:
+        last = swallowed[-1].number
+        ids = [terminal(_first_cell(line.text)) for line in swallowed[:MAX_NAMED]]
+        more = f" and {len(swallowed) - MAX_NAMED} more" if len(swallowed) > MAX_NAMED else ""
+        span = f"through line {last}" if closed else f"to the end of the file (line {last})"
+        where = (
+            f"it runs over {len(swallowed)} more line(s) {span}, which would hide the patient "
+            f"id(s) {', '.join(ids)}{more}"
+        )
+    return InputError(
+        Problem(
+            "daylist",
+            "multiline_field",
+            f"daylist: line {opened.number} opens a quoted field that is not closed on that line; "
+            f"{where}. A day-list field never spans lines: fix the quote and rerun (nothing was "
+            "written)",
+        )
+    )
+
+
+# --- JSON Lines ---------------------------------------------------------------------------------
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number dosecalc accepts")
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"key '{terminal(key)}' appears twice")
+        result[key] = value
+    return result
+
+
+_DECODER = json.JSONDecoder(
+    parse_float=str, parse_int=str, parse_constant=_no_constant, object_pairs_hook=_unique_pairs
+)
+
+
+def jsonl_rows(source: Source) -> Iterator[RawRow]:
+    """One record per line, exactly one object each; numbers kept as their literal text so the
+    strict grammar sees them."""
+    for line in source.lines():
+        yield _jsonl_record(line)
+
+
+def _jsonl_record(line: Line) -> RawRow:
+    number = line.number
+    if line.problem is not None:
+        return RawRow(number, None, line.problem, "bad_line")
+    text = line.text
+    if not text.strip():
+        return RawRow(number, None, blank=True)
+    values: list[Any] = []
+    position = 0
+    try:
+        while position < len(text):
+            value, end = _DECODER.raw_decode(text, position)
+            values.append(value)
+            position = len(text) - len(text[end:].lstrip(" \t\r"))
+    except (ValueError, RecursionError) as exc:
+        if not values:
+            return RawRow(number, None, f"line {number} is not valid JSON: {exc}", "bad_json")
+        values.append(None)  # something after the first value: more than one value on the line
+    if len(values) > 1:
+        ids = [
+            terminal(str(v.get("patient_id")))
+            for v in values
+            if isinstance(v, dict) and v.get("patient_id")
+        ]
+        named = f" (patient ids: {', '.join(ids[:MAX_NAMED])})" if ids else ""
+        return RawRow(
+            number,
+            None,
+            f"line {number} holds more than one JSON value{named}: JSON Lines has exactly one "
+            "object per line",
+            "several_values",
+        )
+    data = values[0]
+    problem = _json_problem(number, data)
+    if problem is not None:
+        cells = data if isinstance(data, dict) else None
+        return RawRow(number, _text_cells(cells), problem, "bad_json")
+    return RawRow(number, {k.lower(): v for k, v in data.items() if v is not None and v != ""})
+
+
+def _text_cells(data: dict[str, Any] | None) -> dict[str, str] | None:
+    if data is None:
+        return None
+    return {k.lower(): v for k, v in data.items() if isinstance(v, str) and v}
+
+
+def _json_problem(number: int, data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return f"line {number} must be a JSON object with one key per column"
+    try:
+        check_header(list(data), "keys")
+    except InputError as exc:
+        return "; ".join(p.message for p in exc.problems)
+    for key, value in data.items():
+        if value is not None and not isinstance(value, str):
+            return f"{terminal(key)}: must be text in quotes, a number or null"
+    return None

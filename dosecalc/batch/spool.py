@@ -1,0 +1,182 @@
+"""The spool: row outcomes between the phases, in SQLite (bounded memory at any size). All SQL of
+the batch is here.
+
+The database is SQLite's anonymous temporary database (`connect("")`): its file is unlinked as
+soon as it is opened, so it vanishes with the process, even after a SIGKILL, and no patient name
+is ever left in $TMPDIR.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+from dosecalc.batch.evaluate import Outcome
+from dosecalc.batch.rows import MAX_COMBINED, PRODUCED, WARNING, ResultRow
+from dosecalc.errors import InputError, Problem
+from dosecalc.model import Sheet
+
+INSERT_BATCH = 500
+PAGE = 1000
+
+
+class Spool:
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("", isolation_level=None)  # anonymous: unlinked at once
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE"):
+            self.db.execute(f"PRAGMA {pragma}")
+        self.db.execute(
+            "CREATE TABLE rows (line INTEGER PRIMARY KEY, status TEXT, cells TEXT, key TEXT, "
+            "overridden INTEGER, jsonl TEXT, audit TEXT)"
+        )
+        self.db.execute(
+            "CREATE TABLE sheets (line INTEGER, seq INTEGER, name TEXT, data BLOB, "
+            "PRIMARY KEY (line, seq))"
+        )
+        self.db.execute(
+            "CREATE TABLE written (seq INTEGER PRIMARY KEY, name TEXT, sha256 TEXT, size INTEGER)"
+        )
+        self.db.execute("BEGIN")
+        self._rows: list[tuple[Any, ...]] = []
+        self._sheets: list[tuple[Any, ...]] = []
+        self.kept: dict[int, Sheet] = {}  # for --combined only (at most MAX_COMBINED)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- phase 1 --------------------------------------------------------------------------------
+
+    def add(self, outcome: Outcome) -> None:
+        line = outcome.line
+        if outcome.sheet is not None:
+            if len(self.kept) >= MAX_COMBINED:
+                raise InputError(
+                    Problem(
+                        "combined",
+                        "too_many_sheets",
+                        f"combined: a combined PDF holds at most {MAX_COMBINED:,} sheets; "
+                        "split the day list (nothing was written)",
+                    )
+                )
+            self.kept[line] = outcome.sheet
+        self._rows.append(
+            (
+                line,
+                outcome.status,
+                json.dumps(outcome.row),
+                outcome.key,
+                outcome.overridden,
+                outcome.jsonl,
+                outcome.audit,
+            )
+        )
+        self._sheets.extend((line, i, n, d) for i, (n, d) in enumerate(outcome.sheets))
+        if len(self._rows) >= INSERT_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        self.db.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?)", self._rows)
+        self.db.executemany("INSERT INTO sheets VALUES (?, ?, ?, ?)", self._sheets)
+        self._rows, self._sheets = [], []
+
+    # --- duplicates -----------------------------------------------------------------------------
+
+    def duplicate_keys(self) -> list[tuple[str, int, list[int]]]:
+        """Each (date, patient id) key on more than one row: its count and its first ten lines."""
+        self.flush()
+        self.db.execute("CREATE INDEX IF NOT EXISTS rows_key ON rows (key)")
+        keys = self.db.execute(
+            "SELECT key, COUNT(*) FROM rows WHERE key IS NOT NULL GROUP BY key HAVING COUNT(*) > 1"
+        ).fetchall()
+        found = []
+        for key, count in keys:
+            lines = [
+                line
+                for (line,) in self.db.execute(
+                    "SELECT line FROM rows WHERE key = ? ORDER BY line LIMIT 10", (key,)
+                )
+            ]
+            found.append((key, count, lines))
+        return found
+
+    def rows_with_key(self, key: str) -> Iterator[tuple[ResultRow, str | None, str | None]]:
+        """(row, jsonl, audit) of every row with the key, in line order, a page at a time."""
+        last = 0
+        while True:
+            page = self.db.execute(
+                "SELECT line, cells, jsonl, audit FROM rows WHERE key = ? AND line > ? "
+                "ORDER BY line LIMIT ?",
+                (key, last, PAGE),
+            ).fetchall()
+            if not page:
+                return
+            for _, cells, jsonl, audit in page:
+                yield ResultRow(*json.loads(cells)), jsonl, audit
+            last = page[-1][0]
+
+    def replace(self, row: ResultRow, jsonl: str | None, audit: str | None) -> None:
+        """A row that became a failure: its new row, JSON Lines and audit texts; no sheets."""
+        line = int(row.line)
+        self.db.execute(
+            "UPDATE rows SET status = ?, cells = ?, overridden = 0, jsonl = ?, audit = ? "
+            "WHERE line = ?",
+            (row.status, json.dumps(row), jsonl, audit, line),
+        )
+        self.db.execute("DELETE FROM sheets WHERE line = ?", (line,))
+        self.kept.pop(line, None)
+
+    # --- phase 2 --------------------------------------------------------------------------------
+
+    def counts(self) -> tuple[dict[str, int], int]:
+        """Rows by status, and how many warnings carry an override."""
+        self.flush()
+        counts = dict(self.db.execute("SELECT status, COUNT(*) FROM rows GROUP BY status"))
+        (overridden,) = self.db.execute(
+            "SELECT COUNT(*) FROM rows WHERE overridden AND status = ?", (WARNING,)
+        ).fetchone()
+        return counts, overridden
+
+    def rows(self, *statuses: str) -> Iterator[tuple[ResultRow, str | None]]:
+        """(row, jsonl) in line order, all of them or only those with the given statuses."""
+        query = "SELECT cells, jsonl FROM rows ORDER BY line"
+        if statuses:
+            marks = ", ".join("?" * len(statuses))
+            query = f"SELECT cells, jsonl FROM rows WHERE status IN ({marks}) ORDER BY line"  # noqa: S608
+        for cells, jsonl in self.db.execute(query, statuses):
+            yield ResultRow(*json.loads(cells)), jsonl
+
+    def dates(self) -> list[str]:
+        """The distinct dates of the rows that produced a sheet, sorted."""
+        where = f"$[{ResultRow._fields.index('date')}]"
+        query = (
+            "SELECT DISTINCT json_extract(cells, ?) AS d FROM rows "
+            "WHERE status IN (?, ?) ORDER BY d"
+        )
+        return [date for (date,) in self.db.execute(query, (where, *PRODUCED))]
+
+    def audit_records(self) -> Iterator[str]:
+        for (audit,) in self.db.execute(
+            "SELECT audit FROM rows WHERE audit IS NOT NULL ORDER BY line"
+        ):
+            yield audit
+
+    def sheet_names(self) -> Iterator[str]:
+        for (name,) in self.db.execute("SELECT name FROM sheets ORDER BY line, seq"):
+            yield name
+
+    def sheet_count(self) -> int:
+        (count,) = self.db.execute("SELECT COUNT(*) FROM sheets").fetchone()
+        return int(count)
+
+    def sheets(self) -> Iterator[tuple[str, bytes]]:
+        yield from self.db.execute("SELECT name, data FROM sheets ORDER BY line, seq")
+
+    def record_written(self, name: str, sha256: str, size: int) -> None:
+        self.db.execute(
+            "INSERT INTO written (name, sha256, size) VALUES (?, ?, ?)", (name, sha256, size)
+        )
+
+    def written(self) -> Iterator[tuple[str, str, int]]:
+        yield from self.db.execute("SELECT name, sha256, size FROM written ORDER BY seq")

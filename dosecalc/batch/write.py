@@ -1,0 +1,384 @@
+"""Writing a batch: targets checked before the first write, an exclusive lock on the folder,
+atomic files, the manifest last, and on a failure part-way, this run's files removed (or, where
+they replaced older ones with --force, an INCOMPLETE marker naming them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import fcntl
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from dosecalc import sanitize
+from dosecalc.batch.rows import (
+    ERRORS_FILE,
+    FAILED,
+    INCOMPLETE_FILE,
+    MANIFEST_FILE,
+    PRODUCED,
+    RESULT_COLUMNS,
+    RESULTS_FILE,
+    Options,
+    Report,
+    ResultRow,
+)
+from dosecalc.batch.spool import Spool
+from dosecalc.errors import IncompleteOutputError, OutputError, Problem
+from dosecalc.files import TEMP_PREFIX, exists_error, shown_path, write_atomic
+
+# Shown when files already exist: only the first few names (the list can be long).
+SHOWN_NAMES = 5
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def csv_chunks(rows: Iterator[ResultRow]) -> Iterator[bytes]:
+    """results.csv / errors.csv: header, then one line per row, in chunks of bytes."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(RESULT_COLUMNS)
+    for i, row in enumerate(rows, 1):
+        writer.writerow([sanitize.csv_cell(c) for c in row])
+        if i % 1000 == 0:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
+class Hashed:
+    """Chunks passed through, hashed and counted: the manifest's sha256 without a second read."""
+
+    def __init__(self, chunks: Iterator[bytes] | list[bytes]) -> None:
+        self.chunks = chunks
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.sha256.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+
+# --- the folder lock ----------------------------------------------------------------------------
+
+
+class FolderLock:
+    """An exclusive lock on the output folder for the whole run (flock on the folder itself:
+    nothing is created in it, and the lock vanishes with the process). The folder is made if it
+    does not exist, and removed again at the end if this run made it and left it empty."""
+
+    def __init__(self, folder: Path, field: str = "out") -> None:
+        self.folder, self.field = folder, field
+        self.created = False
+        self.fd: int | None = None
+
+    def __enter__(self) -> FolderLock:
+        folder, field = self.folder, self.field
+        if os.path.lexists(folder) and not folder.is_dir():
+            raise OutputError(
+                Problem(
+                    field,
+                    "not_a_folder",
+                    f"{field}: {shown_path(folder)} exists and is not a folder",
+                )
+            )
+        try:
+            if not folder.exists():
+                folder.mkdir(parents=True)
+                self.created = True
+            self.fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except (OSError, ValueError) as exc:
+            self._remove_if_made()
+            why = getattr(exc, "strerror", None) or "the folder name is not valid"
+            raise OutputError(
+                Problem(field, "cannot_write", f"{field}: cannot use {shown_path(folder)}: {why}")
+            ) from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.__exit__()
+            raise OutputError(
+                Problem(
+                    field,
+                    "locked",
+                    f"{field}: another dosecalc batch is writing to {shown_path(folder)}; "
+                    "nothing was written; wait for it to finish",
+                )
+            ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
+        self._remove_if_made()
+
+    def _remove_if_made(self) -> None:
+        if self.created:
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()  # only if empty: a refused or undone run leaves no folder
+
+
+# --- targets ------------------------------------------------------------------------------------
+
+
+def target(out: Path, name: str) -> Path:
+    """`name` inside `out`, or refuse: a file name can never leave the output folder."""
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise OutputError(
+            Problem("out", "bad_name", f"out: refusing file name '{sanitize.terminal(name)}'")
+        )
+    return out / name
+
+
+def _same(a: Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_targets(spool: Spool, options: Options, inputs: list[str]) -> None:
+    """Every target (sheets, tables, combined PDF, manifest) checked against the others, the inputs
+    and existing files, before the first write: a refused run writes nothing."""
+    out, combined = options.out, options.combined
+    fixed = [RESULTS_FILE, ERRORS_FILE, MANIFEST_FILE, INCOMPLETE_FILE] if out else []
+    if combined is not None:
+        if not combined.name or combined.name in (".", "..") or combined.is_dir():
+            raise OutputError(
+                Problem(
+                    "combined",
+                    "bad_name",
+                    f"combined: {shown_path(combined)} is a folder; give a file name (.pdf)",
+                )
+            )
+        if out is not None and _same(combined.parent, out):
+            lowered = combined.name.lower()
+            clash = next((n for n in fixed if n.lower() == lowered), None)
+            if clash is None:
+                clash = next((n for n in spool.sheet_names() if n.lower() == lowered), None)
+            if clash is not None:
+                raise OutputError(
+                    Problem(
+                        "combined",
+                        "target_clash",
+                        f"combined: {shown_path(combined)} is also the batch's {clash}; "
+                        "give the combined PDF another name (nothing was written)",
+                    )
+                )
+    for source in inputs:
+        if source == "-":
+            continue
+        hits = []
+        if combined is not None and _same(combined, source):
+            hits.append(str(combined))
+        if out is not None:
+            for name in [*fixed, *spool.sheet_names()]:
+                if _same(out / name, source):
+                    hits.append(str(out / name))
+                    break
+        if hits:
+            raise OutputError(
+                Problem(
+                    "out",
+                    "overwrites_input",
+                    f"out: the run would overwrite its own input {shown_path(source)}; "
+                    "nothing was written (--force never allows this)",
+                )
+            )
+    if options.force:
+        return
+    if combined is not None and os.path.lexists(combined):
+        raise exists_error(combined, "combined")
+    if out is None:
+        return
+    existing: list[str] = []
+    count = 0
+    for name in [*fixed, *spool.sheet_names()]:
+        if os.path.lexists(target(out, name)):
+            count += 1
+            if len(existing) < SHOWN_NAMES:
+                existing.append(name)
+    if count:
+        more = count - SHOWN_NAMES
+        shown = ", ".join(existing) + (f" and {more} more" if more > 0 else "")
+        raise OutputError(
+            Problem(
+                "out",
+                "file_exists",
+                f"out: {count} file(s) already exist in {shown_path(out)} ({shown}); nothing was "
+                "written; use --force to replace them",
+            )
+        )
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+class Writer:
+    """Writes the run's files, remembering each one, so that a failure part-way can be undone."""
+
+    def __init__(self, spool: Spool, options: Options, report: Report) -> None:
+        self.spool, self.options, self.report = spool, options, report
+        self.paths: list[Path] = []  # written by this run, in order
+        self.replaced: list[Path] = []  # of those, the ones that replaced an older file
+        self.tick: Callable[[], None] = lambda: None  # progress: one file written
+
+    def file(self, path: Path, data: bytes | Hashed, field: str, listed: bool = True) -> None:
+        chunks = data if isinstance(data, Hashed) else Hashed([data])
+        existed = self.options.force and os.path.lexists(path)
+        write_atomic(path, chunks, force=self.options.force, field=field)
+        self.paths.append(path)
+        if existed:
+            self.replaced.append(path)
+        if listed:
+            self.spool.record_written(path.name, chunks.sha256.hexdigest(), chunks.size)
+        self.report.written += 1
+        self.tick()
+
+    def retire_manifest(self) -> None:
+        """With --force, remove an old manifest before the first write: until the new one is
+        written last, the folder is visibly incomplete."""
+        assert self.options.out is not None
+        try:
+            os.unlink(self.options.out / MANIFEST_FILE)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise OutputError(
+                Problem(
+                    "out", "cannot_write", f"out: cannot replace {MANIFEST_FILE}: {exc.strerror}"
+                )
+            ) from None
+
+    def undo(self, why: str) -> IncompleteOutputError:
+        """After a failure part-way: remove the files this run made new; files that replaced
+        older ones (--force) cannot be undone, so an INCOMPLETE marker names them."""
+        left: list[Path] = list(self.replaced)
+        for path in self.paths:
+            if path in self.replaced:
+                continue
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                left.append(path)
+        removed = len(self.paths) - len(left)
+        message = f"{why}; the run stopped part-way: removed the {removed} file(s) it had written"
+        if left and self.options.out is not None:
+            marker = self.options.out / INCOMPLETE_FILE
+            text = (
+                "This folder is INCOMPLETE: a dosecalc batch run failed part-way at "
+                f"{now()} ({sanitize.log(why)}).\n"
+                f"There is no {MANIFEST_FILE}: do not use these files as a complete set.\n"
+                "Files this run wrote that could not be undone (they replaced older files):\n"
+                + "".join(f"  {sanitize.log(p.name)}\n" for p in left)
+                + "Rerun the batch with --force to complete the folder.\n"
+            )
+            try:
+                write_atomic(marker, text.encode("utf-8"), force=True, field="out")
+                message += (
+                    f"; {len(left)} file(s) replaced older ones and remain: see "
+                    f"{shown_path(marker)}"
+                )
+            except OutputError:
+                message += f"; {len(left)} file(s) remain and no INCOMPLETE marker could be written"
+        elif left:
+            message += f"; could not remove: {', '.join(shown_path(p) for p in left)}"
+        return IncompleteOutputError(Problem("out", "incomplete", f"out: {message}"))
+
+
+def write_folder(
+    writer: Writer, manifest_head: dict[str, Any], combined: Callable[[], None]
+) -> None:
+    """Sheets, results.csv, errors.csv, the combined PDF, then the manifest, last."""
+    spool, options = writer.spool, writer.options
+    out = options.out
+    assert out is not None
+    for name, data in spool.sheets():
+        writer.file(target(out, name), data, "out")
+    rows = (row for row, _ in spool.rows())
+    writer.file(target(out, RESULTS_FILE), Hashed(csv_chunks(rows)), "out")
+    failed = (row for row, _ in spool.rows(*FAILED))
+    writer.file(target(out, ERRORS_FILE), Hashed(csv_chunks(failed)), "out")
+    combined()
+    manifest = Hashed(manifest_chunks(spool, manifest_head, writer.report))
+    writer.file(target(out, MANIFEST_FILE), manifest, "out", listed=False)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(out / INCOMPLETE_FILE)  # a marker from an earlier failed run: now complete
+
+
+def manifest_chunks(spool: Spool, head: dict[str, Any], report: Report) -> Iterator[bytes]:
+    """manifest.json, streamed: the file list can be as long as the day list."""
+    head = {
+        **head,
+        "finished": now(),
+        "counts": {
+            "lines_read": report.lines_read,
+            **report.counts,
+            "warning_with_override": report.with_override,
+        },
+    }
+    text = json.dumps(head, indent=2)
+    yield (text[: text.rindex("}")].rstrip() + ',\n  "files": [').encode("utf-8")
+    separator = "\n"
+    for name, sha, size in spool.written():
+        item = json.dumps({"name": name, "sha256": sha, "bytes": size})
+        yield f"{separator}    {item}".encode()
+        separator = ",\n"
+    yield b"\n  ]\n}\n"
+
+
+def cover_date(spool: Spool, options: Options) -> str:
+    """The combined PDF's date: the list's date (the dates of its sheets), not the run's."""
+    dates = spool.dates()
+    if not dates:
+        return options.date
+    return dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+
+
+def combined_pdf(spool: Spool, options: Options) -> bytes:
+    """The combined PDF: a cover line for every input line, then the produced sheets in order."""
+    from dosecalc.render import content
+    from dosecalc.render.as_pdf import render_combined
+
+    cover, sheets = [], []
+    for row, _ in spool.rows():
+        sheet = spool.kept.get(int(row.line)) if row.status in PRODUCED else None
+        if sheet is not None:
+            cover.append(content.cover_row(sheet, row.line, row.status))
+            sheets.append(sheet)
+        else:
+            cover.append((row.line, row.patient_id, row.status, "", "", "", "", row.message))
+    return render_combined(
+        cover, sheets, title="Day list dose sheets", date=cover_date(spool, options),
+        paper=options.paper,
+    )  # fmt: skip
+
+
+def write_stdout(spool: Spool, options: Options, stdout: IO[bytes]) -> None:
+    if options.output_format == "jsonl":
+        for _, jsonl in spool.rows():
+            assert jsonl is not None
+            stdout.write(jsonl.encode("utf-8") + b"\n")
+    else:
+        for chunk in csv_chunks(row for row, _ in spool.rows()):
+            stdout.write(chunk)
+    stdout.flush()
+
+
+def is_temporary(name: str) -> bool:
+    return name.startswith(TEMP_PREFIX)

@@ -1,0 +1,128 @@
+"""The one sanitiser: every text a user or a file typed, made safe for where it goes, by named policy.
+
+- `terminal`: text repeated to a person (messages, paths, TOML keys, bad input): unsafe characters
+  shown as escapes (`\\x1b`, `\\u202e`), cut to a limit.
+- `text`: content shown or written as it is (a name, a protocol's text on a sheet): removed.
+- `csv_cell`: a cell of results.csv / errors.csv: removed, and a formula gets a leading `'`.
+- `html`: text in the HTML sheet: removed, then `& < > " '` escaped.
+- `pdf`: text drawn on a PDF page: removed, and a glyph the font lacks shown as `\\uXXXX`.
+- `log`: text in the audit log or the manifest (read with `less`): shown as escapes, never cut.
+
+Unsafe: Unicode categories Cc (ESC, NUL, C1), Cf (bidi overrides, zero-width), Cs, Co, Cn, Zl, Zp.
+rich strips only a few of them, and OSC sequences pass through pipes, so nothing here relies on rich.
+Nothing in this module imports rich, click or fpdf2.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import unicodedata
+from collections.abc import Callable, Collection
+
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# A cell starting with one of these is a formula to a spreadsheet (OWASP CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# ... and so is one of these after a separator, in a locale whose spreadsheet splits cells there.
+FORMULA_AFTER_SEPARATOR = ("=", "+", "-", "@")
+CELL_SEPARATORS = (";", ",")
+MESSAGE_LIMIT = 40  # characters of bad input repeated in a message
+
+
+def is_unsafe_char(ch: str) -> bool:
+    return unicodedata.category(ch) in _UNSAFE_CATEGORIES
+
+
+def has_unsafe(text: str) -> bool:
+    # str.isprintable() is False for every unsafe category (and for non-ASCII spaces, which are
+    # allowed): a fast answer for the common, plain case.
+    return not text.isprintable() and any(is_unsafe_char(ch) for ch in text)
+
+
+def _removed(text: str, keep_newlines: bool = False) -> str:
+    if text.isprintable():
+        return text
+    return "".join(ch for ch in text if (keep_newlines and ch == "\n") or not is_unsafe_char(ch))
+
+
+def _escaped(text: str) -> str:
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if is_unsafe_char(ch):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# --- the policies -------------------------------------------------------------------------------
+
+
+def terminal(text: str, limit: int | None = MESSAGE_LIMIT) -> str:
+    """Text repeated back to a person (bad input, a path, a TOML key): every unsafe character shown
+    as an escape, so nothing is hidden and nothing acts on the terminal; cut to `limit` characters
+    (then '...')."""
+    if limit is None:
+        return _escaped(text)
+    return _escaped(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def text(value: str, *, keep_newlines: bool = False) -> str:
+    """Content shown or written as it is (a name on a sheet, a protocol's advisory): unsafe
+    characters removed (newlines kept where asked)."""
+    return _removed(value, keep_newlines)
+
+
+def csv_cell(cell: str) -> str:
+    """A CSV cell that is never a formula (OWASP) and never carries control characters: a cell
+    that starts like a formula, or holds one after a ';' or ',' (a spreadsheet in a semicolon
+    locale splits the cell there), gets a leading apostrophe."""
+    cell = _removed(cell)
+    if cell.startswith(FORMULA_STARTS) or _formula_after_separator(cell):
+        return "'" + cell
+    return cell
+
+
+def _formula_after_separator(cell: str) -> bool:
+    for separator in CELL_SEPARATORS:
+        if separator in cell:
+            for part in cell.split(separator)[1:]:
+                if part.lstrip(" ").startswith(FORMULA_AFTER_SEPARATOR):
+                    return True
+    return False
+
+
+def html(value: str) -> str:
+    """Text for HTML markup: unsafe characters removed, then &, <, >, and both quotes escaped."""
+    return _html.escape(_removed(value), quote=True)
+
+
+def pdf(value: str, glyphs: Collection[int], *, keep_newlines: bool = False) -> str:
+    """Text for a PDF page: unsafe characters removed, and a character the font cannot draw shown
+    as its code (\\u5c71) rather than silently left out of a patient's name."""
+    return "".join(
+        ch if ord(ch) in glyphs or ch == "\n" else f"\\u{ord(ch):04x}"
+        for ch in _removed(value, keep_newlines)
+    )
+
+
+def log(value: str) -> str:
+    """Text in the audit log or the manifest: unsafe characters as escapes, never cut (JSON
+    escapes controls, but not bidi or zero-width characters, which `less` would show)."""
+    return _escaped(value)
+
+
+POLICIES: dict[str, Callable[[str], str]] = {
+    "terminal": terminal,
+    "text": text,
+    "csv_cell": csv_cell,
+    "html": html,
+    "log": log,
+}  # pdf needs the font's glyphs: call sanitize.pdf directly
+
+
+def sanitize(value: str, policy: str) -> str:
+    """`value` made safe under the named policy (one of POLICIES)."""
+    return POLICIES[policy](value)

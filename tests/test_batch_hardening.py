@@ -1,0 +1,449 @@
+"""`dosecalc batch` after the second outside attack (issue 12): every physical line accounted for,
+a folder complete only with its manifest, nothing written when a target clashes, faults undone,
+an audit record per row, and no patient data left behind. Each test failed on the code before."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from helpers import DATE, TEST_PROTOCOLS, assert_no_traceback, command, day_list, need
+
+from dosecalc import cli as cli_module
+from dosecalc.cli import cli
+from dosecalc.sanitize import csv_cell as neutralise
+
+GOOD = "B002,72 kg\nC003,73 kg\nD004,74 kg\n"
+
+
+def batch(runner: CliRunner, *args: str, stdin: bytes | None = None) -> Result:
+    return runner.invoke(
+        cli, ["--protocols", str(TEST_PROTOCOLS), "batch", *args, "--date", DATE], input=stdin
+    )
+
+
+def rows_of(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# --- every physical line ------------------------------------------------------------------------
+
+
+def test_a_stray_quote_refuses_the_list_naming_the_line_and_the_hidden_patients(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    daylist = tmp_path / "day.csv"
+    daylist.write_text('patient_id,weight,name\nA001,72 kg,"Smith\n' + GOOD.replace(" kg", " kg,x"))
+    out = tmp_path / "out"
+    result = batch(runner, str(daylist), "--out", str(out))
+    assert result.exit_code == 2
+    assert "line 2 opens a quoted field" in result.stderr
+    assert "B002, C003, D004" in result.stderr
+    assert "nothing was written" in result.stderr
+    assert not out.exists()  # not even the folder
+
+
+def test_a_stray_quote_on_stdout_output_writes_nothing(runner: CliRunner) -> None:
+    result = batch(runner, "-", stdin=b'patient_id,weight\nA001,"72 kg\n' + GOOD.encode())
+    assert result.exit_code == 2
+    assert result.stdout == ""
+
+
+def test_a_bare_carriage_return_is_one_invalid_line_naming_both_patients(
+    runner: CliRunner,
+) -> None:
+    result = batch(runner, "-", stdin=b"patient_id,weight\nA001,72 kg\rB002,72 kg\nC003,72 kg\n")
+    assert result.exit_code == 1
+    rows = rows_of(result.stdout)
+    assert [(r["line"], r["status"]) for r in rows] == [("2", "invalid"), ("3", "ok")]
+    assert "A001, B002" in rows[0]["message"]
+    assert "carriage return" in rows[0]["message"]
+
+
+def test_two_json_objects_on_one_line_are_refused_naming_both(runner: CliRunner) -> None:
+    two = b'{"patient_id": "A001", "weight": "72 kg"} {"patient_id": "B002", "weight": "72 kg"}\n'
+    result = batch(runner, "-", "--input-format", "jsonl", "--format", "jsonl", stdin=two)
+    assert result.exit_code == 1
+    (obj,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert obj["status"] == "invalid"
+    assert "A001, B002" in obj["errors"][0]["message"]
+    assert "exactly one object per line" in obj["errors"][0]["message"]
+
+
+def test_the_manifest_counts_physical_lines(runner: CliRunner, tmp_path: Path) -> None:
+    daylist = tmp_path / "day.csv"
+    daylist.write_bytes(b"patient_id,weight\nA001,72 kg\n\nB002,72 kg\rX,1\nC003,72 kg\n")
+    out = tmp_path / "out"
+    result = batch(runner, str(daylist), "--out", str(out), "--sheets", "json")
+    assert result.exit_code == 1
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    assert counts["lines_read"] == 4
+    assert (counts["ok"], counts["blank"], counts["invalid"]) == (2, 1, 1)
+
+
+def test_jsonl_output_uses_the_statuses_of_results_csv_and_keeps_blank_lines(
+    runner: CliRunner,
+) -> None:
+    data = b"patient_id,weight\nA001,72 kg\n\nB002,158 lb\nC003,700 kg\nD004,70\n"
+    result = batch(runner, "-", "--format", "jsonl", stdin=data)
+    statuses = [json.loads(line)["status"] for line in result.stdout.splitlines()]
+    assert statuses == ["ok", "blank", "warning", "refused", "invalid"]
+    csv_result = batch(runner, "-", stdin=data)
+    assert [r["status"] for r in rows_of(csv_result.stdout)] == statuses
+
+
+def test_column_names_are_matched_ignoring_case(runner: CliRunner) -> None:
+    result = batch(runner, "-", stdin=b"Patient_ID,Weight\nA001,72 kg\n")
+    assert result.exit_code == 0
+    assert rows_of(result.stdout)[0]["patient_id"] == "A001"
+
+
+def test_a_semicolon_separated_list_gets_a_hint(runner: CliRunner) -> None:
+    result = batch(runner, "-", stdin=b"patient_id;weight\nA001;72 kg\n")
+    assert result.exit_code == 2
+    assert "separated by semicolons" in result.stderr
+
+
+# --- targets, lock, and the folder ---------------------------------------------------------------
+
+
+def test_a_combined_pdf_named_like_the_manifest_is_refused_before_any_write(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    daylist = day_list(tmp_path / "day.csv", 5)
+    out = tmp_path / "out"
+    for extra in ([], ["--force"]):
+        result = batch(
+            runner, str(daylist), "--out", str(out), "--combined", str(out / "manifest.json"),
+            *extra,
+        )  # fmt: skip
+        assert result.exit_code == 2, extra
+        assert "is also the batch's manifest.json" in result.stderr
+        assert listing(out) == []
+
+
+def test_a_combined_pdf_on_a_sheets_own_path_is_refused_before_any_write(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    daylist = day_list(tmp_path / "day.csv", 5)
+    out = tmp_path / "out"
+    sheet = out / f"{DATE}_P000002.txt"
+    result = batch(runner, str(daylist), "--out", str(out), "--combined", str(sheet))
+    assert result.exit_code == 2
+    assert "P000002.txt" in result.stderr
+    assert listing(out) == []
+
+
+def test_an_existing_combined_pdf_is_refused_even_when_out_does_not_exist_yet(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    daylist = day_list(tmp_path / "day.csv", 3)
+    (tmp_path / "day.pdf").write_bytes(b"yesterday")
+    out = tmp_path / "new-out"
+    result = batch(runner, str(daylist), "--out", str(out), "--combined", str(tmp_path / "day.pdf"))
+    assert result.exit_code == 2
+    assert (tmp_path / "day.pdf").read_bytes() == b"yesterday"
+    assert not out.exists()
+
+
+def test_a_second_run_into_a_locked_folder_exits_2_at_once_having_written_nothing(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    daylist = day_list(tmp_path / "day.csv", 3)
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a first run holds it
+        result = batch(runner, str(daylist), "--out", str(out))
+    finally:
+        os.close(holder)
+    assert result.exit_code == 2
+    assert "another dosecalc batch is writing to" in result.stderr
+    assert "line(s) read" not in result.stderr  # stopped before computing anything
+    assert listing(out) == []
+
+
+def test_an_empty_out_is_refused_not_the_current_folder(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daylist = day_list(tmp_path / "day.csv", 2)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = batch(runner, str(daylist), "--out", "")
+    assert result.exit_code == 2
+    assert "--out is empty" in result.stderr
+    assert listing(work) == []
+
+
+def test_a_run_never_overwrites_its_own_day_list_even_with_force(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    daylist = out / "results.csv"
+    daylist.write_text("patient_id,weight\nA001,72 kg\n")
+    result = batch(runner, str(daylist), "--out", str(out), "--force")
+    assert result.exit_code == 2
+    assert "would overwrite its own input" in result.stderr
+    assert daylist.read_text() == "patient_id,weight\nA001,72 kg\n"
+    assert listing(out) == ["results.csv"]
+
+
+def test_a_write_failing_part_way_removes_what_the_run_wrote_and_exits_4(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dosecalc.batch import write as batch_write
+    from dosecalc.errors import OutputError, Problem
+
+    daylist = day_list(tmp_path / "day.csv", 5)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("not ours")
+    real_write, calls = batch_write.write_atomic, []
+
+    def full_after_three(path: Path, data: object, **kwargs: object) -> None:
+        calls.append(path.name)
+        if len(calls) == 4:
+            raise OutputError(Problem("out", "cannot_write", "out: No space left on device"))
+        real_write(path, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch_write, "write_atomic", full_after_three)
+    result = batch(runner, str(daylist), "--out", str(out), "--sheets", "json")
+    assert result.exit_code == 4
+    assert "removed the 3 file(s) it had written" in result.stderr
+    assert listing(out) == ["keep.txt"]
+
+
+def test_ctrl_c_while_writing_exits_130_and_removes_what_the_run_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dosecalc.batch import write as batch_write
+
+    daylist = day_list(tmp_path / "day.csv", 5)
+    out = tmp_path / "out"
+    real_write, calls = batch_write.write_atomic, []
+
+    def interrupted_on_the_third(path: Path, data: object, **kwargs: object) -> None:
+        calls.append(path.name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real_write(path, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch_write, "write_atomic", interrupted_on_the_third)
+    argv = ["dosecalc", "--protocols", str(TEST_PROTOCOLS), "batch", str(daylist), "--out",
+            str(out), "--date", DATE]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        cli_module.main()
+    assert stop.value.code == 130
+    assert not out.exists()  # the run made the folder, wrote two sheets, and took it all back
+
+
+def test_a_broken_pipe_exits_141_without_a_traceback(tmp_path: Path) -> None:
+    daylist = day_list(tmp_path / "list.csv", 1500)
+    dosecalc = " ".join(f"'{part}'" for part in command(str(daylist), "--format", "jsonl"))
+    err, code = tmp_path / "err.txt", tmp_path / "code.txt"
+    pipeline = f"{dosecalc} 2>'{err}' | head -1 >/dev/null; echo ${{PIPESTATUS[0]}} > '{code}'"
+    subprocess.run(["bash", "-c", pipeline], check=True, timeout=120)
+    assert code.read_text().strip() == "141"
+    assert_no_traceback(err.read_text())
+
+
+def test_a_closed_stdin_is_an_error_not_a_traceback() -> None:
+    line = " ".join(f"'{part}'" for part in command("-", "--date", DATE))
+    done = subprocess.run(["bash", "-c", f"{line} <&-"], capture_output=True, text=True, timeout=60)
+    assert_no_traceback(done.stderr)
+    assert done.returncode == 2
+    assert "stdin is closed" in done.stderr
+
+
+# --- cells and the combined PDF ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [
+        ("Jones;@SUM(1+1)", "'Jones;@SUM(1+1)"),
+        ("Jones; =1+1", "'Jones; =1+1"),
+        ("Smith,-2+3", "'Smith,-2+3"),
+        ("Jones; Ann", "Jones; Ann"),
+    ],
+)
+def test_a_formula_after_a_separator_is_neutralised(cell: str, shown: str) -> None:
+    assert neutralise(cell) == shown
+
+
+def test_a_combined_pdf_of_too_many_rows_is_refused_before_any_row_is_computed(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    daylist = day_list(tmp_path / "day.csv", 1001)
+    out = tmp_path / "out"
+    result = batch(runner, str(daylist), "--out", str(out), "--combined", str(out / "day.pdf"))
+    assert result.exit_code == 2
+    assert "at most 1,000 sheets" in result.stderr
+    assert "line(s) read" not in result.stderr  # refused before phase 1
+    assert not out.exists()
+
+
+def test_the_combined_cover_has_the_lists_date_and_overrides_apart_from_problems(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    tool = need("pdftotext", "poppler-utils")
+    daylist = tmp_path / "day.csv"
+    daylist.write_text(
+        "patient_id,weight,date,override_reason,operator\n"
+        "A1,72 kg,2026-11-20,,\nB2,700 kg,2026-11-20,,\nC3,158 lb,2026-11-20,,\n"
+        "D4,160 kg,2026-11-20,weighed twice,RN Kim\n"
+    )
+    out = tmp_path / "out"
+    result = batch(runner, str(daylist), "--out", str(out), "--combined", str(out / "day.pdf"))
+    assert result.exit_code == 1
+    cover = subprocess.run(
+        [tool, "-f", "1", "-l", "1", "-layout", str(out / "day.pdf"), "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "2026-11-20" in cover
+    assert DATE not in cover  # the run's --date is not the list's date
+    assert "Warnings / problems" in cover
+    assert "WEIGHT_IN_LB" in cover  # a warning is shown, not hidden
+    assert "weighed twice" in cover  # the override, in its own column
+    b2 = next(line for line in cover.splitlines() if "B2" in line)
+    assert "refused" in b2
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+
+def test_batch_writes_one_audit_record_per_row_and_one_for_the_run_without_names(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    daylist = tmp_path / "day.csv"
+    daylist.write_text(
+        "patient_id,weight,name\nA1,72 kg,Ann Secret\n\nB2,700 kg,Bob Hidden\n"
+        "C3,72 kg,Cy\tTabbed\nD4,72 kg," + "Longname" * 20 + "\n"
+    )
+    log, out = tmp_path / "audit.jsonl", tmp_path / "out"
+    result = batch(runner, str(daylist), "--out", str(out), "--audit-log", str(log))
+    assert result.exit_code == 1
+    text = log.read_text()
+    for secret in ("Ann", "Secret", "Bob", "Hidden", "Tabbed", "Longname"):
+        assert secret not in text, secret
+    records = [json.loads(line) for line in text.splitlines()]
+    assert [(r["event"], r.get("line")) for r in records] == [
+        ("sheet", 2), ("refusal", 4), ("refusal", 5), ("refusal", 6), ("batch", None),
+    ]  # fmt: skip
+    assert records[0]["result"]["dose"] == 36  # the same schema as `dosecalc sheet`
+    assert records[1]["error"]["status"] == "refused"
+    run = records[-1]
+    assert run["outcome"] == "complete"
+    assert run["counts"]["lines_read"] == 5
+    assert {r["batch_run"] for r in records} == {run["batch_run"]}
+
+
+def test_batch_audit_env_variable_is_honoured(runner: CliRunner, tmp_path: Path) -> None:
+    daylist = day_list(tmp_path / "day.csv", 2)
+    log = tmp_path / "audit.jsonl"
+    result = runner.invoke(
+        cli,
+        ["--protocols", str(TEST_PROTOCOLS), "batch", str(daylist), "--date", DATE],
+        env={"DOSECALC_AUDIT_LOG": str(log)},
+    )
+    assert result.exit_code == 0
+    assert [json.loads(line)["event"] for line in log.read_text().splitlines()] == [
+        "sheet", "sheet", "batch",
+    ]  # fmt: skip
+
+
+# --- no patient data left behind ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_sigkill_during_the_computation_leaves_nothing_in_tmpdir(tmp_path: Path) -> None:
+    spool_dir = tmp_path / "tmp"
+    spool_dir.mkdir()
+    env = {**os.environ, "TMPDIR": str(spool_dir), "SQLITE_TMPDIR": str(spool_dir)}
+    process = subprocess.Popen(
+        command("-", "--date", DATE, "--format", "jsonl"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert process.stdin is not None
+    process.stdin.write(b"patient_id,weight,name\n")
+    # More than a pipe holds: when this returns, the process is reading (and spooling) rows.
+    process.stdin.write(b"".join(b"P%06d,72 kg,Secret Name\n" % i for i in range(20000)))
+    process.stdin.flush()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stdin.close()
+    assert list(spool_dir.iterdir()) == []
+
+
+# --- progress on stderr (issue 13) ----------------------------------------------------------------
+
+
+def _stderr_at_a_terminal(args: list[str]) -> str:
+    """Run with stderr on a pseudo-terminal; what the terminal received."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the other end is closed: the process has finished
+            break
+        if not data:
+            break
+        chunks.append(data)
+    process.wait()
+    os.close(master)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+@pytest.mark.slow
+def test_progress_is_shown_at_a_terminal_and_never_piped_or_with_quiet(tmp_path: Path) -> None:
+    daylist = day_list(tmp_path / "day.csv", 300)
+    shown = _stderr_at_a_terminal(
+        command(str(daylist), "--date", DATE, "--out", str(tmp_path / "a"))
+    )
+    assert "rows computed" in shown
+    assert "files written" in shown
+    assert "wrote 303 file(s)" in shown  # 300 sheets, results, errors, manifest
+    quiet = _stderr_at_a_terminal(
+        command(str(daylist), "--date", DATE, "--out", str(tmp_path / "b"), "--quiet")
+    )
+    assert "rows computed" not in quiet
+    assert "wrote 303 file(s)" in quiet
+    piped = subprocess.run(
+        command(str(daylist), "--date", DATE, "--out", str(tmp_path / "c")),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert piped.returncode == 0
+    assert "rows computed" not in piped.stderr
+    assert "\x1b" not in piped.stderr
+
+
+def test_a_closed_stderr_still_gives_the_right_exit_code(tmp_path: Path) -> None:
+    daylist = day_list(tmp_path / "day.csv", 3)
+    line = " ".join(f"'{part}'" for part in command(str(daylist), "--date", DATE))
+    done = subprocess.run(["bash", "-c", f"{line} 2>&-"], capture_output=True, timeout=60)
+    assert done.returncode == 0  # three good rows: not 1 ("refused") from a crash on stderr
+    assert len(done.stdout.splitlines()) == 4  # the header and three rows

@@ -1,0 +1,71 @@
+"""The one sanitiser (dosecalc/sanitize.py): each named policy, and no other sanitiser left."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from dosecalc import sanitize
+
+HOSTILE = "Ann\x1b]0;owned\x07 \u202eLee\u200b\n<b>&'\""
+PACKAGE = Path(sanitize.__file__).parent
+
+
+def test_terminal_shows_every_unsafe_character_as_an_escape_and_cuts() -> None:
+    assert sanitize.terminal(HOSTILE, None) == (
+        "Ann\\x1b]0;owned\\x07 \\u202eLee\\u200b\\x0a<b>&'\""
+    )
+    assert sanitize.terminal("x" * 41) == "x" * 40 + "..."
+    assert sanitize.terminal("x" * 41, None) == "x" * 41
+
+
+def test_text_removes_unsafe_characters_keeping_newlines_only_when_asked() -> None:
+    assert sanitize.text(HOSTILE) == "Ann]0;owned Lee<b>&'\""
+    assert sanitize.text("a\nb\x1b", keep_newlines=True) == "a\nb"
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [
+        ("=1+1", "'=1+1"),
+        ("@SUM(1)", "'@SUM(1)"),
+        ("\tx", "x"),
+        ("Jones;@SUM(1+1)", "'Jones;@SUM(1+1)"),
+        ("Lee, Ann", "Lee, Ann"),
+        ("a\x1b[2Jb", "a[2Jb"),
+    ],
+)
+def test_csv_cell_is_never_a_formula_and_never_has_controls(cell: str, shown: str) -> None:
+    assert sanitize.csv_cell(cell) == shown
+
+
+def test_html_escapes_markup_and_both_quotes_after_removing_controls() -> None:
+    assert sanitize.html("<b>\x1b&'\"") == "&lt;b&gt;&amp;&#x27;&quot;"
+
+
+def test_pdf_shows_a_character_the_font_lacks_as_its_code() -> None:
+    glyphs = {ord(c) for c in "Ann Le"}
+    assert sanitize.pdf("Ann Le山\x1b", glyphs) == "Ann Le\\u5c71"
+
+
+def test_log_escapes_bidi_and_zero_width_characters_and_never_cuts() -> None:
+    assert sanitize.log("a\u202eb\u200b" + "c" * 100) == "a\\u202eb\\u200b" + "c" * 100
+
+
+def test_every_policy_is_reachable_by_name() -> None:
+    for name in ("terminal", "text", "csv_cell", "html", "log"):
+        assert "\x1b" not in sanitize.sanitize(HOSTILE, name), name
+
+
+def test_no_module_defines_its_own_sanitiser() -> None:
+    """The six helpers issue 12 counted (clean, printable, safe_echo, neutralise, esc, _t with its
+    own filtering) are gone: only sanitize.py decides what is unsafe."""
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "sanitize.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        assert not defined & {"clean", "printable", "safe_echo", "neutralise", "esc"}, path
+        assert "unicodedata" not in path.read_text(encoding="utf-8"), path
