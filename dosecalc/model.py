@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from dosecalc.display import Figure, decimals, figure
+from dosecalc.display import Figure, decimals, figure, has_unsafe
 from dosecalc.dosing import Result, calculate
 from dosecalc.errors import InputError, LimitError, Problem
 from dosecalc.limits import Breach, Notice, check, rounding_notices
 from dosecalc.protocols import Library, Protocol
-from dosecalc.sanitize import has_unsafe, terminal
-from dosecalc.units import Quantity, parse_quantity
+from dosecalc.units import Quantity, parse_quantity, safe_echo
 
 PATIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -107,7 +106,7 @@ def check_patient_id(value: str | None, field: str = "patient_id") -> str | None
             Problem(
                 field,
                 "bad_patient_id",
-                f"{field}: '{terminal(value)}' is not accepted. Accepted: 1 to 64 ASCII letters, "
+                f"{field}: '{safe_echo(value)}' is not accepted. Accepted: 1 to 64 ASCII letters, "
                 "digits, '-' or '_'.",
             )
         )
@@ -125,7 +124,7 @@ def check_date(value: str, field: str = "date") -> str:
             Problem(
                 field,
                 "bad_date",
-                f"{field}: '{terminal(value)}' is not a date. Accepted: YYYY-MM-DD, "
+                f"{field}: '{safe_echo(value)}' is not a date. Accepted: YYYY-MM-DD, "
                 "for example 2026-11-21.",
             )
         ) from None
@@ -143,7 +142,7 @@ def check_text(value: str | None, field: str, limit: int) -> str | None:
             Problem(
                 field,
                 "too_long",
-                f"{field}: '{terminal(value)}' is longer than {limit} characters. "
+                f"{field}: '{safe_echo(value)}' is longer than {limit} characters. "
                 f"Accepted: plain text of at most {limit} characters.",
             )
         )
@@ -152,7 +151,7 @@ def check_text(value: str | None, field: str, limit: int) -> str | None:
             Problem(
                 field,
                 "control_character",
-                f"{field}: '{terminal(value)}' contains a control or escape character. "
+                f"{field}: '{safe_echo(value)}' contains a control or escape character. "
                 "Accepted: plain text.",
             )
         )

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from dosecalc.display import format_quantity
+from dosecalc.display import format_quantity, has_unsafe
 from dosecalc.errors import InputError, Problem, ProtocolFileError
-from dosecalc.sanitize import has_unsafe, terminal
+from dosecalc.sanitize import terminal
 from dosecalc.units import Quantity, parse_quantity
 
 ENV_PROTOCOLS = "DOSECALC_PROTOCOLS"
@@ -456,10 +456,12 @@ class _Checker:
                 continue
             match = MONITORING_TIME.fullmatch(item)
             if match is None:
+                from dosecalc.units import safe_echo
+
                 self.add(
                     item_path,
                     "bad_time",
-                    f"'{terminal(item)}' is not a monitoring time. Accepted: whole minutes "
+                    f"'{safe_echo(item)}' is not a monitoring time. Accepted: whole minutes "
                     'from the start ("10 min") or after the end ("end + 15 min"), written '
                     "exactly so, no leading zero",
                 )

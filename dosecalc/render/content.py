@@ -1,7 +1,6 @@
 """The words of a dose sheet, written once for every human-readable renderer (text, HTML, PDF).
 
-Text from a user or a file passes sanitize.text (imported as `clean`) here; numbers come only
-from the Sheet's figures.
+Text from a user or a file passes display.clean here; numbers come only from the Sheet's figures.
 """
 
 from __future__ import annotations
@@ -9,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from dosecalc.display import Figure
+from dosecalc.display import Figure, clean
 from dosecalc.model import Sheet
-from dosecalc.sanitize import text as clean
 
 
 @dataclass(frozen=True)
