@@ -11,9 +11,6 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from dosecalc.exact import EXACT
-from dosecalc.sanitize import has_unsafe, is_unsafe_char
-
-__all__ = ["has_unsafe", "is_unsafe_char"]  # re-exported: the predicate lives in sanitize.py
 
 
 def round_half_up(value: Decimal, step: Decimal) -> Decimal:
