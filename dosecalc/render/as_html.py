@@ -36,7 +36,12 @@ table.lines td { padding: 0; vertical-align: top; }
 .cols > div { flex: 1 1 0; min-width: 0; }
 .pump { border: 3px solid #000; padding: 1mm 3mm; font-weight: bold; font-size: 12pt; }
 .pump table th { text-align: left; padding-right: 6mm; }
-.pump .title { font-size: 8.6pt; letter-spacing: 0.1em; }
+.pump .title, .prepare .title { font-size: 8.6pt; letter-spacing: 0.1em; }
+.prepare { border: 2px solid #000; padding: 1mm 3mm; margin-bottom: 1mm; font-size: 10.5pt; }
+.prepare table th { text-align: left; padding-right: 5mm; }
+.prepare .note { font-size: 8pt; }
+.writeins { display: flex; gap: 4mm; margin: 1.5mm 0 0.5mm; }
+.writeins div { flex: 1 1 0; border-bottom: 1px solid #000; padding-top: 2mm; font-weight: bold; }
 .alerts { border: 3px double #000; padding: 1mm 2mm; margin: 1.5mm 0; font-weight: bold; }
 .alerts .title { font-size: 10pt; letter-spacing: 0.05em; }
 .alerts ul { margin: 0.5mm 0 0; padding-left: 4mm; }
@@ -127,7 +132,7 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
     """The whole HTML document as text."""
     page, width_mm, _height = PAPERS[paper]
     css = CSS % {"page": page, "margin": MARGIN_MM, "width": f"{width_mm - 2 * MARGIN_MM:g}"}
-    o = sheet.order
+    o, f = sheet.order, sheet.figures
     who = o.patient_id or "(no patient ID)"
     title = content.title(sheet)
     alerts = content.alerts(sheet)
@@ -141,9 +146,16 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
         "<h2>Patient</h2>",
         _lines(content.patient(sheet)),
         "</div><div>",
+        '<div class="prepare"><div class="title">PREPARE</div><table>'
+        f"<tr><th>DOSE</th><td>{esc(f.dose.text)}</td></tr>"
+        f"<tr><th>DRAW UP</th><td>{esc(f.drug_volume.text)}</td></tr></table>"
+        f'<div class="note">of {esc(sheet.protocol.drug)} {esc(f.stock.text)}</div></div>',
         f'<div class="pump"><div class="title">PUMP</div><table>{pump}</table></div>',
         f"<div>Dose rate: {esc(content.dose_rate(sheet))}</div>",
         "</div></div>",
+        '<div class="writeins">'
+        + "".join(f"<div>{esc(field)}:</div>" for field in content.WRITE_INS)
+        + "</div>",
     ]
     if alerts:
         items = "".join(f"<li>{esc(a)}</li>" for a in alerts)
