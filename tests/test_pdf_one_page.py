@@ -257,3 +257,27 @@ def test_printed_sheets_have_fields_for_date_of_birth_prescriber_and_start_time(
     page = render(sheet, "html").decode("utf-8")
     for field in ("Date of birth:", "Prescriber:", "Start time:"):
         assert field in page
+
+
+@pytest.mark.parametrize(
+    ("minutes", "paper"), [("120", "letter"), ("115", "letter"), ("115", "a4"), ("25", "letter")]
+)
+def test_chromium_prints_a_long_infusions_html_on_one_page_with_no_overlapping_words(
+    shipped: protocols.Library, tmp_path: Path, minutes: str, paper: str
+) -> None:
+    from test_print_tools import print_with_chromium
+
+    order = Order(weight="154 lb", date="2026-11-21", patient_id="P-0043", name="Zoë " * 10,
+                  duration=f"{minutes} min", override_reason="As prescribed",
+                  operator="RN Lee")  # fmt: skip
+    html_file = tmp_path / "sheet.html"
+    html_file.write_bytes(render(make_sheet(shipped, order), "html", paper=paper))
+    pdf, _ = print_with_chromium(html_file, tmp_path, screenshot=False)
+    assert pages(pdf) == 1
+    [page] = words_by_page(pdf)
+    # The HTML sets type at 1.1 to 1.2 line heights, tighter than DejaVu's full ascent-to-descent
+    # box (1.164 em) that pdftotext reports, so the boxes of two lines of one label or heading
+    # share up to about 1.2 pt where no glyphs are; words running into each other overlap far more.
+    assert not overlaps(page, tolerance=1.3), overlaps(page, tolerance=1.3)[:5]
+    text = " ".join(w.text for w in page)
+    assert f"{minutes} min (end)" in text
