@@ -15,6 +15,9 @@ from dosecalc.sanitize import html as esc  # the HTML policy
 
 # Page margin (mm): the same on every paper, so A4 and Letter differ only in the page box.
 MARGIN_MM = 10
+# A 2-hour infusion with 10-minute checkpoints fits one timeline bar and one grid (15 columns).
+TICKS_PER_BAR = 12
+GRID_COLUMNS = 15
 
 CSS = """
 @page { size: %(page)s; margin: %(margin)dmm; }
@@ -33,9 +36,15 @@ table.lines th { text-align: left; padding: 0 3mm 0 0; white-space: nowrap; vert
 table.lines td { padding: 0; vertical-align: top; }
 .cols { display: flex; gap: 4mm; align-items: flex-start; }
 .cols > div { flex: 1 1 0; min-width: 0; }
+.cols > div.box { flex: 0 0 auto; }
 .pump { border: 3px solid #000; padding: 1mm 3mm; font-weight: bold; font-size: 12pt; }
 .pump table th { text-align: left; padding-right: 6mm; }
-.pump .title { font-size: 8.6pt; letter-spacing: 0.1em; }
+.pump .title, .prepare .title { font-size: 8.6pt; letter-spacing: 0.1em; }
+.prepare { border: 2px solid #000; padding: 1mm 3mm; margin-bottom: 1mm; font-size: 10.5pt; }
+.prepare table th { text-align: left; padding-right: 5mm; }
+.prepare .note { font-size: 8pt; }
+.writeins { display: flex; gap: 4mm; margin: 1.5mm 0 0.5mm; }
+.writeins div { flex: 1 1 0; border-bottom: 1px solid #000; padding-top: 2mm; font-weight: bold; }
 .alerts { border: 3px double #000; padding: 1mm 2mm; margin: 1.5mm 0; font-weight: bold; }
 .alerts .title { font-size: 10pt; letter-spacing: 0.05em; }
 .alerts ul { margin: 0.5mm 0 0; padding-left: 4mm; }
@@ -52,11 +61,11 @@ ol, ul { margin: 0; padding-left: 5mm; }
 .label.left { transform: none; text-align: left; }
 .label.right { transform: translateX(-100%%); text-align: right; }
 .label b { font-size: 7.8pt; }
-table.grid { width: 100%%; margin-bottom: 1mm; table-layout: fixed; }
-table.grid th, table.grid td { border: 1px solid #000; padding: 0.3mm 1mm; font-size: 7.2pt;
+table.grid { width: 100%%; margin-bottom: 1mm; table-layout: auto; }
+table.grid th, table.grid td { border: 1px solid #000; padding: 0.3mm 0.6mm; font-size: 7.2pt;
   line-height: 1.1; }
 table.grid th { text-align: center; }
-table.grid th.row { text-align: left; width: 38mm; font-weight: normal; }
+table.grid th.row { text-align: left; width: 24mm; font-weight: normal; }
 table.grid td { height: 5.6mm; }
 .signatures { display: flex; gap: 4mm; margin-top: 1.5mm; break-inside: avoid; }
 .signature { flex: 1 1 0; border: 1.5px solid #000; padding: 1mm 2mm; }
@@ -78,7 +87,7 @@ def _percent(position: Decimal) -> str:
 
 def _timeline(sheet: Sheet) -> str:
     parts = []
-    for segment in content.timeline(sheet):
+    for segment in content.timeline(sheet, TICKS_PER_BAR):
         ticks = [
             f'<div class="tick" style="left:0"></div>'
             f'<div class="label down left" style="left:0"><b>{esc(segment.start)}</b><br>'
@@ -99,7 +108,7 @@ def _timeline(sheet: Sheet) -> str:
 
 def _grid(sheet: Sheet) -> str:
     tables = []
-    for block in content.grid_blocks(sheet):
+    for block in content.grid_blocks(sheet, GRID_COLUMNS):
         head = '<th class="row">Time</th>' + "".join(f"<th>{esc(c)}</th>" for c in block)
         body = "".join(
             f'<tr><th class="row">{esc(row)}</th>' + "<td></td>" * len(block) + "</tr>"
@@ -121,7 +130,7 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
     """The whole HTML document as text."""
     page, width_mm, _height = PAPERS[paper]
     css = CSS % {"page": page, "margin": MARGIN_MM, "width": f"{width_mm - 2 * MARGIN_MM:g}"}
-    o = sheet.order
+    o, f = sheet.order, sheet.figures
     who = o.patient_id or "(no patient ID)"
     title = content.title(sheet)
     alerts = content.alerts(sheet)
@@ -134,10 +143,18 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
         '<div class="cols"><div>',
         "<h2>Patient</h2>",
         _lines(content.patient(sheet)),
-        "</div><div>",
+        '</div><div class="box">',
+        '<div class="prepare"><div class="title">PREPARE</div><table>'
+        f"<tr><th>DOSE</th><td>{esc(f.dose.text)}</td></tr>"
+        f"<tr><th>DRAW UP</th><td>{esc(f.drug_volume.text)}</td></tr></table>"
+        f'<div class="note">of {esc(sheet.protocol.drug)} {esc(f.stock.text)}</div></div>',
+        '</div><div class="box">',
         f'<div class="pump"><div class="title">PUMP</div><table>{pump}</table></div>',
         f"<div>Dose rate: {esc(content.dose_rate(sheet))}</div>",
         "</div></div>",
+        '<div class="writeins">'
+        + "".join(f"<div>{esc(field)}:</div>" for field in content.WRITE_INS)
+        + "</div>",
     ]
     if alerts:
         items = "".join(f"<li>{esc(a)}</li>" for a in alerts)
@@ -149,12 +166,15 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
     monitoring = "".join(f"<li>{esc(m)}</li>" for m in content.monitoring(sheet))
     advisory = "<br>".join(esc(line) for line in content.advisory(sheet).splitlines())
     body += [
-        "<h2>Calculation</h2>",
-        _lines(content.calculation(sheet)),
+        "<h2>Calculation and reverse check</h2>",
+        _lines(
+            [
+                *content.calculation(sheet),
+                content.Line("Reverse check", content.reverse_check(sheet)),
+            ]
+        ),
         "<h2>Preparation</h2>",
         f"<ol>{steps}</ol>",
-        "<h2>Reverse check</h2>",
-        f"<div>{esc(content.reverse_check(sheet))}</div>",
         f"<h2>{esc(content.TIMELINE_TITLE)}</h2>",
         _timeline(sheet),
         f"<h2>{esc(content.GRID_TITLE)}</h2>",

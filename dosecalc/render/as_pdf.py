@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from decimal import Decimal
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any, cast
@@ -23,11 +23,63 @@ from dosecalc.render import DEFAULT_PAPER, PAPERS, content
 
 FONT = "DejaVu"
 MARGIN = 10.0  # mm, every side
-BODY = 8.2  # pt
-SMALL = 7.2
-LINE = 3.5  # mm per body line
-SMALL_LINE = 3.0
+FOOTER = 7.0  # mm kept free above the bottom margin for the footer
 LABEL_WIDTH = 27.0
+
+
+LEADING = (
+    0.42  # mm of line per pt of type: a little more than DejaVu's 1.164 em, so lines never touch
+)
+
+
+@dataclass(frozen=True)
+class Style:
+    """Type sizes (pt) and spacing (mm). A sheet is drawn in the first style that fits one page."""
+
+    body: float = 8.2
+    small: float = 7.2
+    heading_gap: float = 1.6
+    grid_row: float = 5.8
+    grid_cell: float = 13.0  # narrowest grid column: room to write a blood pressure
+    grid_first: float = 40.0  # widest first column before its row labels wrap
+    signature_row: float = 6.5
+    signature_columns: int = 1  # fields side by side in each signature box
+
+    @property
+    def line(self) -> float:
+        return self.body * LEADING
+
+    @property
+    def small_line(self) -> float:
+        return (self.small + 0.4) * LEADING  # room for the bold first line of a timeline label
+
+
+STYLES = (
+    Style(),
+    Style(body=7.8, small=7.0, heading_gap=1.2, grid_row=5.4, grid_cell=12.5, signature_row=5.8),
+    Style(
+        body=7.4,
+        small=6.6,
+        heading_gap=0.9,
+        grid_row=5.0,
+        grid_cell=11.0,
+        grid_first=22.0,
+        signature_row=5.2,
+    ),
+    # The last resort for the longest orders (a long infusion with every warning) on Letter.
+    Style(
+        body=6.9,
+        small=6.2,
+        heading_gap=0.6,
+        grid_row=4.8,
+        grid_cell=10.5,
+        grid_first=22.0,
+        signature_row=5.0,
+        signature_columns=2,
+    ),
+)
+BODY = STYLES[0].body  # kept for callers of the first style's sizes
+SMALL = STYLES[0].small
 
 
 def _date(text: str) -> dt.datetime:
@@ -62,9 +114,24 @@ def _height(pdf: FPDF, width: float, line: float, text: str) -> float:
 
 
 class _Document(FPDF):
-    """FPDF with a footer on every page: what made the page, and "page n of N" so none goes missing."""
+    """FPDF with a footer on every page (what made the page, and "page n of N" so none goes missing)
+    and, on a sheet's continuation pages, a header naming the patient, date and sheet page."""
 
     footer_text = ""
+    continued_text = ""  # the sheet's title line, patient id and date
+    sheet_first_page = 1
+
+    def header(self) -> None:
+        if not self.continued_text or self.page_no() <= self.sheet_first_page:
+            return
+        width = self.w - 2 * MARGIN
+        sheet_page = self.page_no() - self.sheet_first_page + 1
+        self.set_font(FONT, "B", 9)
+        self.set_xy(MARGIN, MARGIN)
+        self.cell(width, 4.5, _t(f"{self.continued_text} | continued, sheet page {sheet_page}"))
+        self.set_line_width(0.4)
+        self.line(MARGIN, MARGIN + 5, MARGIN + width, MARGIN + 5)
+        self.set_y(MARGIN + 6.5)
 
     def footer(self) -> None:
         width = self.w - 2 * MARGIN
@@ -75,14 +142,15 @@ class _Document(FPDF):
         self.set_xy(MARGIN + width - 20, y + 0.3)
         self.cell(20, 2.6, f"page {self.page_no()} of {{nb}}", align="R")
         self.set_xy(MARGIN, y + 0.3)
-        self.multi_cell(width - 22, 2.6, _t(self.footer_text), align="L")
+        self.multi_cell(width - 22, 2.8, _t(self.footer_text), align="L")
 
 
 class _Page:
     """A small drawing vocabulary over FPDF: headings, label/text lines, boxes, the timeline, grids."""
 
-    def __init__(self, pdf: FPDF) -> None:
+    def __init__(self, pdf: FPDF, style: Style = STYLES[0]) -> None:
         self.pdf = pdf
+        self.style = style
         self.width = pdf.w - 2 * MARGIN
 
     def ensure(self, height: float) -> None:
@@ -90,7 +158,7 @@ class _Page:
         if self.pdf.get_y() + height > self.pdf.page_break_trigger:
             self.pdf.add_page()
 
-    def height(self, text: str, width: float, size: float = BODY, line: float = LINE) -> float:
+    def height(self, text: str, width: float, size: float, line: float) -> float:
         """How tall `text` will be as a paragraph `width` mm wide."""
         self.font(size)
         return _height(self.pdf, width, line, _t(text, keep_newlines=True))
@@ -102,22 +170,24 @@ class _Page:
         self.pdf.set_y(self.pdf.get_y() + mm)
 
     def heading(self, text: str, x: float = MARGIN, width: float | None = None) -> None:
-        pdf = self.pdf
+        pdf, st = self.pdf, self.style
         width = width or self.width
-        self.gap(1.6)
-        self.font(BODY + 0.4, bold=True)
+        self.gap(st.heading_gap)
+        self.ensure(st.line * 3)  # a heading never ends a page alone
+        self.font(st.body + 0.4, bold=True)
         pdf.set_x(x)
-        pdf.cell(width, LINE + 0.4, _t(text.upper()), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.cell(width, st.line + 0.4, _t(text.upper()), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.set_line_width(0.25)
         pdf.line(x, pdf.get_y(), x + width, pdf.get_y())
         self.gap(0.6)
 
     def text(self, text: str, x: float = MARGIN, width: float | None = None, **style: Any) -> None:
-        self.font(style.get("size", BODY), style.get("bold", False))
+        st = self.style
+        self.font(style.get("size", st.body), style.get("bold", False))
         self.pdf.set_x(x)
         self.pdf.multi_cell(
             width or self.width,
-            style.get("line", LINE),
+            style.get("line", st.line),
             _t(text, keep_newlines=True),
             align="L",
             new_x=XPos.LMARGIN,
@@ -127,17 +197,19 @@ class _Page:
     def lines(
         self, lines: Sequence[content.Line], x: float = MARGIN, width: float | None = None
     ) -> None:
+        st = self.style
         width = width or self.width
         for line in lines:
+            self.ensure(st.line)
             y = self.pdf.get_y()
-            self.font(BODY, bold=True)
+            self.font(st.body, bold=True)
             self.pdf.set_xy(x, y)
-            self.pdf.cell(LABEL_WIDTH, LINE, _t(line.label))
-            self.font(BODY)
+            self.pdf.cell(LABEL_WIDTH, st.line, _t(line.label))
+            self.font(st.body)
             self.pdf.set_xy(x + LABEL_WIDTH, y)
             self.pdf.multi_cell(
                 width - LABEL_WIDTH,
-                LINE,
+                st.line,
                 _t(line.text),
                 align="L",
                 new_x=XPos.LMARGIN,
@@ -150,36 +222,61 @@ class _Page:
         pdf.rect(MARGIN, pdf.get_y(), self.width, 8)
         self.font(13, bold=True)
         y = pdf.get_y() + 1
+        right_width = min(pdf.get_string_width(_t(right)) + 1, self.width * 0.6)
         pdf.set_xy(MARGIN + 2, y)
-        pdf.cell(self.width / 2, 6, _t(left))
-        pdf.set_xy(MARGIN + self.width / 2, y)
-        pdf.cell(self.width / 2 - 2, 6, _t(right), align="R")
+        pdf.cell(self.width - right_width - 6, 6, _t(left))
+        pdf.set_xy(MARGIN + self.width - right_width - 2, y)
+        pdf.cell(right_width, 6, _t(right), align="R")
         pdf.set_y(y + 8.5)
 
-    def pump(self, x: float, width: float, lines: Sequence[content.Line], under: str) -> None:
+    def box_width(self, rows: Sequence[tuple[str, str]], size: float) -> float:
+        """The width a box needs for its label/value rows at `size` pt."""
+        self.font(size, bold=True)
+        labels = max(self.pdf.get_string_width(_t(label)) for label, _ in rows) + 3
+        values = max(self.pdf.get_string_width(_t(value)) for _, value in rows)
+        return labels + values + 2 * self.pdf.c_margin + 7
+
+    def boxed(
+        self,
+        x: float,
+        width: float,
+        title: str,
+        rows: Sequence[tuple[str, str]],
+        size: float,
+        border: float,
+        note: str = "",
+    ) -> float:
+        """A ruled box: a small title, bold label/value rows at `size` pt, and an optional note in
+        body type under them. Returns its bottom."""
         pdf = self.pdf
         top = pdf.get_y()
-        height = 4 + 6 * len(lines) + 2
-        pdf.set_line_width(1.0)
+        row = size * 0.5
+        self.font(size, bold=True)
+        label_width = max(pdf.get_string_width(_t(label)) for label, _ in rows) + 3
+        height = 4 + row * len(rows) + 1.5 + (self.style.line if note else 0)
+        pdf.set_line_width(border)
         pdf.rect(x, top, width, height)
-        self.font(BODY + 0.4, bold=True)
+        self.font(self.style.body + 0.4, bold=True)
         pdf.set_xy(x + 3, top + 1)
-        pdf.cell(width - 6, 4, "PUMP")
-        for i, line in enumerate(lines):
-            self.font(12, bold=True)
-            pdf.set_xy(x + 3, top + 5 + 6 * i)
-            pdf.cell(28, 6, _t(line.label))
-            pdf.cell(width - 34, 6, _t(line.text))
-        pdf.set_y(top + height + 0.8)
-        self.text(under, x=x, width=width)
+        pdf.cell(width - 6, 3.5, _t(title))
+        for i, (label, value) in enumerate(rows):
+            self.font(size, bold=True)
+            pdf.set_xy(x + 3, top + 4.5 + row * i)
+            pdf.cell(label_width, row, _t(label))
+            pdf.cell(width - 6 - label_width, row, _t(value))
+        if note:
+            self.font(self.style.body)
+            pdf.set_xy(x + 3, top + 4.5 + row * len(rows))
+            pdf.cell(width - 6, self.style.line, _t(note))
+        return top + height
 
     def alerts(self, alerts: Sequence[str]) -> None:
         """A double-ruled box, bold, with a heading: warnings and overrides cannot be missed."""
-        pdf = self.pdf
+        pdf, st = self.pdf, self.style
         inner = self.width - 8
-        self.font(BODY, bold=True)
+        self.font(st.body, bold=True)
         body = [_t(f"- {a}") for a in alerts]
-        height = 5.5 + sum(_height(pdf, inner, LINE, b) for b in body)
+        height = 5.5 + sum(_height(pdf, inner, st.line, b) for b in body)
         self.gap(1.2)
         self.ensure(height + 4)
         top = pdf.get_y()
@@ -190,92 +287,211 @@ class _Page:
         pdf.set_xy(MARGIN + 4, top + 2)
         self.font(10, bold=True)
         pdf.cell(inner, 4.5, "WARNINGS AND OVERRIDES", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.font(BODY, bold=True)
+        self.font(st.body, bold=True)
         for b in body:
             pdf.set_x(MARGIN + 4)
-            pdf.multi_cell(inner, LINE, b, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.multi_cell(inner, st.line, b, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.set_y(top + height + 4)
 
-    def timeline(self, segments: Sequence[content.Segment]) -> None:
-        pdf = self.pdf
+    def write_ins(self, fields: Sequence[str]) -> None:
+        """Fields a person fills in by hand: a label and a line to write on, side by side."""
+        pdf, st = self.pdf, self.style
+        self.gap(1.0)
+        self.ensure(6)
+        y = pdf.get_y()
+        width = (self.width - 4 * (len(fields) - 1)) / len(fields)
+        for i, name in enumerate(fields):
+            x = MARGIN + i * (width + 4)
+            self.font(st.body, bold=True)
+            label = _t(f"{name}:")
+            label_width = pdf.get_string_width(label) + 1.5
+            pdf.set_xy(x, y + 1.5)
+            pdf.cell(label_width, st.line, label)
+            pdf.set_line_width(0.25)
+            pdf.line(x + label_width, y + 1.5 + st.line, x + width, y + 1.5 + st.line)
+        pdf.set_y(y + 2.5 + st.line)
+
+    # --- the infusion timeline ---
+
+    def _label_size(self, texts: Sequence[str]) -> float:
+        """The width (mm) of a tick's three-line label."""
+        widths = []
+        for i, text in enumerate(texts):
+            self.font(self.style.small + 0.4 if i == 0 else self.style.small, bold=i == 0)
+            widths.append(self.pdf.get_string_width(_t(text)))
+        return max(widths) + 1.0
+
+    def _placed(
+        self, segment: content.Segment, left: float, length: float
+    ) -> list[tuple[content.Tick | None, float, float]] | None:
+        """(tick, label start x, width) for every label of a bar (None: the bar's start label), or
+        None when they cannot all sit over their own ticks without touching a neighbour."""
+        lo, hi = MARGIN, MARGIN + self.width
+        start_texts = [segment.start, "start" if segment.start == "0 min" else "continued"]
+        placed: list[tuple[content.Tick | None, float, float]] = []
+        for above in (True, False):
+            side: list[tuple[content.Tick | None, float, float, float]] = []
+            if not above:
+                side.append((None, left, left, self._label_size(start_texts)))
+            for tick in segment.ticks:
+                if tick.above == above:
+                    x = left + float(tick.position) * length
+                    width = self._label_size([tick.time, tick.volume, tick.dose])
+                    side.append((tick, x, x - width / 2, width))
+            starts = [min(max(s, lo), hi - w) for _, _, s, w in side]
+            for i in range(1, len(side)):  # push right, then back left from the page edge
+                starts[i] = max(starts[i], starts[i - 1] + side[i - 1][3] + 1.0)
+            for i in range(len(side) - 1, -1, -1):
+                limit = hi if i == len(side) - 1 else starts[i + 1] - 1.0
+                starts[i] = min(starts[i], limit - side[i][3])
+            for (label, x, _, width), start in zip(side, starts, strict=True):
+                if start < lo - 0.01 or not start - 0.01 <= x <= start + width + 0.01:
+                    return None
+                placed.append((label, start, width))
+            for i in range(1, len(starts)):
+                if starts[i] < starts[i - 1] + side[i - 1][3] + 0.99:
+                    return None
+        return placed
+
+    def timeline_segments(self, sheet: Sheet) -> list[tuple[content.Segment, list[Any]]]:
+        """The checkpoints on as few bars as their labels allow (one bar for a usual infusion)."""
+        left, right = MARGIN + 6, MARGIN + self.width - 9
+        count = len(sheet.figures.checkpoints)
+        for per_segment in range(count, 0, -1):
+            segments = content.timeline(sheet, per_segment)
+            placements = [self._placed(s, left, right - left) for s in segments]
+            if all(p is not None for p in placements):
+                return list(zip(segments, placements, strict=True))  # type: ignore[arg-type]
+        raise AssertionError("a single tick always has room")  # pragma: no cover
+
+    def timeline(self, sheet: Sheet) -> None:
+        pdf, st = self.pdf, self.style
         left, right = MARGIN + 6, MARGIN + self.width - 9
         length = right - left
-        for segment in segments:
-            self.ensure(27)
+        label = 3 * st.small_line
+        bar_height = 2.6
+        for segment, placements in self.timeline_segments(sheet):
+            self.ensure(2 * label + bar_height + 5)
             top = pdf.get_y()
-            bar = top + 10.5
+            bar = top + label + 1.8
             pdf.set_line_width(0.4)
-            pdf.rect(left, bar, length, 3)
+            pdf.rect(left, bar, length, bar_height)
             pdf.set_line_width(0.1)
             x = left + 2.0
             while x < right:  # light hatching inside the bar: reads as a bar in black and white
-                pdf.line(x, bar, x, bar + 3)
+                pdf.line(x, bar, x, bar + bar_height)
                 x += 2.0
             pdf.set_line_width(0.4)
-            pdf.line(left, bar - 1.5, left, bar + 4.5)
-            start = "start" if segment.start == "0 min" else "continued"
-            self._label(left, bar + 5, [segment.start, start], "L")
+            pdf.line(left, bar - 1.5, left, bar + bar_height + 1.5)
             for tick in segment.ticks:
                 x = left + float(tick.position) * length
-                pdf.line(x, bar - 1.5, x, bar + 4.5)
-                texts = [tick.time, tick.volume, tick.dose]
-                align = "R" if tick.position > Decimal("0.93") else "C"
-                y = bar - 1.8 - 3 * 2.9 if tick.above else bar + 5
-                self._label(x, y, texts, align)
-            pdf.set_y(top + 27)
+                pdf.line(x, bar - 1.5, x, bar + bar_height + 1.5)
+            for tick, start, width in placements:
+                if tick is None:
+                    texts = [segment.start, "start" if segment.start == "0 min" else "continued"]
+                    y = bar + bar_height + 1.7
+                else:
+                    texts = [tick.time, tick.volume, tick.dose]
+                    y = bar - 1.7 - label if tick.above else bar + bar_height + 1.7
+                self._label(start, y, width, texts)
+            pdf.set_y(bar + bar_height + 1.7 + label + 0.8)
 
-    def _label(self, x: float, y: float, texts: Sequence[str], align: str) -> None:
-        pdf = self.pdf
-        width = 30.0
-        start = {"L": x, "C": x - width / 2, "R": x - width}[align]
+    def _label(self, start: float, y: float, width: float, texts: Sequence[str]) -> None:
+        pdf, st = self.pdf, self.style
+        step = st.small_line
         for i, text in enumerate(texts):
-            self.font(SMALL + 0.4 if i == 0 else SMALL, bold=i == 0)
-            pdf.set_xy(start, y + 2.9 * i)
-            pdf.cell(width, 2.9, _t(text), align=align)
+            self.font(st.small + 0.4 if i == 0 else st.small, bold=i == 0)
+            pdf.set_xy(start, y + step * i)
+            pdf.cell(width, step, _t(text), align="C")
 
-    def grid(self, blocks: Sequence[Sequence[str]], rows: Sequence[str]) -> None:
-        pdf = self.pdf
-        first = 38.0
+    # --- the monitoring grid ---
+
+    def grid(self, sheet: Sheet, rows: Sequence[str]) -> None:
+        pdf, st = self.pdf, self.style
+        pad = 2 * pdf.c_margin + 0.6
+        line = st.small_line
         pdf.set_line_width(0.25)
+        # The row labels may wrap onto two lines in a narrower first column.
+        self.font(st.small)
+        longest = max(pdf.get_string_width(_t(r)) for r in rows) + pad
+        longest_word = max(pdf.get_string_width(w) for r in rows for w in _t(r).split()) + pad
+        first = max(min(longest, st.grid_first), longest_word)
+        self.font(st.small, bold=True)
+        # Each heading may wrap at its spaces: a column holds its longest word, and never less than
+        # room to write a blood pressure. As many columns to a block as fit across the page.
+        available = self.width - first
+        blocks: list[list[tuple[str, float]]] = [[]]
+        for column in content.grid_columns(sheet):
+            longest_word = max(pdf.get_string_width(w) for w in _t(column).split()) + pad
+            narrowest = min(max(st.grid_cell, longest_word), available)
+            if blocks[-1] and sum(w for _, w in blocks[-1]) + narrowest > available:
+                blocks.append([])
+            blocks[-1].append((column, narrowest))
+        # Widen the columns to fill the page (every block by the first block's factor).
+        factor = available / sum(w for _, w in blocks[0])
         for block in blocks:
-            self.ensure(4.5 + 5.8 * len(rows) + 1)
-            cell = (self.width - first) / max(len(block), content.GRID_COLUMNS_PER_BLOCK // 2)
-            self.font(SMALL, bold=True)
-            pdf.set_x(MARGIN)
-            pdf.cell(first, 4.5, "Time", border=1)
-            for column in block:
-                pdf.cell(cell, 4.5, _t(column), border=1, align="C")
-            pdf.ln(4.5)
-            for row in rows:
-                self.font(SMALL)
-                pdf.set_x(MARGIN)
-                pdf.cell(first, 5.8, _t(row), border=1)
-                for _ in block:
-                    pdf.cell(cell, 5.8, "", border=1)
-                pdf.ln(5.8)
-            self.gap(1)
+            widths = [w * factor for _, w in block]
+            self.font(st.small, bold=True)
+            heights = [
+                _height(pdf, w, line, _t(c)) for (c, _), w in zip(block, widths, strict=True)
+            ]
+            head = max(heights) + 1.0
+            self.font(st.small)
+            row_heights = [max(st.grid_row, _height(pdf, first, line, _t(r))) for r in rows]
+            self.ensure(head + sum(row_heights) + 1)
+            top = pdf.get_y()
+            self.font(st.small, bold=True)
+            pdf.rect(MARGIN, top, first, head)
+            pdf.set_xy(MARGIN, top + (head - line) / 2)
+            pdf.cell(first, line, "Time")
+            x = MARGIN + first
+            for (column, _), width, h in zip(block, widths, heights, strict=True):
+                pdf.rect(x, top, width, head)
+                pdf.set_xy(x, top + (head - h) / 2)
+                pdf.multi_cell(width, line, _t(column), align="C")
+                x += width
+            y = top + head
+            self.font(st.small)
+            for row, row_height in zip(rows, row_heights, strict=True):
+                pdf.rect(MARGIN, y, first, row_height)
+                h = _height(pdf, first, line, _t(row))
+                pdf.set_xy(MARGIN, y + (row_height - h) / 2)
+                pdf.multi_cell(first, line, _t(row), align="L")
+                x = MARGIN + first
+                for width in widths:
+                    pdf.rect(x, y, width, row_height)
+                    x += width
+                y += row_height
+            pdf.set_y(y + 1)
 
     def signatures(self) -> None:
-        pdf = self.pdf
+        pdf, st = self.pdf, self.style
         self.gap(1.5)
-        self.ensure(26)
+        fields = content.SIGNATURE_FIELDS
+        per_row = st.signature_columns
+        rows = -(-len(fields) // per_row)
+        height = 5 + st.signature_row * rows + 0.8
+        self.ensure(height + 1)
         top = pdf.get_y()
         box = (self.width - 4) / 2
         for i, who in enumerate(content.SIGNATURES):
             x = MARGIN + i * (box + 4)
             pdf.set_line_width(0.4)
-            pdf.rect(x, top, box, 25)
-            self.font(BODY, bold=True)
+            pdf.rect(x, top, box, height)
+            self.font(st.body, bold=True)
             pdf.set_xy(x + 2, top + 1)
-            pdf.cell(box - 4, LINE, _t(who))
+            pdf.cell(box - 4, st.line, _t(who))
             pdf.set_line_width(0.2)
-            for j, field in enumerate(content.SIGNATURE_FIELDS):
-                y = top + 5 + 6.5 * j
-                self.font(SMALL)
-                pdf.set_xy(x + 2, y + 2.4)
-                pdf.cell(box - 4, 3, _t(f"{field}:"))
-                pdf.line(x + 2, y + 6, x + box - 2, y + 6)
-        pdf.set_y(top + 26)
+            field_width = (box - 4 - 3 * (per_row - 1)) / per_row
+            for j, field in enumerate(fields):
+                y = top + 5 + st.signature_row * (j // per_row)
+                fx = x + 2 + (j % per_row) * (field_width + 3)
+                self.font(st.small)
+                pdf.set_xy(fx, y + st.signature_row - 3.4)
+                pdf.cell(field_width, 3, _t(f"{field}:"))
+                bottom = y + st.signature_row - 0.3
+                pdf.line(fx, bottom, fx + field_width, bottom)
+        pdf.set_y(top + height + 1)
 
 
 def _document(paper: str, date: str, title: str) -> _Document:
@@ -288,7 +504,7 @@ def _document(paper: str, date: str, title: str) -> _Document:
             pdf.add_font(FONT, style, str(path))
     pdf.set_margins(MARGIN, MARGIN, MARGIN)
     # Overflow continues on a new page rather than being clipped (the layout fits one page).
-    pdf.set_auto_page_break(True, MARGIN + 7)
+    pdf.set_auto_page_break(True, MARGIN + FOOTER)
     pdf.set_creation_date(_date(date))
     pdf.set_producer(f"dosecalc {__version__} with fpdf2")
     pdf.set_creator(f"dosecalc {__version__}")
@@ -297,61 +513,111 @@ def _document(paper: str, date: str, title: str) -> _Document:
     return pdf
 
 
-def _sheet_page(pdf: _Document, sheet: Sheet) -> None:
-    """One sheet on a new page: everything on the text sheet, then timeline, grid, signatures."""
-    pdf.add_page()  # first: add_page draws the previous page's footer with its own text
-    pdf.footer_text = content.footer(sheet)
-    page = _Page(pdf)
+def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
+    """One sheet from a new page: everything on the text sheet, then timeline, grid, signatures."""
+    # No continuation header on this sheet's first page (add_page draws the header), and the
+    # previous page's footer with its own text (add_page draws that footer first).
+    pdf.continued_text = ""
+    pdf.add_page()
     o = sheet.order
-    page.title(content.title(sheet), f"{o.patient_id or '(no patient ID)'} · {o.date}")
+    who = f"{o.patient_id or '(no patient ID)'} · {o.date}"
+    pdf.footer_text = content.footer(sheet)
+    pdf.continued_text = f"{content.title(sheet)} | Patient {who}"
+    pdf.sheet_first_page = pdf.page_no()
+    page = _Page(pdf, style)
+    st = style
+    f = sheet.figures
+    page.title(content.title(sheet), who)
     page.lines(content.header(sheet))
+    # Patient on the left; the DOSE box (what to draw up) and the PUMP box (what to program) on the
+    # right, the PUMP box in the largest type and the heaviest rule.
     top = pdf.get_y()
-    half = (page.width - 4) / 2
-    page.heading("Patient", width=half)
-    page.lines(content.patient(sheet), width=half)
+    pump_rows = [(line.label, line.text) for line in content.pump(sheet)]
+    dose_rows = [("DOSE", f.dose.text), ("DRAW UP", f.drug_volume.text)]
+    pump_width = max(58.0, page.box_width(pump_rows, 12))
+    dose_width = max(50.0, page.box_width(dose_rows, 10.5))
+    left_width = page.width - pump_width - dose_width - 8
+    page.heading("Patient", width=left_width)
+    page.lines(content.patient(sheet), width=left_width)
     left_end = pdf.get_y()
-    pdf.set_y(top + 1.6)
-    page.pump(
-        MARGIN + half + 4, half, content.pump(sheet), f"Dose rate: {content.dose_rate(sheet)}"
+    x_dose = MARGIN + left_width + 4
+    x_pump = x_dose + dose_width + 4
+    pdf.set_y(top + st.heading_gap)
+    dose_end = page.boxed(
+        x_dose,
+        dose_width,
+        "PREPARE",
+        dose_rows,
+        size=10.5,
+        border=0.6,
+        note=f"of {sheet.protocol.drug} {content.stock(sheet)}",
     )
-    pdf.set_y(max(left_end, pdf.get_y()))
+    pdf.set_y(top + st.heading_gap)
+    pump_end = page.boxed(
+        x_pump,
+        pump_width,
+        "PUMP",
+        pump_rows,
+        size=12,
+        border=1.0,
+    )
+    pdf.set_y(pump_end + 0.6)
+    page.text(f"Dose rate: {content.dose_rate(sheet)}", x=x_pump, width=pump_width)
+    pdf.set_y(max(left_end, dose_end, pdf.get_y()))
+    page.write_ins(content.WRITE_INS)
     alerts = content.alerts(sheet)
     if alerts:
         page.alerts(alerts)
-    page.heading("Calculation")
-    page.lines(content.calculation(sheet))
+    page.heading("Calculation and reverse check")
+    page.lines(
+        [*content.calculation(sheet), content.Line("Reverse check", content.reverse_check(sheet))]
+    )
     page.heading("Preparation")
     for i, step in enumerate(content.preparation(sheet), 1):
         page.text(f"{i}. {step}")
-    page.heading("Reverse check")
-    page.text(content.reverse_check(sheet))
     page.heading(content.TIMELINE_TITLE)
-    page.timeline(content.timeline(sheet))
+    page.timeline(sheet)
     page.heading(content.GRID_TITLE)
-    page.grid(content.grid_blocks(sheet), content.GRID_ROWS)
+    page.grid(sheet, content.GRID_ROWS)
+    half = (page.width - 4) / 2
     advisory, monitoring = content.advisory(sheet), content.monitoring(sheet)
     tallest = max(
-        page.height(advisory, half, SMALL, SMALL_LINE),
-        sum(page.height(f"- {m}", half, SMALL, SMALL_LINE) for m in monitoring),
+        page.height(advisory, half, st.small, st.small_line),
+        sum(page.height(f"- {m}", half, st.small, st.small_line) for m in monitoring),
     )
-    page.ensure(6.5 + tallest)
+    page.ensure(st.heading_gap + 5 + tallest)
     top = pdf.get_y()
     page.heading("Advisory", width=half)
-    page.text(advisory, width=half, size=SMALL, line=SMALL_LINE)
+    page.text(advisory, width=half, size=st.small, line=st.small_line)
     left_end = pdf.get_y()
     pdf.set_y(top)
     page.heading("Monitoring", x=MARGIN + half + 4, width=half)
     for item in monitoring:
-        page.text(f"- {item}", x=MARGIN + half + 4, width=half, size=SMALL, line=SMALL_LINE)
+        page.text(f"- {item}", x=MARGIN + half + 4, width=half, size=st.small, line=st.small_line)
     pdf.set_y(max(left_end, pdf.get_y()))
     page.signatures()
 
 
+def _fitted(pdf: _Document, sheet: Sheet) -> Style:
+    """Lay the sheet out in `pdf` (a scratch document) in each style until one fits one page."""
+    for style in STYLES:
+        start = pdf.page_no()
+        _sheet_page(pdf, sheet, style)
+        if pdf.page_no() == start + 1:
+            return style
+    return STYLES[-1]  # more than one page: each carries the patient, date and page number
+
+
 def render(sheet: Sheet, paper: str = DEFAULT_PAPER) -> bytes:
-    """One sheet as a one-page PDF."""
-    title = f"{content.title(sheet)} {sheet.order.patient_id or ''} {sheet.order.date}"
-    pdf = _document(paper, sheet.order.date, " ".join(title.split()))
-    _sheet_page(pdf, sheet)
+    """One sheet as a PDF: one page for every order inside the shipped protocols' hard limits."""
+    title = " ".join(
+        f"{content.title(sheet)} {sheet.order.patient_id or ''} {sheet.order.date}".split()
+    )
+    for style in STYLES:  # usually the first style fits, and this is the only document made
+        pdf = _document(paper, sheet.order.date, title)
+        _sheet_page(pdf, sheet, style)
+        if pdf.page_no() == 1:
+            break
     return bytes(pdf.output())
 
 
@@ -397,6 +663,8 @@ def render_combined(
             pdf.multi_cell(width, 3.4, cell, align="L")
             x += width
         pdf.set_xy(MARGIN, y + height)
+    scratch = _document(paper, date, "") if sheets else None
     for sheet in sheets:
-        _sheet_page(pdf, sheet)
+        assert scratch is not None
+        _sheet_page(pdf, sheet, _fitted(scratch, sheet))
     return bytes(pdf.output())

@@ -219,6 +219,8 @@ GRID_ROWS = (
 GRID_FIRST_COLUMN = "Baseline"
 DEFAULT_AFTER_END = ("end + 15 min", "end + 30 min")
 SIGNATURE_FIELDS = ("Name", "Signature", "Date / time")
+# Filled in by hand on a printed sheet: a second patient identifier, who prescribed, when it started.
+WRITE_INS = ("Date of birth", "Prescriber", "Start time")
 TICKS_PER_SEGMENT = 8
 GRID_COLUMNS_PER_BLOCK = 10
 
