@@ -40,6 +40,9 @@ def _inputs(order: Order) -> dict[str, Any]:
         "date": order.date,
         "override_reason": order.override_reason,
         "operator": order.operator,
+        "bp": order.bp,
+        "hr": order.hr,
+        "spo2": order.spo2,
     }
 
 
@@ -61,6 +64,32 @@ def record(
     }
     if sheet is not None:
         entry["result"] = sheet_object(sheet)
+    if error is not None:
+        entry["error"] = error_object(error)
+    append_line(path, dumps(entry))
+
+
+def record_check(
+    path: Path,
+    order: Order,
+    entered: dict[str, str | None],
+    protocols_file: str | None,
+    protocols_sha256: str | None,
+    outcome: dict[str, Any] | None = None,
+    error: DosecalcError | None = None,
+) -> None:
+    """One `dosecalc check` (event "check"): the second nurse's inputs and operator, what they
+    entered, and the outcome (check code, match or mismatch per value) or the refusal."""
+    entry: dict[str, Any] = {
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "event": "check",
+        "inputs": {**_inputs(order), "entered": entered},
+        "protocols_file": protocols_file,
+        "protocols_sha256": protocols_sha256,
+        "versions": versions(),
+    }
+    if outcome is not None:
+        entry["result"] = outcome
     if error is not None:
         entry["error"] = error_object(error)
     append_line(path, dumps(entry))

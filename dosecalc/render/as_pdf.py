@@ -321,6 +321,12 @@ def _sheet_page(pdf: _Document, sheet: Sheet) -> None:
         MARGIN + half + 4, half, content.pump(sheet), f"Dose rate: {content.dose_rate(sheet)}"
     )
     pdf.set_y(max(left_end, pdf.get_y()))
+    gate = content.preinfusion(sheet)
+    if gate:
+        page.heading(content.PREINFUSION_TITLE)
+        page.lines(gate)
+        for item in content.checklist(sheet):
+            page.text(item)
     alerts = content.alerts(sheet)
     if alerts:
         page.alerts(alerts)

@@ -56,7 +56,16 @@ def header(sheet: Sheet) -> list[Line]:
         Line("Prescribed", prescription(sheet)),
         Line("Indication", clean(p.indication)),
         Line("Protocols file", f"{clean(lib.path)} (sha256 {lib.short_hash})"),
+        Line("Check code", check_code(sheet)),
     ]
+
+
+CHECK_CODE_NOTE = "compare with the double check: dosecalc check"
+
+
+def check_code(sheet: Sheet) -> str:
+    """The check code with what it is for (checkcode.py)."""
+    return f"{sheet.check_code} ({CHECK_CODE_NOTE})"
 
 
 def patient(sheet: Sheet) -> list[Line]:
@@ -71,6 +80,27 @@ def patient(sheet: Sheet) -> list[Line]:
         Line("Weight", weight),
         Line("Dosing weight", f"{f.dosing_weight_kg.text} (actual weight)"),
     ]
+
+
+PREINFUSION_TITLE = "Pre-infusion check"
+
+
+def preinfusion(sheet: Sheet) -> list[Line]:
+    """The vitals before the infusion and the verdict; empty when the protocol has no gate and no
+    vitals were given (the sheet then has no such section)."""
+    gate = sheet.gate
+    if gate is None:
+        return []
+    lines = [Line(r.label, f"{r.value}: {r.verdict}") for r in gate.readings]
+    lines.append(Line("Verdict", gate.verdict))
+    return lines
+
+
+def checklist(sheet: Sheet) -> list[str]:
+    """The protocol's pre-infusion checklist, as boxes to tick by hand."""
+    if sheet.gate is None:
+        return []
+    return [f"[ ] {clean(item)}" for item in sheet.gate.checklist]
 
 
 def calculation(sheet: Sheet) -> list[Line]:
