@@ -282,3 +282,22 @@ def test_the_check_ignores_a_required_preinfusion_gate(runner: CliRunner, tmp_pa
     args = ["--protocols", str(gated), "check", "--weight", "72 kg", "--operator", "RN Kim"]
     result = runner.invoke(cli, [*args, *AS_PRINTED])
     assert result.exit_code == 0, result.output
+
+
+def test_a_hard_limit_refuses_the_check_as_it_refuses_the_sheet(runner: CliRunner) -> None:
+    result = _check(runner, "--weight", "400 kg", "--rate", "155.4 mL/h", fmt="json")
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["status"] == "refused"
+    assert body["errors"][0]["code"] == "hard_limit"
+
+
+def test_at_a_terminal_the_check_asks_for_the_weight_and_the_checking_nurse(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dosecalc.cli.is_interactive", lambda: True)
+    result = runner.invoke(cli, [*BASE, "check", "--rate", "155.4 mL/h"], input="72 kg\nRN Kim\n")
+    assert result.exit_code == 0, result.output
+    assert "Weight you confirmed" in result.stderr
+    assert "the checking nurse" in result.stderr
+    assert "Pump rate  155.4 mL/h: matches" in result.stdout

@@ -272,3 +272,18 @@ def test_a_bad_preinfusion_table_exits_3(runner: CliRunner, tmp_path: Path) -> N
     result = runner.invoke(cli, ["protocols", "check", str(path)])
     assert result.exit_code == 3
     assert "protocols.ketamine-iv.preinfusion.spo2.hard[0]" in result.stderr
+
+
+@pytest.mark.parametrize("paper", ["a4", "letter"])
+@pytest.mark.parametrize("vitals", [[], ["--bp", "128/82", "--hr", "76", "--spo2", "98"]])
+def test_the_gate_keeps_the_shipped_pdf_sheet_on_one_page(
+    runner: CliRunner, tmp_path: Path, paper: str, vitals: list[str]
+) -> None:
+    import subprocess
+
+    for pid in ("ketamine-iv", "ketamine-iv-syringe"):
+        out = tmp_path / f"{pid}.pdf"
+        args = ["--protocol", pid, "--paper", paper, "-o", str(out), *vitals]
+        assert _sheet(runner, SHIPPED, *args, fmt="pdf").exit_code == 0
+        info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True)
+        assert "Pages:           1" in info.stdout, (pid, paper)

@@ -145,11 +145,8 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
         f"<div>Dose rate: {esc(content.dose_rate(sheet))}</div>",
         "</div></div>",
     ]
-    gate = content.preinfusion(sheet)
-    if gate:
-        ticks = "".join(f"<li>{esc(item)}</li>" for item in content.checklist(sheet))
-        body += [f"<h2>{esc(content.PREINFUSION_TITLE)}</h2>", _lines(gate)]
-        body += [f'<ul style="list-style: none; padding-left: 0">{ticks}</ul>'] if ticks else []
+    # The gate in its compact form (as on the PDF): the page stays one page.
+    body += [f'<div class="small">{esc(line)}</div>' for line in content.preinfusion_compact(sheet)]
     if alerts:
         items = "".join(f"<li>{esc(a)}</li>" for a in alerts)
         body.append(

@@ -321,12 +321,11 @@ def _sheet_page(pdf: _Document, sheet: Sheet) -> None:
         MARGIN + half + 4, half, content.pump(sheet), f"Dose rate: {content.dose_rate(sheet)}"
     )
     pdf.set_y(max(left_end, pdf.get_y()))
-    gate = content.preinfusion(sheet)
+    gate = content.preinfusion_compact(sheet)
     if gate:
-        page.heading(content.PREINFUSION_TITLE)
-        page.lines(gate)
-        for item in content.checklist(sheet):
-            page.text(item)
+        page.gap(1.2)
+        for line in gate:
+            page.text(line, size=SMALL, line=SMALL_LINE)
     alerts = content.alerts(sheet)
     if alerts:
         page.alerts(alerts)

@@ -96,6 +96,29 @@ def preinfusion(sheet: Sheet) -> list[Line]:
     return lines
 
 
+def preinfusion_compact(sheet: Sheet) -> list[str]:
+    """The gate in as few lines as it takes (for the one-page PDF): the readings given with short
+    verdicts, the overall verdict (naming any vital not given), and the checklist boxes side by
+    side. Override reasons are in the alerts box."""
+    gate = sheet.gate
+    if gate is None:
+        return []
+    given = [r for r in gate.readings if r.verdict != "NOT CHECKED"]
+    readings = "".join(f"{r.label} {r.value}: {_short(r.verdict)}; " for r in given)
+    lines = [f"{PREINFUSION_TITLE.upper()}: {readings}{gate.verdict}"]
+    if gate.checklist:
+        lines.append("CHECKLIST: " + "   ".join(checklist(sheet)))
+    return lines
+
+
+def _short(verdict: str) -> str:
+    """'within limits (90 mmHg to 140 mmHg)' -> 'within limits'; an override without its reason."""
+    for short in ("within limits", "OUTSIDE SOFT LIMITS, overridden"):
+        if verdict.startswith(short):
+            return short
+    return verdict
+
+
 def checklist(sheet: Sheet) -> list[str]:
     """The protocol's pre-infusion checklist, as boxes to tick by hand."""
     if sheet.gate is None:
