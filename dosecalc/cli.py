@@ -359,7 +359,8 @@ def check(
     audit_log: str | None,
 ) -> None:
     """Blind independent double check: recompute from the weight you confirmed and compare what is
-    in your hands and on the pump, without looking at the sheet."""
+    in your hands and on the pump, without looking at the sheet. Give at least one of --vial,
+    --drawn, --rate, --vtbi or --code, and --operator (you, the checking nurse: required)."""
     from dosecalc.double_check import double_check
     from dosecalc.model import Order
     from dosecalc.render import as_check

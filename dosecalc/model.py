@@ -267,7 +267,12 @@ def make_sheet(
                 ),
             )
         )
-    gate_breaches = _gate_breaches(protocol, readings) if readings is not None else []
+    gate_breaches, missing = (
+        _gate_breaches(protocol, readings) if readings is not None else ([], [])
+    )
+    if missing:  # refused with every hard breach too, so one pass fixes everything
+        hard = [b for b in [*breaches, *gate_breaches] if b.level == "hard"]
+        raise LimitError([*(Problem(b.limit, "hard_limit", b.message) for b in hard), *missing])
     overrides = _apply_limits([*breaches, *gate_breaches], order, confirm, warnings)
     # Only a hard breach leaves these out, and it raised above.
     assert figures is not None
@@ -287,30 +292,31 @@ def make_sheet(
     )
 
 
-def _gate_breaches(protocol: Protocol, readings: vitals.Readings) -> list[Breach]:
-    """Each vital outside the protocol's pre-infusion limits (hard first); a required vital that
-    was not given refuses the sheet (LimitError) before any override is considered."""
+def _gate_breaches(
+    protocol: Protocol, readings: vitals.Readings
+) -> tuple[list[Breach], list[Problem]]:
+    """Each vital outside the protocol's pre-infusion limits (hard first), and, when the protocol
+    requires vitals, a refusal naming those not given (before any override is considered)."""
     gate = protocol.preinfusion
     if gate is None:
-        return []
-    if gate.required:
-        missing = [
-            (field, vitals.VITALS[name].label)
-            for name in gate.limits
-            for field in (_VITAL_OPTION[name],)
-            if readings.values[name] is None
-        ]
-        if missing:
-            options = ", ".join(dict.fromkeys(f"--{field}" for field, _ in missing))
-            raise LimitError(
-                Problem(
-                    "preinfusion",
-                    "vitals_required",
-                    f"preinfusion: protocol {protocol.id} requires vitals before the infusion; "
-                    f"not given: {', '.join(label for _, label in missing)}. Take them and give "
-                    f"{options} (for example --bp 128/82 --hr 76 --spo2 98)",
-                )
+        return [], []
+    missing_problems: list[Problem] = []
+    missing = [
+        (_VITAL_OPTION[name], vitals.VITALS[name].label)
+        for name in gate.limits
+        if readings.values[name] is None
+    ]
+    if gate.required and missing:
+        options = ", ".join(dict.fromkeys(f"--{field}" for field, _ in missing))
+        missing_problems.append(
+            Problem(
+                "preinfusion",
+                "vitals_required",
+                f"preinfusion: protocol {protocol.id} requires vitals before the infusion; "
+                f"not given: {', '.join(label for _, label in missing)}. Take them and give "
+                f"{options} (for example --bp 128/82 --hr 76 --spo2 98)",
             )
+        )
     hard: list[Breach] = []
     soft: list[Breach] = []
     for name, limit in gate.limits.items():
@@ -322,7 +328,7 @@ def _gate_breaches(protocol: Protocol, readings: vitals.Readings) -> list[Breach
             hard.append(Breach(name, "hard", v, limit.unit, limit.hard))
         elif limit.soft is not None and not limit.soft.contains(v):
             soft.append(Breach(name, "soft", v, limit.unit, limit.soft))
-    return hard + soft
+    return hard + soft, missing_problems
 
 
 # The option (and day-list column) each vital is typed in.

@@ -287,3 +287,16 @@ def test_the_gate_keeps_the_shipped_pdf_sheet_on_one_page(
         assert _sheet(runner, SHIPPED, *args, fmt="pdf").exit_code == 0
         info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True)
         assert "Pages:           1" in info.stdout, (pid, paper)
+
+
+def test_missing_required_vitals_and_a_hard_breach_are_reported_together(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    base = ["--protocols", str(_gated(tmp_path, required=True))]
+    result = runner.invoke(
+        cli, [*base, "sheet", "--weight", "400 kg", "--spo2", "85", "--format", "json"]
+    )
+    assert result.exit_code == 1
+    codes = {(e["field"], e["code"]) for e in json.loads(result.stdout)["errors"]}
+    assert {("weight", "hard_limit"), ("spo2", "hard_limit")} <= codes
+    assert ("preinfusion", "vitals_required") in codes
