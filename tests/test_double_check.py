@@ -301,3 +301,17 @@ def test_at_a_terminal_the_check_asks_for_the_weight_and_the_checking_nurse(
     assert "Weight you confirmed" in result.stderr
     assert "the checking nurse" in result.stderr
     assert "Pump rate  155.4 mL/h: matches" in result.stdout
+
+
+def test_values_not_entered_are_named_so_a_match_is_not_read_as_complete(
+    runner: CliRunner,
+) -> None:
+    result = _check(runner, "--weight", "72 kg", "--rate", "155.4 mL/h")
+    assert result.exit_code == 0
+    assert "Not compared (not entered): Vial strength, Volume drawn up, Pump VTBI" in result.stdout
+    body = json.loads(
+        _check(runner, "--weight", "72 kg", "--rate", "155.4 mL/h", fmt="json").stdout
+    )
+    assert body["not_entered"] == ["vial", "drawn", "vtbi"]
+    full = _check(runner, "--weight", "72 kg", *AS_PRINTED)
+    assert "Not compared" not in full.stdout

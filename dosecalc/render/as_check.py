@@ -9,7 +9,7 @@ from typing import Any
 
 from dosecalc import __version__
 from dosecalc.display import clean
-from dosecalc.double_check import DoubleCheck
+from dosecalc.double_check import ENTRIES, DoubleCheck
 from dosecalc.render.as_json import dumps
 
 CHECK_SCHEMA = "dosecalc.check/1"
@@ -20,6 +20,12 @@ def verdict(check: DoubleCheck) -> str:
         return "MATCH: every value entered equals this independent computation"
     wrong = sum(not e.matches for e in check.entries)
     return f"MISMATCH: {wrong} of {len(check.entries)} value(s) differ: do not start; resolve first"
+
+
+def not_entered(check: DoubleCheck) -> list[str]:
+    """What the nurse did not enter: a match says nothing about these."""
+    entered = {e.field for e in check.entries}
+    return [label for field, (_, _, label) in ENTRIES.items() if field not in entered]
 
 
 def text(check: DoubleCheck) -> str:
@@ -46,6 +52,9 @@ def text(check: DoubleCheck) -> str:
                 f"{e.printed}"
             )
             lines.append(f"{'':<{width}}  -> {e.implies}")
+    missing = not_entered(check)
+    if missing:
+        lines.append(f"Not compared (not entered): {', '.join(missing)}")
     lines += ["", verdict(check)]
     return "\n".join(lines) + "\n"
 
@@ -74,6 +83,9 @@ def check_object(check: DoubleCheck) -> dict[str, Any]:
                 "implies": e.implies or None,
             }
             for e in check.entries
+        ],
+        "not_entered": [
+            field for field in ENTRIES if field not in {e.field for e in check.entries}
         ],
         "warnings": [{"code": w.code, "message": w.message} for w in sheet.warnings],
         "overrides": [
