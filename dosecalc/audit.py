@@ -52,6 +52,9 @@ def _inputs(order: Order) -> dict[str, Any]:
         "date": order.date,
         "override_reason": order.override_reason,
         "operator": order.operator,
+        "bp": order.bp,
+        "hr": order.hr,
+        "spo2": order.spo2,
     }
     return {k: v if v is None else sanitize.log(v) for k, v in typed.items()}
 
@@ -129,3 +132,21 @@ def append(path: Path, lines: Iterable[str]) -> None:
 def stamped_text(record: str) -> str:
     """A record already in JSON text (`{...}`), with the time put first."""
     return '{"time": ' + dumps(now()) + (", " + record[1:] if record != "{}" else "}")
+
+
+def record_check(
+    path: Path,
+    order: Order,
+    entered: dict[str, str | None],
+    protocols_file: str | None,
+    protocols_sha256: str | None,
+    outcome: dict[str, Any] | None = None,
+    error: DosecalcError | None = None,
+) -> None:
+    """One `dosecalc check` (event "check"): the second nurse's inputs and operator, what they
+    entered, and the outcome (check code, match or mismatch per value) or the refusal."""
+    typed = {k: v if v is None else sanitize.log(v) for k, v in entered.items()}
+    extra: dict[str, Any] = {} if outcome is None else {"result": outcome}
+    found = entry(order, protocols_file, protocols_sha256, error=error, event="check", extra=extra)
+    found["inputs"] = {**found["inputs"], "entered": typed}
+    append_records(path, [stamped(found)])

@@ -190,6 +190,21 @@ def order_options(func: F) -> F:
     return func
 
 
+def vitals_options(func: F) -> F:
+    """The pre-infusion vitals (the protocol's preinfusion gate checks them)."""
+    for option in reversed(
+        (
+            click.option(
+                "--bp", metavar="SYS/DIA", help="Blood pressure before the infusion: 128/82 (mmHg)."
+            ),
+            click.option("--hr", metavar="N", help="Heart rate before the infusion: 76 (/min)."),
+            click.option("--spo2", metavar="N", help="SpO2 before the infusion: 98 or 98%."),
+        )
+    ):
+        func = option(func)
+    return func
+
+
 def paper_option(func: F) -> F:
     return click.option(
         "--paper",
@@ -307,6 +322,7 @@ def cli(ctx: click.Context, protocols_file: str | None) -> None:
     metavar="FILE",
     help="Append one JSON line per sheet or refusal ($DOSECALC_AUDIT_LOG).",
 )
+@vitals_options
 def sheet(
     weight: str | None,
     patient_id: str | None,
@@ -324,6 +340,9 @@ def sheet(
     output: str | None,
     force: bool,
     audit_log: str | None,
+    bp: str | None,
+    hr: str | None,
+    spo2: str | None,
 ) -> None:
     """Print the dose sheet for one patient."""
     from dosecalc.model import Order
@@ -368,6 +387,9 @@ def sheet(
         stock=stock,
         override_reason=override_reason,
         operator=operator,
+        bp=bp,
+        hr=hr,
+        spo2=spo2,
     )
     to_file = output is not None and output != "-"
     if to_file and not force and os.path.lexists(output):  # type: ignore[arg-type]
@@ -410,14 +432,146 @@ def sheet(
 
 
 def calculate(library: Any, order: Any, confirm: Any = None) -> Any:
-    """model.make_sheet, with an arithmetic failure of the engine reported as invalid input."""
-    from dosecalc.errors import arithmetic_error
+    """model.make_sheet (which reports an arithmetic failure of the engine as invalid input)."""
     from dosecalc.model import make_sheet
 
+    return make_sheet(library, order, confirm)
+
+
+CHECK_EXIT_HELP = (
+    "Exit codes: 0 every value entered matches this computation; 1 a mismatch, or the computation "
+    "is refused by a limit; 2 invalid input or usage; 3 invalid protocols file."
+)
+
+
+@cli.command(epilog=CHECK_EXIT_HELP)
+@click.option(
+    "--weight", metavar="QUANTITY", help='The weight you confirmed, with its unit: "72 kg".'
+)
+@click.option("--patient-id", metavar="ID", help="1-64 letters, digits, '-' or '_' (audit log).")
+@click.option("--dose", metavar="QUANTITY", help='Dose per kg, as prescribed ("0.75 mg/kg").')
+@click.option("--duration", metavar="QUANTITY", help='Infusion duration ("40 min").')
+@click.option("--stock", metavar="QUANTITY", help='Vial strength prescribed ("50 mg/mL").')
+@click.option(
+    "--override", "override_reason", metavar="REASON", help="Reason to pass a soft limit."
+)
+@click.option("--vial", metavar="QUANTITY", help='Strength on the vial in your hands: "10 mg/mL".')
+@click.option("--drawn", metavar="QUANTITY", help='Volume drawn up in the syringe: "3.6 mL".')
+@click.option("--rate", metavar="QUANTITY", help='Rate on the pump: "155.4 mL/h".')
+@click.option("--vtbi", metavar="QUANTITY", help='VTBI on the pump: "103.6 mL".')
+@click.option("--code", metavar="XXXX-XXXX", help="The check code printed on the sheet.")
+@order_options
+@protocols_option
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--audit-log",
+    envvar="DOSECALC_AUDIT_LOG",
+    metavar="FILE",
+    help="Append one JSON line per check ($DOSECALC_AUDIT_LOG).",
+)
+def check(
+    weight: str | None,
+    patient_id: str | None,
+    dose: str | None,
+    duration: str | None,
+    stock: str | None,
+    override_reason: str | None,
+    vial: str | None,
+    drawn: str | None,
+    rate: str | None,
+    vtbi: str | None,
+    code: str | None,
+    protocol_id: str | None,
+    operator: str | None,
+    date: str | None,
+    protocols_file: str | None,
+    fmt: str,
+    audit_log: str | None,
+) -> None:
+    """Blind independent double check: recompute from the weight you confirmed and compare what is
+    in your hands and on the pump, without looking at the sheet. Give at least one of --vial,
+    --drawn, --rate, --vtbi or --code, and --operator (you, the checking nurse: required)."""
+    from dosecalc.double_check import double_check
+    from dosecalc.model import Order
+    from dosecalc.render import as_check
+
+    library = load_library(protocols_file, fmt)
+    if weight is None:
+        if not is_interactive():
+            fail(
+                InputError(
+                    Problem(
+                        "weight",
+                        "missing",
+                        'weight: is required: the weight you confirmed, for example --weight "72 kg"',
+                    )
+                ),
+                fmt,
+            )
+        weight = click.prompt("Weight you confirmed, with its unit (for example 72 kg)", err=True)
+    if operator is None:
+        if not is_interactive():
+            fail(
+                InputError(
+                    Problem(
+                        "operator",
+                        "operator_required",
+                        "operator: a double check is signed: give the checking nurse's name with "
+                        "--operator NAME or DOSECALC_OPERATOR",
+                    )
+                ),
+                fmt,
+            )
+        operator = click.prompt("Your name (the checking nurse)", err=True)
+    order = Order(
+        weight=weight or "",
+        date=today() if date is None else date,
+        protocol_id=protocol_id,
+        patient_id=patient_id,
+        dose=dose,
+        duration=duration,
+        stock=stock,
+        override_reason=override_reason,
+        operator=operator,
+    )
+    entered = {"vial": vial, "drawn": drawn, "rate": rate, "vtbi": vtbi}
+    confirm = confirm_on_terminal(operator) if is_interactive() else None
     try:
-        return make_sheet(library, order, confirm)
-    except ArithmeticError as exc:  # decimal.InvalidOperation, Overflow: never a traceback
-        raise arithmetic_error(exc) from None
+        outcome = double_check(library, order, entered, code, confirm)
+    except (InputError, LimitError) as exc:
+        if audit_log:
+            try:
+                _audit_check(audit_log, order, {**entered, "code": code}, library, error=exc)
+            except OutputError as audit_error:
+                fail(DosecalcError([*audit_error.problems, *exc.problems]), fmt)
+        fail(exc, fmt)
+    try:
+        if audit_log:
+            _audit_check(
+                audit_log,
+                order,
+                {**entered, "code": code},
+                library,
+                outcome=as_check.check_object(outcome),
+            )
+    except OutputError as exc:
+        fail(exc, fmt)
+    for warning in outcome.sheet.warnings:
+        click.echo(f"dosecalc: warning: {warning.message}", err=True)
+    click.echo(as_check.render_json(outcome) if fmt == "json" else as_check.text(outcome), nl=False)
+    sys.exit(EXIT_OK if outcome.matches else EXIT_REFUSED)
+
+
+def _audit_check(
+    path: str, order: Any, entered: dict[str, str | None], library: Any, **outcome: Any
+) -> None:
+    from pathlib import Path
+
+    from dosecalc import audit
+
+    audit.record_check(Path(path), order, entered, library.path, library.sha256, **outcome)
 
 
 def empty_path(option: str) -> InputError:

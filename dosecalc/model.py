@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
+from dosecalc import checkcode, vitals
 from dosecalc.display import (
     Figure,
     decimals,
@@ -22,9 +23,9 @@ from dosecalc.display import (
     round_half_up,
 )
 from dosecalc.dosing import Result, calculate
-from dosecalc.errors import InputError, LimitError, Problem
+from dosecalc.errors import InputError, LimitError, Problem, arithmetic_error
 from dosecalc.limits import Breach, Notice, check, rounding_notices
-from dosecalc.protocols import Library, Protocol
+from dosecalc.protocols import Library, Limit, Protocol
 from dosecalc.quantities import QUANTITIES
 from dosecalc.sanitize import has_unsafe, terminal
 from dosecalc.sanitize import text as clean
@@ -50,6 +51,10 @@ class Order:
     stock: str | None = None
     override_reason: str | None = None
     operator: str | None = None
+    # Pre-infusion vitals as typed (vitals.py): "128/82", "76", "98%".
+    bp: str | None = None
+    hr: str | None = None
+    spo2: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,25 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """One pre-infusion vital on the sheet: its label, the value (or "not given"), the verdict."""
+
+    name: str
+    label: str
+    value: str
+    verdict: str
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The pre-infusion gate as checked: each reading, the overall verdict and the checklist."""
+
+    readings: tuple[Reading, ...]
+    verdict: str
+    checklist: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Sheet:
     library: Library
     protocol: Protocol
@@ -102,10 +126,18 @@ class Sheet:
     overrides: tuple[Override, ...]
     reverse: Reverse
     changes: tuple[Change, ...] = ()
+    # None when the protocol has no preinfusion table and no vitals were given (nothing to show).
+    gate: Gate | None = None
 
     @property
     def weight_in_lb(self) -> bool:
         return self.result.weight.unit == "lb"
+
+    @property
+    def check_code(self) -> str:
+        """The check code of the printed prescription (checkcode.py): 'XXXX-XXXX'."""
+        p = self.protocol
+        return checkcode.code(p.id, p.version, self.library.sha256, self.figures.values)
 
 
 # (breaches) -> (reason, operator) when a person at a terminal confirms, or None when they decline.
@@ -176,8 +208,21 @@ def _optional(text: str | None, field: str, kind: str) -> Quantity | None:
     return None if text is None else parse_quantity(text, field, kind)
 
 
-def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -> Sheet:
-    """Validate, calculate, check limits, round. Raises InputError or LimitError."""
+def make_sheet(
+    library: Library, order: Order, confirm: Confirm | None = None, *, gate: bool = True
+) -> Sheet:
+    """Validate, calculate, check limits, round. Raises InputError or LimitError (an arithmetic
+    failure of the engine, a number far outside any limit, is invalid input: never a traceback).
+
+    `gate=False` leaves out the pre-infusion gate (the double check recomputes the prescription
+    only; vitals are the first nurse's to take)."""
+    try:
+        return _make_sheet(library, order, confirm, gate)
+    except ArithmeticError as exc:  # decimal.InvalidOperation, Overflow
+        raise arithmetic_error(exc) from None
+
+
+def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: bool) -> Sheet:
     check_date(order.date)
     check_patient_id(order.patient_id)
     check_text(order.name, "name", TEXT_LIMITS["name"])
@@ -200,6 +245,12 @@ def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -
     duration = parsed.get("duration")
     if duration is not None:
         problems += _off_step(protocol, duration)
+    readings = None
+    if gate:
+        try:
+            readings = vitals.read(order.bp, order.hr, order.spo2)
+        except InputError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise InputError(problems)
     weight = parsed["weight"]
@@ -228,7 +279,13 @@ def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -
                 ),
             )
         )
-    overrides = _apply_limits(list(breaches), order, confirm, warnings)
+    gate_breaches, missing = (
+        _gate_breaches(protocol, readings) if readings is not None else ([], [])
+    )
+    if missing:  # refused with every hard breach too, so one pass fixes everything
+        hard = [b for b in [*breaches, *gate_breaches] if b.level == "hard"]
+        raise LimitError([*(Problem(b.limit, "hard_limit", b.message) for b in hard), *missing])
+    overrides = _apply_limits([*breaches, *gate_breaches], order, confirm, warnings)
     # Only a hard breach leaves these out, and it raised above.
     assert figures is not None
     assert reverse is not None
@@ -243,6 +300,7 @@ def make_sheet(library: Library, order: Order, confirm: Confirm | None = None) -
         tuple(overrides),
         reverse,
         changes,
+        _gate(protocol, readings, overrides) if readings is not None else None,
     )
 
 
@@ -265,6 +323,97 @@ def _off_step(protocol: Protocol, duration: Quantity) -> list[Problem]:
             f"steps (protocol {protocol.id}), for example {protocol.duration.text}.",
         )
     ]
+
+
+def _gate_breaches(
+    protocol: Protocol, readings: vitals.Readings
+) -> tuple[list[Breach], list[Problem]]:
+    """Each vital outside the protocol's pre-infusion limits (hard first), and, when the protocol
+    requires vitals, a refusal naming those not given (before any override is considered)."""
+    gate = protocol.preinfusion
+    if gate is None:
+        return [], []
+    missing_problems: list[Problem] = []
+    missing = [
+        (_VITAL_OPTION[name], vitals.VITALS[name].label)
+        for name in gate.limits
+        if readings.values[name] is None
+    ]
+    if gate.required and missing:
+        options = ", ".join(dict.fromkeys(f"--{field}" for field, _ in missing))
+        missing_problems.append(
+            Problem(
+                "preinfusion",
+                "vitals_required",
+                f"preinfusion: protocol {protocol.id} requires vitals before the infusion; "
+                f"not given: {', '.join(label for _, label in missing)}. Take them and give "
+                f"{options} (for example --bp 128/82 --hr 76 --spo2 98)",
+            )
+        )
+    hard: list[Breach] = []
+    soft: list[Breach] = []
+    for name, limit in gate.limits.items():
+        value = readings.values[name]
+        if value is None:
+            continue
+        v = Decimal(value)
+        if limit.hard is not None and not limit.hard.contains(v):
+            hard.append(Breach(name, "hard", v, limit.unit, limit.hard))
+        elif limit.soft is not None and not limit.soft.contains(v):
+            soft.append(Breach(name, "soft", v, limit.unit, limit.soft))
+    return hard + soft, missing_problems
+
+
+# The option (and day-list column) each vital is typed in.
+_VITAL_OPTION = {"systolic": "bp", "diastolic": "bp", "heart_rate": "hr", "spo2": "spo2"}
+
+
+def _gate(
+    protocol: Protocol, readings: vitals.Readings, overrides: Sequence[Override]
+) -> Gate | None:
+    """What the sheet shows of the gate; None when there is no gate and no vitals were given."""
+    gate = protocol.preinfusion
+    if gate is None and not readings.given():
+        return None
+    limits = gate.limits if gate is not None else {}
+    overridden = {o.limit: o for o in overrides}
+    shown: list[Reading] = []
+    for name, vital in vitals.VITALS.items():
+        value = readings.values[name]
+        limit = limits.get(name)
+        if value is None:
+            if limit is None:
+                continue
+            shown.append(Reading(name, vital.label, "not given", "NOT CHECKED"))
+            continue
+        text = f"{value} {vital.unit}" if vital.unit != "%" else f"{value}%"
+        if limit is None:
+            verdict = "no limit in this protocol"
+        elif name in overridden:
+            o = overridden[name]
+            verdict = f"OUTSIDE SOFT LIMITS, overridden by {clean(o.operator)}: {clean(o.reason)}"
+        else:
+            verdict = f"within limits ({_range(limit)})"
+        shown.append(Reading(name, vital.label, text, verdict))
+    not_checked = [r.label for r in shown if r.verdict == "NOT CHECKED"]
+    if gate is None:
+        verdict = "no pre-infusion limits in this protocol: values recorded only"
+    elif not_checked:
+        verdict = "INCOMPLETE: not checked: " + ", ".join(not_checked)
+        if any(r.name in overridden for r in shown):
+            verdict += "; the others passed with override"
+    elif any(r.name in overridden for r in shown):
+        verdict = "PASSED WITH OVERRIDE"
+    else:
+        verdict = "PASSED: every value given is within the protocol's limits"
+    return Gate(tuple(shown), verdict, gate.checklist if gate is not None else ())
+
+
+def _range(limit: Limit) -> str:
+    bounds = limit.soft or limit.hard
+    assert bounds is not None
+    unit = "%" if limit.unit == "%" else f" {limit.unit}"
+    return f"{format_number(bounds.low)}{unit} to {format_number(bounds.high)}{unit}"
 
 
 def _changes(

@@ -86,7 +86,13 @@ QUANTITY_KEYS = {
 PROTOCOL_KEYS = frozenset(
     {*TEXT_KEYS, *QUANTITY_KEYS, "stock", "preparation", "monitoring", "round", "limits"}
 )
-OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset({"monitoring_times", "max_rounding_change"})
+OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset(
+    {"monitoring_times", "max_rounding_change", "preinfusion"}
+)
+# [protocols.ID.preinfusion]: limits on the vitals taken before the infusion (vitals.VITALS), whether
+# they are required, and a checklist printed as boxes to tick.
+PREINFUSION_OPTIONS = frozenset({"required", "checklist"})
+MAX_CHECKLIST_ITEMS = 12
 TOP_KEYS = frozenset({"format", "default", "protocols"})
 
 
@@ -103,6 +109,16 @@ class Limit(NamedTuple):
     unit: str
     soft: Bounds | None
     hard: Bounds | None
+
+
+@dataclass(frozen=True)
+class Preinfusion:
+    """The pre-infusion gate: limits on systolic, diastolic, heart_rate and spo2 (whole numbers in
+    mmHg, /min and %), whether the vitals must be given, and the checklist."""
+
+    limits: Mapping[str, Limit]
+    required: bool
+    checklist: tuple[str, ...]
 
 
 @dataclass(frozen=True, eq=False)  # identity: a loaded protocol is a cache key (model.py)
@@ -127,6 +143,7 @@ class Protocol:
     monitoring_times: tuple[str, ...] = ()
     # The most rounding may change a printed figure, as a fraction (0.05 for "5%").
     max_rounding_change: Decimal = DEFAULT_MAX_ROUNDING_CHANGE
+    preinfusion: Preinfusion | None = None
 
     @property
     def dose_unit(self) -> str:
@@ -395,6 +412,7 @@ class _Checker:
         steps = self.steps(body.get("round"), f"{path}.round", dose_unit)
         limits = self.limits(body.get("limits"), f"{path}.limits", dose_unit)
         max_change = self.max_rounding_change(body, path)
+        preinfusion = self.preinfusion(body, path)
         if len(self.problems) > before:
             return None
         assert dose_per_kg is not None
@@ -418,6 +436,7 @@ class _Checker:
             limits=limits,
             monitoring_times=monitoring_times,
             max_rounding_change=max_change,
+            preinfusion=preinfusion,
         )
         self.consistency(protocol, path)
         if len(self.problems) == before:
@@ -442,6 +461,81 @@ class _Checker:
             self.add(full, "out_of_range", f"'{value}' is out of range. {accepted}.")
             return DEFAULT_MAX_ROUNDING_CHANGE
         return fraction
+
+    def preinfusion(self, body: Mapping[str, Any], path: str) -> Preinfusion | None:
+        """The optional gate: { systolic = { soft = ["90 mmHg", "140 mmHg"], hard = [...] }, ...,
+        required = false, checklist = ["Escort home confirmed"] }."""
+        from dosecalc.vitals import VITALS
+
+        full = f"{path}.preinfusion"
+        if "preinfusion" not in body:
+            return None
+        table = body["preinfusion"]
+        if not isinstance(table, dict):
+            self.add(full, "wrong_type", "must be a table")
+            return None
+        self.keys(table, full, frozenset(VITALS) | PREINFUSION_OPTIONS)
+        required = table.get("required", False)
+        if not isinstance(required, bool):
+            self.add(f"{full}.required", "wrong_type", "must be true or false")
+            required = False
+        checklist = self.text_list(table, "checklist", full, required=True)
+        if len(checklist) > MAX_CHECKLIST_ITEMS:
+            self.add(f"{full}.checklist", "too_many", f"has more than {MAX_CHECKLIST_ITEMS} items")
+        limits: dict[str, Limit] = {}
+        for name, vital in VITALS.items():
+            if name not in table:
+                continue
+            entry, key = table[name], f"{full}.{name}"
+            if not isinstance(entry, dict):
+                self.add(key, "wrong_type", "must be a table: { soft = [...], hard = [...] }")
+                continue
+            self.keys(entry, key, frozenset({"soft", "hard"}))
+            if "soft" not in entry and "hard" not in entry:
+                self.add(key, "missing", "needs soft or hard bounds")
+                continue
+            soft = self.vital_bounds(entry.get("soft"), f"{key}.soft", name)
+            hard = self.vital_bounds(entry.get("hard"), f"{key}.hard", name)
+            if soft and hard and not (hard.low <= soft.low and soft.high <= hard.high):
+                self.add(f"{key}.soft", "soft_outside_hard", "must lie within the hard bounds")
+            limits[name] = Limit(name, vital.unit, soft, hard)
+        if required and not limits:
+            self.add(
+                f"{full}.required",
+                "nothing_required",
+                "required = true needs at least one of: " + ", ".join(VITALS),
+            )
+        if not limits and not checklist:
+            self.add(full, "empty", "needs limits on a vital sign or a checklist")
+        return Preinfusion(limits, required, checklist)
+
+    def vital_bounds(self, value: Any, full: str, name: str) -> Bounds | None:
+        from dosecalc.vitals import parse_vital
+
+        if value is None:
+            return None
+        if not isinstance(value, list) or len(value) != 2:
+            self.add(full, "wrong_type", 'must be a list of two values: ["low", "high"]')
+            return None
+        found = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.add(
+                    f"{full}[{i}]",
+                    "wrong_type",
+                    f"must be text in quotes with its unit, not {_toml_type(item)}",
+                )
+                continue
+            try:
+                found.append(Decimal(parse_vital(item, f"{full}[{i}]", name, unit_required=True)))
+            except InputError as exc:
+                self.problems.extend(exc.problems)
+        if len(found) != 2:
+            return None
+        if found[0] > found[1]:
+            self.add(full, "low_above_high", "the low bound is above the high bound")
+            return None
+        return Bounds(found[0], found[1])
 
     def formulas(self, p: Protocol, path: str) -> None:
         """pint evaluates every formula of the protocol's preparation and checks its dimension."""

@@ -157,6 +157,10 @@ OPERANDS: dict[str, tuple[str, str]] = {
     "delivered_dose": ("dose", "{d}"),
     "checkpoint_volume": ("volume", "mL"),
     "checkpoint_dose": ("dose", "{d}"),
+    # What a second nurse's entries imply (double_check.py): how long a VTBI runs at a rate, and
+    # the dose per hour a rate delivers from a bag.
+    "pump_minutes": ("duration", "min"),
+    "pump_dose_rate": ("dose_rate", "{d}/h"),
 }
 
 # Round keys: the required ones, and the optional ones with their default step (working unit).
@@ -261,6 +265,8 @@ CHECKS: tuple[Formula, ...] = (
         lambda dose, w: dose / w,
         "{reverse_dose} / {dosing_weight_kg}",
     ),
+    Formula("pump_minutes", ("total_volume", "rate"), lambda v, r: v / r),
+    Formula("pump_dose_rate", ("rate", "concentration"), lambda r, c: r * c),
 )
 PREPARATIONS = tuple(_PREPARATION)
 

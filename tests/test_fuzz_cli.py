@@ -58,6 +58,8 @@ SHEET_KEYS = {
     "dose_rate_per_h", "dose_rate_per_kg_per_h", "checkpoints", "warnings", "overrides", "status",
     # issue 9
     "max_rounding_change_percent", "reverse_check", "changed_from_protocol", "stock_label",
+    # issue 13 (a protocol with a pre-infusion gate adds "preinfusion"; the test protocols have none)
+    "check_code",
 }  # fmt: skip
 NUMBER_KEYS = {
     "weight_kg", "dosing_weight_kg", "dose_per_kg", "dose", "stock", "drug_volume_ml",

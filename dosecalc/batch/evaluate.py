@@ -20,7 +20,7 @@ from dosecalc.batch.rows import (
     RawRow,
     ResultRow,
 )
-from dosecalc.errors import DosecalcError, InputError, LimitError, Problem, arithmetic_error
+from dosecalc.errors import DosecalcError, InputError, LimitError, Problem
 from dosecalc.model import PATIENT_ID, TEXT_LIMITS, Order, Sheet, check_patient_id, make_sheet
 from dosecalc.protocols import Library
 from dosecalc.render import extension, render
@@ -71,10 +71,8 @@ def evaluate(raw: RawRow, ctx: Context) -> Outcome:
     key = duplicate_key(cells, options)
     try:
         sheet = make_sheet(ctx.library, to_order(cells, options), confirm=None)
-    except (InputError, LimitError) as exc:
+    except (InputError, LimitError) as exc:  # an arithmetic failure arrives as an InputError
         return failure(raw.line, cells, ctx, exc, key)
-    except ArithmeticError as exc:  # decimal.InvalidOperation: never a traceback
-        return failure(raw.line, cells, ctx, arithmetic_error(exc), key)
     assert key is not None
     return success(raw.line, sheet, ctx, key)
 

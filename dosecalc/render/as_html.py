@@ -156,6 +156,8 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
         + "".join(f"<div>{esc(field)}:</div>" for field in content.WRITE_INS)
         + "</div>",
     ]
+    # The gate in its compact form (as on the PDF): the page stays one page.
+    body += [f'<div class="small">{esc(line)}</div>' for line in content.preinfusion_compact(sheet)]
     if alerts:
         items = "".join(f"<li>{esc(a)}</li>" for a in alerts)
         body.append(

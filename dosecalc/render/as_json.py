@@ -72,6 +72,7 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
                 "dose_per_kg": sheet.reverse.dose_per_kg,
                 "agrees": sheet.reverse.agrees,
             },
+            "check_code": sheet.check_code,
         }
     )
     return keys
@@ -81,8 +82,25 @@ def _percent(fraction: Decimal) -> JsonNumber:
     return JsonNumber(format_number(fraction * 100, grouping=False))
 
 
+def _preinfusion(sheet: Sheet) -> dict[str, Any]:
+    """Only when the protocol has a gate or vitals were given (other sheets are unchanged)."""
+    gate = sheet.gate
+    if gate is None:
+        return {}
+    return {
+        "preinfusion": {
+            "readings": [
+                {"name": r.name, "value": r.value, "verdict": r.verdict} for r in gate.readings
+            ],
+            "verdict": gate.verdict,
+            "checklist": list(gate.checklist),
+        }
+    }
+
+
 def _tail(sheet: Sheet) -> dict[str, Any]:
     return {
+        **_preinfusion(sheet),
         "changed_from_protocol": [
             {"field": c.field, "protocol": c.protocol, "used": c.used} for c in sheet.changes
         ],

@@ -565,6 +565,11 @@ def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
     page.text(f"Dose rate: {content.dose_rate(sheet)}", x=x_pump, width=pump_width)
     pdf.set_y(max(left_end, dose_end, pdf.get_y()))
     page.write_ins(content.WRITE_INS)
+    gate = content.preinfusion_compact(sheet)
+    if gate:
+        page.gap(1.2)
+        for line in gate:
+            page.text(line, size=st.small, line=st.small_line)
     alerts = content.alerts(sheet)
     if alerts:
         page.alerts(alerts)

@@ -80,6 +80,10 @@ def build(sheet: Sheet) -> Group:
         _section("PATIENT"),
         _lines(content.patient(sheet)),
     ]
+    gate = content.preinfusion(sheet)
+    if gate:
+        parts += [_section(content.PREINFUSION_TITLE.upper()), _lines(gate)]
+        parts += [Text(item) for item in content.checklist(sheet)]
     alerts = content.alerts(sheet)
     if alerts:
         parts.append(

@@ -65,6 +65,7 @@ def header(sheet: Sheet) -> list[Line]:
         Line("Prescribed", prescription(sheet)),
         Line("Indication", clean(p.indication)),
         Line("Protocols file", protocols_file(sheet)),
+        Line("Check code", check_code(sheet)),
     ]
 
 
@@ -116,6 +117,14 @@ def stock(sheet: Sheet) -> str:
     return label if label == fig.text else f"{label} ({fig.text})"
 
 
+CHECK_CODE_NOTE = "compare with the double check: dosecalc check"
+
+
+def check_code(sheet: Sheet) -> str:
+    """The check code with what it is for (checkcode.py)."""
+    return f"{sheet.check_code} ({CHECK_CODE_NOTE})"
+
+
 def patient(sheet: Sheet) -> list[Line]:
     o, f = sheet.order, sheet.figures
     return [
@@ -125,6 +134,50 @@ def patient(sheet: Sheet) -> list[Line]:
         Line("Weight", weight_text(sheet)),
         Line("Dosing weight", f"{f.dosing_weight_kg.text} (actual weight)"),
     ]
+
+
+PREINFUSION_TITLE = "Pre-infusion check"
+
+
+def preinfusion(sheet: Sheet) -> list[Line]:
+    """The vitals before the infusion and the verdict; empty when the protocol has no gate and no
+    vitals were given (the sheet then has no such section)."""
+    gate = sheet.gate
+    if gate is None:
+        return []
+    lines = [Line(r.label, f"{r.value}: {r.verdict}") for r in gate.readings]
+    lines.append(Line("Verdict", gate.verdict))
+    return lines
+
+
+def preinfusion_compact(sheet: Sheet) -> list[str]:
+    """The gate in as few lines as it takes (for the one-page PDF): the readings given with short
+    verdicts, the overall verdict (naming any vital not given), and the checklist boxes side by
+    side. Override reasons are in the alerts box."""
+    gate = sheet.gate
+    if gate is None:
+        return []
+    given = [r for r in gate.readings if r.verdict != "NOT CHECKED"]
+    readings = "".join(f"{r.label} {r.value}: {_short(r.verdict)}; " for r in given)
+    lines = [f"{PREINFUSION_TITLE.upper()}: {readings}{gate.verdict}"]
+    if gate.checklist:
+        lines.append("CHECKLIST: " + "   ".join(checklist(sheet)))
+    return lines
+
+
+def _short(verdict: str) -> str:
+    """'within limits (90 mmHg to 140 mmHg)' -> 'within limits'; an override without its reason."""
+    for short in ("within limits", "OUTSIDE SOFT LIMITS, overridden"):
+        if verdict.startswith(short):
+            return short
+    return verdict
+
+
+def checklist(sheet: Sheet) -> list[str]:
+    """The protocol's pre-infusion checklist, as boxes to tick by hand."""
+    if sheet.gate is None:
+        return []
+    return [f"[ ] {clean(item)}" for item in sheet.gate.checklist]
 
 
 def calculation(sheet: Sheet) -> list[Line]:

@@ -1,0 +1,230 @@
+"""The blind independent double check (`dosecalc check`): a second nurse's own computation, and
+what they have in their hands and on the pump compared with it, value by value.
+
+The second nurse gives the weight they confirmed and the protocol (with the same options as a
+sheet); the sheet is recomputed with the same engine (model.make_sheet), never read. Each value
+entered (vial strength, volume drawn up, pump rate, VTBI) must equal, exactly after unit conversion,
+the figure this computation prints. A mismatch is shown with what the entries would deliver: the
+dose drawn up, and the dose, dose per kg and time the pump's rate and VTBI give. No click, no rich.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+
+from dosecalc.checkcode import FORMAT
+from dosecalc.display import figure, format_quantity
+from dosecalc.errors import InputError, LimitError, Problem
+from dosecalc.exact import EXACT
+from dosecalc.model import Confirm, Order, Sheet, make_sheet
+from dosecalc.protocols import Library
+from dosecalc.quantities import compiled, formulas
+from dosecalc.sanitize import terminal
+from dosecalc.units import Quantity, parse_quantity
+
+# Entry field -> (units.KINDS kind, the printed figure it is compared with, label).
+ENTRIES: dict[str, tuple[str, str, str]] = {
+    "vial": ("concentration", "stock", "Vial strength"),
+    "drawn": ("volume", "drug_volume", "Volume drawn up"),
+    "rate": ("rate", "rate", "Pump rate"),
+    "vtbi": ("volume", "total_volume", "Pump VTBI"),
+}
+PER_KG_STEP = Decimal("0.001")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One value the second nurse entered, against the figure their own computation prints."""
+
+    field: str
+    label: str
+    entered: str  # as typed (it passed the quantity grammar, or the check-code grammar)
+    printed: str  # the figure as printed: "3.6 mL"
+    matches: bool
+    implies: str = ""  # for a mismatch: what the entries would deliver
+
+
+@dataclass(frozen=True)
+class DoubleCheck:
+    sheet: Sheet  # the second nurse's own computation (never shown whole)
+    entries: tuple[Entry, ...]
+
+    @property
+    def matches(self) -> bool:
+        return all(e.matches for e in self.entries)
+
+    @property
+    def check_code(self) -> str:
+        return self.sheet.check_code
+
+
+def parse_code(text: str, field: str = "code") -> str:
+    """A check code as typed: 8 characters of Crockford's alphabet, with or without the hyphen, in
+    either case ('mv2t-xbkg'); anything else is refused, never corrected (no O read as 0)."""
+    shown = text.strip(" ")
+    if len(text) > 16 or not FORMAT.fullmatch(shown.upper()):
+        raise InputError(
+            Problem(
+                field,
+                "bad_check_code",
+                f"{field}: '{terminal(text)}' is not a check code. Accepted: 8 characters of "
+                "0-9 and A-Z without I, L, O and U, as printed on the sheet (XXXX-XXXX).",
+            )
+        )
+    plain = shown.upper().replace("-", "")
+    return f"{plain[:4]}-{plain[4:]}"
+
+
+def double_check(
+    library: Library,
+    order: Order,
+    entered: Mapping[str, str | None],
+    code: str | None = None,
+    confirm: Confirm | None = None,
+) -> DoubleCheck:
+    """Recompute the sheet for `order` and compare each entered value with its printed figure.
+    Raises InputError (bad or no entries, bad order) or LimitError (the computation refuses)."""
+    problems: list[Problem] = []
+    parsed: dict[str, Quantity] = {}
+    for field, text in entered.items():
+        if text is None:
+            continue
+        try:
+            parsed[field] = parse_quantity(text, field, ENTRIES[field][0])
+        except InputError as exc:
+            problems.extend(exc.problems)
+    typed_code = None
+    if code is not None:
+        try:
+            typed_code = parse_code(code)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if not parsed and code is None and not problems:
+        problems.append(
+            Problem(
+                "check",
+                "nothing_to_check",
+                "check: nothing to compare: give what you have in your hands and on the pump "
+                '(--vial "10 mg/mL", --drawn "3.6 mL", --rate "155.4 mL/h", --vtbi "103.6 mL") '
+                "or the sheet's --code",
+            )
+        )
+    if problems:
+        try:
+            make_sheet(library, order, gate=False)
+        except InputError as exc:
+            problems = [*exc.problems, *problems]
+        except LimitError:
+            pass
+        raise InputError(problems)
+    sheet = make_sheet(library, order, confirm, gate=False)
+    entries = _compare(sheet, parsed)
+    if typed_code is not None:
+        same = typed_code == sheet.check_code
+        entries.append(
+            Entry(
+                "code",
+                "Check code",
+                code.strip(" ") if code else "",
+                sheet.check_code,
+                same,
+                ""
+                if same
+                else "the two computations differ: compare the protocol, the protocols file, "
+                "the weight and every prescribed figure with the first nurse",
+            )
+        )
+    return DoubleCheck(sheet, tuple(entries))
+
+
+def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
+    figs, p, r = sheet.figures, sheet.protocol, sheet.result
+    d = p.dose_unit
+    s = p.steps
+    checked = compiled(p.preparation, d)
+    weight = r.values["dosing_weight_kg"]
+
+    def used(field: str, unit: str) -> Decimal:
+        q = parsed.get(field)
+        return q.to(unit) if q is not None else figs.values[ENTRIES[field][1]].rounded
+
+    with localcontext(EXACT):
+        vial, drawn = used("vial", f"{d}/mL"), used("drawn", "mL")
+        rate, vtbi = used("rate", "mL/h"), used("vtbi", "mL")
+        drawn_dose = checked["drawn_dose"].value({"drug_volume": drawn, "stock": vial})
+        bag = {"container_volume": p.diluent_volume.to("mL"), "drug_volume": drawn}
+        for f in formulas(p.preparation):
+            if f.target in ("diluent_volume", "total_volume"):
+                bag[f.target] = checked[f.target].value(bag)
+        bag_volume = bag["total_volume"]
+        concentration = checked["concentration"].value(
+            {"dose": drawn_dose, "total_volume": bag_volume}
+        )
+        delivered = checked["delivered_dose"].value(
+            {"total_volume": vtbi, "concentration": concentration}
+        )
+        minutes = checked["pump_minutes"].value({"total_volume": vtbi, "rate": rate})
+        in_time = min(vtbi, checked["reverse_volume"].value({"rate": rate, "duration": r.duration}))
+        delivered_in_time = checked["delivered_dose"].value(
+            {"total_volume": in_time, "concentration": concentration}
+        )
+        dose_rate = checked["pump_dose_rate"].value({"rate": rate, "concentration": concentration})
+        dose_rate_kg = checked["dose_rate_per_kg"].value(
+            {"dose_rate": dose_rate, "dosing_weight_kg": weight}
+        )
+
+        def per_kg(dose: Decimal) -> str:
+            value = checked["reverse_dose_per_kg"].value(
+                {"reverse_dose": dose, "dosing_weight_kg": weight}
+            )
+            return figure(value, PER_KG_STEP, f"{d}/kg").text
+
+    def dose_text(value: Decimal) -> str:
+        return figure(value, s["dose"], d).exact_text
+
+    def minutes_text(value: Decimal) -> str:
+        return figure(value, s["duration"], "min").exact_text
+
+    prescribed = f"{figs.dose.text} ({figs.dose_per_kg.text})"
+    # Entered values are shown exactly as they are (never rounded to a step).
+    drawn_text, vial_text = format_quantity(drawn, "mL"), format_quantity(vial, f"{d}/mL")
+    rate_text, vtbi_text = format_quantity(rate, "mL/h"), format_quantity(vtbi, "mL")
+    in_syringe = (
+        f"{drawn_text} of {vial_text} holds {dose_text(drawn_dose)} ({per_kg(drawn_dose)}), "
+        f"not the {prescribed} prescribed"
+    )
+    if bag.get("diluent_volume", Decimal(1)) < 0:
+        in_syringe += f"; it does not fit the {figure(bag_volume, s['volume'], 'mL').text} syringe"
+    at_rate = (
+        f"at {rate_text} a VTBI of {vtbi_text} runs {minutes_text(minutes)}, not "
+        f"{figs.duration.text}: {figure(dose_rate, s['dose_rate'], f'{d}/h').exact_text} "
+        f"({figure(dose_rate_kg, s['dose_rate_per_kg'], f'{d}/kg/h').exact_text}), not "
+        f"{figs.dose_rate.text} ({figs.dose_rate_per_kg.text}); in the prescribed "
+        f"{figs.duration.text} it delivers {dose_text(delivered_in_time)} "
+        f"({per_kg(delivered_in_time)}), not the {prescribed} prescribed"
+    )
+    with_vtbi = (
+        f"a VTBI of {vtbi_text} at {rate_text} runs {minutes_text(minutes)} and delivers "
+        f"{dose_text(delivered)} ({per_kg(delivered)}), not the {prescribed} over "
+        f"{figs.duration.text}"
+    )
+    if vtbi > bag_volume:
+        with_vtbi += (
+            f"; only {figure(bag_volume, s['volume'], 'mL').text} is prepared: the pump would "
+            "run the bag dry"
+        )
+    implied = {"vial": in_syringe, "drawn": in_syringe, "rate": at_rate, "vtbi": with_vtbi}
+
+    entries = []
+    for field, q in parsed.items():
+        _, name, label = ENTRIES[field]
+        printed = figs.values[name]
+        same = q.to(printed.unit) == printed.rounded
+        entries.append(
+            Entry(
+                field, label, q.text.strip(" "), printed.text, same, "" if same else implied[field]
+            )
+        )
+    return entries

@@ -1,0 +1,100 @@
+"""The outcome of `dosecalc check` (double_check.py), as text for the second nurse or as JSON
+(schema dosecalc.check/1). Only what was compared is shown: no figure the nurse did not enter,
+except the printed one beside a mismatch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dosecalc import __version__
+from dosecalc.double_check import ENTRIES, DoubleCheck
+from dosecalc.render.as_json import dumps
+from dosecalc.sanitize import text as clean
+
+CHECK_SCHEMA = "dosecalc.check/1"
+
+
+def verdict(check: DoubleCheck) -> str:
+    if check.matches:
+        return "MATCH: every value entered equals this independent computation"
+    wrong = sum(not e.matches for e in check.entries)
+    return f"MISMATCH: {wrong} of {len(check.entries)} value(s) differ: do not start; resolve first"
+
+
+def not_entered(check: DoubleCheck) -> list[str]:
+    """What the nurse did not enter: a match says nothing about these."""
+    entered = {e.field for e in check.entries}
+    return [label for field, (_, _, label) in ENTRIES.items() if field not in entered]
+
+
+def text(check: DoubleCheck) -> str:
+    sheet = check.sheet
+    p, f, lib = sheet.protocol, sheet.figures, sheet.library
+    weight = clean(sheet.order.weight.strip())
+    if f.dosing_weight_kg.text != weight:
+        weight = f"{weight} = {f.dosing_weight_kg.text}"
+    lines = [
+        "INDEPENDENT DOUBLE CHECK",
+        f"Protocol        {clean(p.name)} ({p.id}), version {clean(p.version)}",
+        f"Protocols file  {clean(lib.path)} (sha256 {lib.short_hash})",
+        f"Weight          {weight}",
+        f"Check code      {check.check_code} (must equal the code on the sheet)",
+        "",
+    ]
+    width = max(len(e.label) for e in check.entries)
+    for e in check.entries:
+        if e.matches:
+            lines.append(f"{e.label:<{width}}  {clean(e.entered)}: matches")
+        else:
+            lines.append(
+                f"{e.label:<{width}}  {clean(e.entered)}: MISMATCH, this computation prints "
+                f"{e.printed}"
+            )
+            lines.append(f"{'':<{width}}  -> {e.implies}")
+    missing = not_entered(check)
+    if missing:
+        lines.append(f"Not compared (not entered): {', '.join(missing)}")
+    lines += ["", verdict(check)]
+    return "\n".join(lines) + "\n"
+
+
+def check_object(check: DoubleCheck) -> dict[str, Any]:
+    sheet = check.sheet
+    p = sheet.protocol
+    return {
+        "schema": CHECK_SCHEMA,
+        "dosecalc_version": __version__,
+        "protocol_id": p.id,
+        "protocol_version": p.version,
+        "protocols_file": sheet.library.path,
+        "protocols_sha256": sheet.library.sha256,
+        "patient_id": sheet.order.patient_id,
+        "date": sheet.order.date,
+        "weight_entered": sheet.order.weight,
+        "dosing_weight_kg": sheet.figures.dosing_weight_kg,
+        "check_code": check.check_code,
+        "entries": [
+            {
+                "field": e.field,
+                "entered": e.entered,
+                "printed": e.printed,
+                "matches": e.matches,
+                "implies": e.implies or None,
+            }
+            for e in check.entries
+        ],
+        "not_entered": [
+            field for field in ENTRIES if field not in {e.field for e in check.entries}
+        ],
+        "warnings": [{"code": w.code, "message": w.message} for w in sheet.warnings],
+        "overrides": [
+            {"limit": v.limit, "value": v.value, "reason": v.reason, "operator": v.operator}
+            for v in sheet.overrides
+        ],
+        "status": "match" if check.matches else "mismatch",
+    }
+
+
+def render_json(check: DoubleCheck) -> str:
+    return dumps(check_object(check), indent=2) + "\n"

@@ -1,0 +1,317 @@
+"""The check code on every sheet, and `dosecalc check`: the second nurse's blind, independent
+recomputation compared with what is in their hands and on the pump (issue 13)."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import TEST_PROTOCOLS
+
+from dosecalc import checkcode, protocols
+from dosecalc.cli import cli
+from dosecalc.display import figure
+from dosecalc.model import Order, make_sheet
+
+BASE = ["--protocols", str(TEST_PROTOCOLS)]
+# ketamine-iv (test file), 72 kg: 36 mg, 3.6 mL of 10 mg/mL, VTBI 103.6 mL, 155.4 mL/h, 40 min.
+AS_PRINTED = ["--vial", "10 mg/mL", "--drawn", "3.6 mL", "--rate", "155.4 mL/h"]
+AS_PRINTED += ["--vtbi", "103.6 mL"]
+CODE = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}")
+
+
+def _sheet_json(runner: CliRunner, *args: str) -> dict:
+    result = runner.invoke(cli, [*BASE, "sheet", "--format", "json", "--date", "2026-11-25", *args])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _check(runner: CliRunner, *args: str, fmt: str = "text"):
+    return runner.invoke(
+        cli,
+        [*BASE, "check", "--operator", "RN Kim", "--date", "2026-11-25", "--format", fmt, *args],
+    )
+
+
+# --- the check code ----------------------------------------------------------------------------
+
+
+def test_every_sheet_format_carries_the_same_check_code(runner: CliRunner, tmp_path: Path) -> None:
+    code = _sheet_json(runner, "--weight", "72 kg")["check_code"]
+    assert CODE.fullmatch(code)
+    for fmt in ("text", "html", "pdf"):
+        out = tmp_path / f"sheet.{fmt}"
+        args = [*BASE, "sheet", "--weight", "72 kg", "--date", "2026-11-25", "--format", fmt]
+        result = runner.invoke(cli, [*args, "-o", str(out)])
+        assert result.exit_code == 0, result.stderr
+        if fmt == "pdf":
+            import subprocess
+
+            text = subprocess.run(
+                ["pdftotext", str(out), "-"], capture_output=True, text=True, check=True
+            ).stdout
+        else:
+            text = out.read_text(encoding="utf-8")
+        assert code in text, fmt
+
+
+def test_the_code_uses_crockford_base32_without_i_l_o_u() -> None:
+    assert checkcode.ALPHABET == "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    assert len(set(checkcode.ALPHABET)) == 32
+    assert not set("ILOU") & set(checkcode.ALPHABET)
+
+
+def test_changing_any_one_printed_figure_changes_the_code(library: protocols.Library) -> None:
+    sheet = make_sheet(library, Order(weight="72 kg", date="2026-11-25"))
+    values = dict(sheet.figures.values)
+    p = sheet.protocol
+    original = checkcode.code(p.id, p.version, library.sha256, values)
+    assert original == sheet.check_code
+    seen = {original}
+    for _, name in checkcode.COVERED:
+        fig = values[name]
+        for change in (fig.step, -fig.step, fig.rounded * 9):  # one step either way; tenfold
+            changed = figure(fig.rounded + change, fig.step, fig.unit)
+            code = checkcode.code(p.id, p.version, library.sha256, {**values, name: changed})
+            assert code != original, (name, changed.text)
+            seen.add(code)
+        unit = figure(fig.rounded, fig.step, fig.unit.replace("mg", "mcg").replace("mL", "L"))
+        if unit.text != fig.text:
+            assert checkcode.code(p.id, p.version, library.sha256, {**values, name: unit}) != (
+                original
+            )
+    # The protocol's id, version and file hash are covered too.
+    assert checkcode.code("other", p.version, library.sha256, values) != original
+    assert checkcode.code(p.id, "test-2", library.sha256, values) != original
+    assert checkcode.code(p.id, p.version, "0" * 64, values) != original
+
+
+def test_the_code_covers_the_figures_as_printed_not_the_exact_values(
+    library: protocols.Library,
+) -> None:
+    sheet = make_sheet(library, Order(weight="72 kg", date="2026-11-25"))
+    values = dict(sheet.figures.values)
+    conc = values["concentration"]  # 0.34749... printed as 0.347 mg/mL
+    assert conc.exact != conc.rounded
+    same_print = conc._replace(exact=conc.exact + Decimal("0.0001"))
+    p = sheet.protocol
+    code = checkcode.code(p.id, p.version, library.sha256, {**values, "concentration": same_print})
+    assert code == sheet.check_code
+
+
+def test_different_weights_give_different_codes(library: protocols.Library) -> None:
+    codes = {
+        make_sheet(library, Order(weight=f"{w} kg", date="2026-11-25")).check_code
+        for w in range(40, 121)
+    }
+    assert len(codes) == 81
+
+
+# --- dosecalc check ------------------------------------------------------------------------------
+
+
+def test_a_matching_check_exits_0_with_the_sheets_code(runner: CliRunner) -> None:
+    code = _sheet_json(runner, "--weight", "72 kg")["check_code"]
+    result = _check(runner, "--weight", "72 kg", *AS_PRINTED)
+    assert result.exit_code == 0, result.output
+    assert f"Check code      {code}" in result.stdout
+    assert "MATCH: every value entered" in result.stdout
+    assert result.stdout.count(": matches") == 4
+    done = _check(runner, "--weight", "72 kg", *AS_PRINTED, "--code", code.lower(), fmt="json")
+    assert done.exit_code == 0
+    body = json.loads(done.stdout)
+    assert body["status"] == "match"
+    assert body["check_code"] == code
+    assert [e["field"] for e in body["entries"]] == ["vial", "drawn", "rate", "vtbi", "code"]
+
+
+def test_equal_values_in_other_units_or_with_trailing_zeros_match(runner: CliRunner) -> None:
+    result = _check(
+        runner, "--weight", "72 kg", "--vial", "10000 mcg/mL", "--drawn", "3.60 mL",
+        "--rate", "155.40 mL/h", "--vtbi", "0.1036 L",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def test_a_rate_with_a_slipped_decimal_is_a_mismatch_with_the_dose_it_implies(
+    runner: CliRunner,
+) -> None:
+    slipped = [*AS_PRINTED[:4], "--rate", "15.54 mL/h", *AS_PRINTED[6:]]
+    result = _check(runner, "--weight", "72 kg", *slipped)
+    assert result.exit_code == 1
+    out = result.stdout
+    assert "Pump rate        15.54 mL/h: MISMATCH, this computation prints 155.4 mL/h" in out
+    # 103.6 mL at 15.54 mL/h: 400 min; 5.4 mg/h; in the prescribed 40 min only 10.36 mL = 3.6 mg.
+    assert "runs 400 min, not 40 min" in out
+    assert "5.4 mg/h (0.075 mg/kg/h), not 54 mg/h (0.75 mg/kg/h)" in out
+    assert "it delivers 3.6 mg (0.05 mg/kg), not the 36 mg (0.5 mg/kg) prescribed" in out
+    assert "MISMATCH: 1 of 4 value(s) differ" in out
+
+
+def test_a_50_mg_per_ml_vial_instead_of_10_is_a_mismatch_with_the_dose_drawn_up(
+    runner: CliRunner,
+) -> None:
+    result = _check(runner, "--weight", "72 kg", "--vial", "50 mg/mL", "--drawn", "3.6 mL")
+    assert result.exit_code == 1
+    # 3.6 mL x 50 mg/mL = 180 mg = 2.5 mg/kg: five times the dose.
+    assert "3.6 mL of 50 mg/mL holds 180 mg (2.5 mg/kg)" in result.stdout
+    assert "not the 36 mg (0.5 mg/kg) prescribed" in result.stdout
+
+
+def test_a_weight_read_in_lb_as_kg_is_caught_by_the_second_nurse(runner: CliRunner) -> None:
+    # The first nurse typed the patient's 154 lb as 154 kg (and overrode the soft limit).
+    wrong = _sheet_json(runner, "--weight", "154 kg", "--override", "as weighed", "--operator", "A")
+    drawn, rate, vtbi = wrong["drug_volume_ml"], wrong["rate_ml_per_h"], wrong["total_volume_ml"]
+    assert (drawn, rate, vtbi) == (7.7, 161.6, 107.7)  # 77 mg in 107.7 mL over 40 min
+    # The second nurse confirms 69.9 kg (154 lb) and reads the syringe and the pump.
+    result = _check(
+        runner, "--weight", "69.9 kg", "--drawn", f"{drawn} mL", "--rate", f"{rate} mL/h",
+        "--vtbi", f"{vtbi} mL", fmt="json",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["status"] == "mismatch"
+    assert body["check_code"] != wrong["check_code"]
+    entries = {e["field"]: e for e in body["entries"]}
+    assert not any(e["matches"] for e in entries.values())
+    # 7.7 mL x 10 mg/mL = 77 mg for 69.9 kg: 1.102 mg/kg, more than twice the 0.5 mg/kg.
+    assert (
+        "holds 77 mg (1.102 mg/kg), not the 35 mg (0.5 mg/kg) prescribed"
+        in (entries["drawn"]["implies"])
+    )
+    assert "delivers 77 mg (1.102 mg/kg)" in entries["vtbi"]["implies"]
+
+
+def test_a_different_code_from_the_sheet_is_a_mismatch(runner: CliRunner) -> None:
+    code = _sheet_json(runner, "--weight", "72 kg", "--duration", "45 min")["check_code"]
+    result = _check(runner, "--weight", "72 kg", "--code", code)
+    assert result.exit_code == 1
+    assert "MISMATCH, this computation prints" in result.stdout
+    assert "the two computations differ" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--vial", "10,0 mg/mL"], "vial"),
+        (["--drawn", "3.6"], "drawn"),
+        (["--rate", "155.4 mL"], "rate"),
+        (["--vtbi", "1e2 mL"], "vtbi"),
+        (["--rate", "nan mL/h"], "rate"),
+        (["--code", "MV2O-XBKG"], "code"),  # O is not in the alphabet: never read as 0
+        (["--code", "MV2T-XBK"], "code"),
+        ([], "check"),  # nothing to compare
+    ],
+)
+def test_bad_entries_are_refused_with_exit_2(
+    runner: CliRunner, args: list[str], field: str
+) -> None:
+    result = _check(runner, "--weight", "72 kg", *args, fmt="json")
+    assert result.exit_code == 2, result.output
+    body = json.loads(result.stdout)
+    assert body["status"] == "error"
+    assert field in {e["field"] for e in body["errors"]}
+
+
+def test_a_bad_weight_and_a_bad_entry_are_reported_together(runner: CliRunner) -> None:
+    result = _check(runner, "--weight", "72", "--rate", "15,54 mL/h")
+    assert result.exit_code == 2
+    assert "weight:" in result.stderr
+    assert "rate:" in result.stderr
+
+
+def test_the_check_needs_the_checking_nurses_name(runner: CliRunner) -> None:
+    result = runner.invoke(cli, [*BASE, "check", "--weight", "72 kg", "--rate", "155.4 mL/h"])
+    assert result.exit_code == 2
+    assert "operator" in result.stderr
+
+
+def test_a_soft_limit_needs_the_second_nurses_own_override(runner: CliRunner) -> None:
+    refused = _check(runner, "--weight", "154 kg", "--rate", "161.6 mL/h")
+    assert refused.exit_code == 1
+    assert "soft limit" in refused.stderr
+    done = _check(runner, "--weight", "154 kg", "--rate", "161.6 mL/h", "--override", "confirmed")
+    assert done.exit_code == 0, done.output
+
+
+def test_a_bad_protocols_file_exits_3(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "p.toml"
+    bad.write_text("format = 2\n", encoding="utf-8")
+    result = runner.invoke(
+        cli, ["--protocols", str(bad), "check", "--weight", "72 kg", "--operator", "A"]
+    )
+    assert result.exit_code == 3
+
+
+def test_sheet_and_check_are_both_audit_logged_with_their_operators(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    sheet = _sheet_json(
+        runner, "--weight", "72 kg", "--operator", "RN Lee", "--audit-log", str(log)
+    )
+    _check(runner, "--weight", "72 kg", *AS_PRINTED, "--audit-log", str(log))
+    _check(runner, "--weight", "72 kg", "--rate", "15.54 mL/h", "--audit-log", str(log))
+    _check(runner, "--weight", "72", "--rate", "15.54 mL/h", "--audit-log", str(log))
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert [r["event"] for r in records] == ["sheet", "check", "check", "check"]
+    assert records[0]["inputs"]["operator"] == "RN Lee"
+    assert records[0]["result"]["check_code"] == sheet["check_code"]
+    first, second, bad = records[1:]
+    assert first["inputs"]["operator"] == "RN Kim"
+    assert first["result"]["status"] == "match"
+    assert first["result"]["check_code"] == sheet["check_code"]
+    assert first["inputs"]["entered"]["rate"] == "155.4 mL/h"
+    assert second["result"]["status"] == "mismatch"
+    assert bad["error"]["status"] == "error"
+    assert "result" not in bad
+    assert all(r["protocols_sha256"] for r in records)
+
+
+def test_the_check_ignores_a_required_preinfusion_gate(runner: CliRunner, tmp_path: Path) -> None:
+    text = TEST_PROTOCOLS.read_text(encoding="utf-8") + (
+        "\n[protocols.ketamine-iv.preinfusion]\nrequired = true\n"
+        'spo2 = { hard = ["90%", "100%"] }\n'
+    )
+    gated = tmp_path / "gated.toml"
+    gated.write_text(text, encoding="utf-8")
+    args = ["--protocols", str(gated), "check", "--weight", "72 kg", "--operator", "RN Kim"]
+    result = runner.invoke(cli, [*args, *AS_PRINTED])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_hard_limit_refuses_the_check_as_it_refuses_the_sheet(runner: CliRunner) -> None:
+    result = _check(runner, "--weight", "400 kg", "--rate", "155.4 mL/h", fmt="json")
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["status"] == "refused"
+    assert body["errors"][0]["code"] == "hard_limit"
+
+
+def test_at_a_terminal_the_check_asks_for_the_weight_and_the_checking_nurse(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dosecalc.cli.is_interactive", lambda: True)
+    result = runner.invoke(cli, [*BASE, "check", "--rate", "155.4 mL/h"], input="72 kg\nRN Kim\n")
+    assert result.exit_code == 0, result.output
+    assert "Weight you confirmed" in result.stderr
+    assert "the checking nurse" in result.stderr
+    assert "Pump rate  155.4 mL/h: matches" in result.stdout
+
+
+def test_values_not_entered_are_named_so_a_match_is_not_read_as_complete(
+    runner: CliRunner,
+) -> None:
+    result = _check(runner, "--weight", "72 kg", "--rate", "155.4 mL/h")
+    assert result.exit_code == 0
+    assert "Not compared (not entered): Vial strength, Volume drawn up, Pump VTBI" in result.stdout
+    body = json.loads(
+        _check(runner, "--weight", "72 kg", "--rate", "155.4 mL/h", fmt="json").stdout
+    )
+    assert body["not_entered"] == ["vial", "drawn", "vtbi"]
+    full = _check(runner, "--weight", "72 kg", *AS_PRINTED)
+    assert "Not compared" not in full.stdout
