@@ -51,6 +51,8 @@ OPTIONAL_COLUMNS = (
     "override_reason",
     "operator",
     "date",
+    "height",  # issue 10: where the protocol needs them (model.Order checks)
+    "sex",
 )
 # Weight column -> the unit its plain numbers are in (None: the cell carries its own unit).
 WEIGHT_COLUMNS: dict[str, str | None] = {"weight": None, "weight_kg": "kg", "weight_lb": "lb"}
@@ -395,6 +397,8 @@ def _order(cells: dict[str, str], options: Options) -> Order:
         stock=cells.get("stock"),
         override_reason=cells.get("override_reason"),
         operator=cells.get("operator", options.operator),
+        height=cells.get("height"),
+        sex=cells.get("sex"),
     )
 
 
