@@ -8,12 +8,14 @@ TOML text, so tests/data/test_protocols.toml (and the golden outputs made from i
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import SHIPPED_PROTOCOLS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dosecalc import protocols
 from dosecalc.cli import cli
@@ -583,3 +585,154 @@ def test_existing_protocols_keep_their_configuration(tmp_path: Path) -> None:
     p = shipped.protocols["ketamine-iv"]
     assert p.config() == Config(p.preparation, "mg")
     assert compiled(p.config()) is compiled(p.preparation, "mg")
+
+
+# --- the rounding-step rule, the verifier and pint cover the new figures ---------------------------
+
+
+def test_a_coarse_step_for_a_new_figure_is_refused_at_load(tmp_path: Path) -> None:
+    # BMI inside the limits: 20 kg / (2.3 m)^2 = 3.78 kg/m2 at the smallest; half of a 1 kg/m2
+    # step is 13% of that: refused. BSA: 30 kg, 120 cm: sqrt(120 x 30 / 3600) = 1 m2; a 0.5 m2
+    # step moves it by up to 25%.
+    bmi = IBW_AT_30.replace(
+        'dose_rate_per_kg = "0.001 mg/kg/h"', 'dose_rate_per_kg = "0.001 mg/kg/h"\nbmi = "1 kg/m2"'
+    )
+    assert ("protocols.ibw30.round.bmi", "step_too_coarse") in _refused(tmp_path, bmi)
+    bsa = per_m2("m", "mosteller").replace(
+        'dose_rate_per_kg = "0.001 mg/kg/h"', 'dose_rate_per_kg = "0.001 mg/kg/h"\nbsa = "0.5 m2"'
+    )
+    assert ("protocols.m.round.bsa", "step_too_coarse") in _refused(tmp_path, bsa)
+    unused = ACETYLCYSTEINE.replace('weight = "0.1 kg"', 'weight = "0.1 kg"\nbsa = "0.01 m2"', 1)
+    assert ("protocols.nac-bag1.round.bsa", "unused_key") in _refused(tmp_path, unused)
+
+
+def test_a_false_printed_line_for_a_new_figure_is_refused(library: protocols.Library) -> None:
+    from dosecalc.display import figure
+    from dosecalc.verify import _arithmetic
+
+    sheet = sheet_for(library, "adjusted", "110 kg", height="70 in", sex="male")
+    figures = {**sheet.figures.operands, **sheet.figures.values}
+    assert _arithmetic(sheet.protocol, figures, sheet.result.basis) == []
+    wrong = {**figures, "ideal_weight_kg": figure(Decimal(80), Decimal("0.1"), "kg")}
+    found = {p.field for p in _arithmetic(sheet.protocol, wrong, sheet.result.basis)}
+    assert "ideal_weight_kg" in found
+
+
+def test_a_printed_new_figure_outside_its_hard_limit_is_refused(tmp_path: Path) -> None:
+    # A dosing-weight hard limit of 60-100 kg with the ideal basis: a 170 cm woman weighing 200 kg
+    # has IBW 61.437 kg (inside); a 152.4 cm woman: IBW 45.5 kg, below 60 kg: refused (exit 1).
+    limited = IDEAL.replace(
+        'height = { hard = ["152.4 cm", "230 cm"] }',
+        'height = { hard = ["152.4 cm", "230 cm"] }\ndosing_weight = { hard = ["40 kg", "100 kg"] }',
+    )
+    library = protocols.load(write(tmp_path, limited))
+    assert sheet_for(library, "ideal", "200 kg", height="170 cm", sex="female")
+    from dosecalc.errors import LimitError
+
+    with pytest.raises(LimitError) as raised:
+        make_sheet(
+            library,
+            Order(weight="39 kg", date=DATE, protocol_id="ideal", height="170 cm", sex="female"),
+        )
+    assert raised.value.problems[0].field == "dosing_weight"
+
+
+def test_a_dose_override_without_a_hard_limit_on_it_is_refused(library: protocols.Library) -> None:
+    # The per m2 test protocols have no dose_per_m2 limit: only the protocol's own dose.
+    with pytest.raises(InputError) as raised:
+        sheet_for(library, "mosteller", "70 kg", height="170 cm", dose="120 mg/m2")
+    assert raised.value.problems[0].code == "override_not_allowed"
+    assert sheet_for(library, "mosteller", "70 kg", height="170 cm", dose="100 mg/m2")
+
+
+PROPERTY_CASES = [
+    ("ibw30", True, True),
+    ("ideal", True, True),
+    ("adjusted", True, True),
+    ("cap100", False, False),
+    ("nac-bag1", False, False),
+    ("mosteller", True, False),
+    ("dubois", True, False),
+    ("vanc", False, False),
+    ("heparin-load", False, False),
+]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    case=st.sampled_from(PROPERTY_CASES),
+    weight_tenths=st.integers(min_value=300, max_value=2000),
+    height_mm=st.integers(min_value=1524, max_value=2200),
+    sex=st.sampled_from(["female", "male"]),
+)
+def test_every_new_formula_agrees_with_pint_and_every_sheet_is_refused_or_verified(
+    tmp_path_factory: pytest.TempPathFactory,
+    case: tuple[str, bool, bool],
+    weight_tenths: int,
+    height_mm: int,
+    sex: str,
+) -> None:
+    """Random patients inside the test protocols' limits: every formula the sheet ran gives the same
+    value with pint Quantities (pint converting each term, at 60 digits) as the Decimal path, and
+    the sheet is either refused by a limit or made (the verifier passed), its dose within
+    max_rounding_change of the dose recomputed here by hand from the printed JSON."""
+    import pint
+
+    from dosecalc import units
+    from dosecalc.errors import LimitError
+    from dosecalc.quantities import OPERANDS, formulas
+
+    pid, height, sex_needed = case
+    library = _shared_library(tmp_path_factory)
+    kwargs = {}
+    if height:
+        kwargs["height"] = f"{Decimal(height_mm) / 10} cm"
+    if sex_needed:
+        kwargs["sex"] = sex
+    weight = f"{Decimal(weight_tenths) / 10} kg"
+    try:
+        sheet = sheet_for(library, pid, weight, **kwargs)
+    except LimitError:
+        return
+    p = sheet.protocol
+    values = {**_fixed_all(p, sex), **sheet.result.values}
+    reg = units.registry()
+    config = p.config(sheet.result.basis)
+    checked = compiled(config)
+    for formula in formulas(config):
+        with localcontext() as context:
+            context.prec = 60
+            operands = []
+            for name in formula.operands:
+                kind, template = OPERANDS[name]
+                unit = units.pint_unit(template.format(d=p.dose_unit), kind)
+                operands.append(reg.Quantity(values[name], unit))
+            kind, template = OPERANDS[formula.target]
+            target = units.pint_unit(template.format(d=p.dose_unit), kind)
+            try:
+                by_pint = Decimal(formula.fn(*operands).to(target).magnitude)
+            except pint.DimensionalityError:  # pragma: no cover - a formula error
+                raise
+        engine = checked[formula.target].value(values)
+        assert abs(by_pint - engine) <= abs(engine) * Decimal("1e-40"), formula.target
+    data = json.loads(sheet_object_json(sheet), parse_float=Decimal, parse_int=Decimal)
+    assert abs(data["dose"] - values["dose"]) <= p.max_rounding_change * values["dose"]
+
+
+def _fixed_all(p: protocols.Protocol, sex: str) -> dict[str, Decimal]:
+    return protocols.fixed_values(p, sex if p.needs_sex else None)
+
+
+_SHARED: list[protocols.Library] = []
+
+
+def _shared_library(factory: pytest.TempPathFactory) -> protocols.Library:
+    if not _SHARED:
+        _SHARED.append(protocols.load(write(factory.mktemp("basis"), *ALL)))
+    return _SHARED[0]
+
+
+def sheet_object_json(sheet: Sheet) -> str:
+    from dosecalc.render.as_json import sheet_json
+
+    return sheet_json(sheet)
