@@ -912,8 +912,7 @@ class _Checker:
 
     def consistency(self, p: Protocol, path: str) -> None:
         """Checks across keys: defaults inside limits, make-up-to cannot overflow, checkpoints."""
-        rx = BY_NAME.get(p.config().prescribed)
-        limit_name = rx.limit if rx is not None else "dose"
+        limit_name = prescription(p)[1]
         if limit_name in p.limits:
             unit = p.limits[limit_name].unit
             self._default_inside(p, limit_name, p.dose.to(unit), f"{path}.dose")

@@ -736,3 +736,52 @@ def sheet_object_json(sheet: Sheet) -> str:
     from dosecalc.render.as_json import sheet_json
 
     return sheet_json(sheet)
+
+
+FIXED_STEPS = (
+    'weight = "0.1 kg"\ndose = "1 mg"\ndrug_volume = "0.1 mL"\nvolume = "1 mL"\nrate = "1 mL/h"\n'
+    'concentration = "0.01 mg/mL"\ndose_rate = "1 mg/h"\ndose_rate_per_kg = "0.01 mg/kg/h"'
+)
+FIXED_LIMITS = (
+    'weight = { hard = ["30 kg", "200 kg"] }\ndose = { hard = ["500 mg", "2000 mg"] }\n'
+    'duration = { hard = ["30 min", "120 min"] }\nrate = { hard = ["1 mL/h", "999 mL/h"] }'
+)
+
+
+def test_a_fixed_dose_and_a_fixed_daily_dose(tmp_path: Path) -> None:
+    # "1 g": 1,000 mg (a dose in g is reported in mg) / 100 mg/mL = 10 mL; 100 + 10 = 110 mL over
+    # 60 min = 110 mL/h, whatever the weight. "4 g/day" in 2 doses: 4,000 / 2 = 2,000 mg a dose,
+    # 20 mL, 120 mL, 120 mL/h; the day's total 2,000 x 2 = 4,000 mg/day.
+    fixed = protocol(
+        "fixed",
+        'dose = "1 g"\nduration = "60 min"\nstock = ["100 mg/mL"]\ndiluent_volume = "100 mL"',
+        steps=FIXED_STEPS,
+        limits=FIXED_LIMITS,
+    )
+    daily = protocol(
+        "daily",
+        'dose = "4 g/day"\ndivided_into = 2\nduration = "60 min"\nstock = ["100 mg/mL"]\n'
+        'diluent_volume = "100 mL"',
+        steps=FIXED_STEPS,
+        limits=FIXED_LIMITS,
+    )
+    library = protocols.load(write(tmp_path, fixed, daily))
+    one = sheet_for(library, "fixed", "70 kg")
+    assert texts(one, "dose", "drug_volume", "total_volume", "rate") == {
+        "dose": "1,000 mg",
+        "drug_volume": "10 mL",
+        "total_volume": "110 mL",
+        "rate": "110 mL/h",
+    }
+    assert sheet_for(library, "fixed", "150 kg").figures.dose.text == "1,000 mg"
+    assert one.reverse.dose_per_kg is None
+    two = sheet_for(library, "daily", "70 kg")
+    assert texts(two, "dose", "daily_dose", "drug_volume", "rate") == {
+        "dose": "2,000 mg",
+        "daily_dose": "4,000 mg/day",
+        "drug_volume": "20 mL",
+        "rate": "120 mL/h",
+    }
+    # A dose per kg written without its /kg, where limits.dose_per_kg is set, is refused.
+    typo = ACETYLCYSTEINE.replace('dose = "150 mg/kg"', 'dose = "150 mg"')
+    assert ("protocols.nac-bag1.dose", "wrong_dimension") in _refused(tmp_path, typo)
