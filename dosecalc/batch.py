@@ -34,6 +34,7 @@ from dosecalc.model import (
     check_date,
     check_patient_id,
     check_text,
+    dosing_basis,
     make_sheet,
 )
 from dosecalc.protocols import Library
@@ -72,6 +73,9 @@ RESULT_COLUMNS = (
     "rate_ml_per_h",
     "message",
 )
+# Issue 10: where the protocols file has a protocol dosing on another weight than the actual one
+# (or capped), results.csv also gives the dosing weight and its basis, before the message.
+BASIS_COLUMNS = ("dosing_weight_kg", "dosing_weight_basis")
 STATUSES = ("ok", "warning", "refused", "invalid", "blank")
 FAILED = ("refused", "invalid")
 RESULTS_FILE, ERRORS_FILE, MANIFEST_FILE = "results.csv", "errors.csv", "manifest.json"
@@ -100,6 +104,7 @@ class Options:
     force: bool = False
     paper: str = "a4"  # for html and pdf sheets
     combined: Path | None = None  # one PDF: a cover page, then a page per sheet
+    basis_columns: bool = False  # results.csv gives the dosing weight and basis (BASIS_COLUMNS)
 
 
 @dataclass
@@ -447,6 +452,7 @@ def _success(raw: RawRow, options: Options, sheet: Sheet, key: str) -> Entry:
         f.drug_volume.json,
         f.total_volume.json,
         f.rate.json,
+        *(basis_cells(sheet) if options.basis_columns else ()),
         message,
     ]
     entry = Entry(raw.line, status, cells, key, overridden=bool(sheet.overrides))
@@ -472,6 +478,26 @@ def _duplicate_key(cells: dict[str, str] | None, options: Options) -> str | None
 
 def evaluate(raw: RawRow, library: Library, options: Options) -> Entry:
     """One record's outcome: blank, invalid, refused, or a sheet (ok / warning)."""
+    entry = _evaluate(raw, library, options)
+    if options.basis_columns and entry.status not in ("ok", "warning"):
+        entry.cells[-1:-1] = basis_cells(None)  # _success gave a sheet's own
+    return entry
+
+
+def basis_cells(sheet: Sheet | None) -> list[str]:
+    """The dosing weight and its basis, for results.csv (empty for a row without a sheet)."""
+    if sheet is None:
+        return ["", ""]
+    return [sheet.figures.dosing_weight_kg.json, dosing_basis(sheet)[0]]
+
+
+def result_columns(options: Options) -> tuple[str, ...]:
+    if not options.basis_columns:
+        return RESULT_COLUMNS
+    return (*RESULT_COLUMNS[:-1], *BASIS_COLUMNS, RESULT_COLUMNS[-1])
+
+
+def _evaluate(raw: RawRow, library: Library, options: Options) -> Entry:
     if raw.blank:
         cells = [str(raw.line), "", "", "", "", "blank", "", "", "", "", "", "", "blank line"]
         return Entry(raw.line, "blank", cells)
@@ -634,11 +660,13 @@ def neutralise(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
-def csv_chunks(rows: Iterator[list[str]]) -> Iterator[bytes]:
+def csv_chunks(
+    rows: Iterator[list[str]], columns: tuple[str, ...] = RESULT_COLUMNS
+) -> Iterator[bytes]:
     """results.csv / errors.csv: header, then one line per row, in chunks of bytes."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(RESULT_COLUMNS)
+    writer.writerow(columns)
     for i, cells in enumerate(rows, 1):
         writer.writerow([neutralise(c) for c in cells])
         if i % 1000 == 0:
@@ -737,10 +765,11 @@ def _write_folder(
 
     for name, data in spool.sheets():
         record(name, data)
-    record(RESULTS_FILE, Hashed(csv_chunks(cells for _, _, cells, _ in spool.rows())))
+    columns = result_columns(options)
+    record(RESULTS_FILE, Hashed(csv_chunks((c for _, _, c, _ in spool.rows()), columns)))
     record(
         ERRORS_FILE,
-        Hashed(csv_chunks(cells for _, _, cells, _ in spool.rows(*FAILED))),
+        Hashed(csv_chunks((c for _, _, c, _ in spool.rows(*FAILED)), columns)),
     )
     write_atomic(
         _target(out, MANIFEST_FILE),
@@ -829,7 +858,7 @@ def _write_stdout(spool: Spool, options: Options, stdout: IO[bytes]) -> None:
             if status != "blank":
                 stdout.write(jsonl.encode("utf-8") + b"\n")  # type: ignore[union-attr]
     else:
-        for chunk in csv_chunks(cells for _, _, cells, _ in spool.rows()):
+        for chunk in csv_chunks((c for _, _, c, _ in spool.rows()), result_columns(options)):
             stdout.write(chunk)
     stdout.flush()
 
@@ -909,7 +938,14 @@ def run(
                     f"sheets: unknown format '{safe_echo(fmt)}'. Accepted: {', '.join(FORMATS)}",
                 )
             )
-    options = replace(options, protocol_id=options.protocol_id or library.default)
+    options = replace(
+        options,
+        protocol_id=options.protocol_id or library.default,
+        basis_columns=any(
+            p.config().weights != "actual" or p.weight_max is not None
+            for p in library.protocols.values()
+        ),
+    )
     started = _now()
     report = Report()
     fmt = input_format(daylist, options.input_format)

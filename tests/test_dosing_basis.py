@@ -785,3 +785,23 @@ def test_a_fixed_dose_and_a_fixed_daily_dose(tmp_path: Path) -> None:
     # A dose per kg written without its /kg, where limits.dose_per_kg is set, is refused.
     typo = ACETYLCYSTEINE.replace('dose = "150 mg/kg"', 'dose = "150 mg"')
     assert ("protocols.nac-bag1.dose", "wrong_dimension") in _refused(tmp_path, typo)
+
+
+def test_results_csv_gives_the_dosing_weight_and_basis(runner: CliRunner, tmp_path: Path) -> None:
+    # A day list with height and sex columns; the shipped file has ketamine-iv-ibw, so results.csv
+    # carries dosing_weight_kg and dosing_weight_basis (before message). A file without a dosing
+    # basis keeps the original columns (tests/test_golden_outputs.py).
+    daylist = tmp_path / "day.csv"
+    daylist.write_text(
+        "patient_id,weight,protocol,height,sex\n"
+        "A1,110 kg,ketamine-iv-ibw,70 in,male\n"  # BMI 34.8: IBW 73 kg
+        "A2,72 kg,ketamine-iv,,\n"  # actual weight
+        "A3,72 kg,ketamine-iv,170 cm,\n"  # a height the protocol does not use: invalid
+    )
+    result = runner.invoke(cli, ["batch", str(daylist), "--date", DATE])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith(",rate_ml_per_h,dosing_weight_kg,dosing_weight_basis,message")
+    assert lines[1].endswith(",155.5,73,ideal,")
+    assert lines[2].endswith(",155.4,72,actual,")
+    assert ",invalid,,,,,,,,,height: protocol ketamine-iv does not use" in lines[3]
