@@ -30,7 +30,7 @@ def versions() -> dict[str, str]:
 
 
 def _inputs(order: Order) -> dict[str, Any]:
-    return {
+    found = {
         "weight": order.weight,
         "protocol": order.protocol_id,
         "patient_id": order.patient_id,
@@ -41,6 +41,11 @@ def _inputs(order: Order) -> dict[str, Any]:
         "override_reason": order.override_reason,
         "operator": order.operator,
     }
+    # Issue 10: the height and sex a dose was worked out from, where they were given.
+    for name in ("height", "sex"):
+        if getattr(order, name) is not None:
+            found[name] = getattr(order, name)
+    return found
 
 
 def record(

@@ -50,7 +50,7 @@ QUANTITIES: tuple[Spec, ...] = (
         "ideal_weight_kg",
         None,
         None,
-        "Ideal body weight",
+        "Ideal weight",
     ),
     Spec(
         "adjusted_weight_kg",
@@ -61,9 +61,9 @@ QUANTITIES: tuple[Spec, ...] = (
         "adjusted_weight_kg",
         None,
         None,
-        "Adjusted body weight",
+        "Adj. weight",
     ),
-    Spec("bsa_m2", "bsa", "m2", "bsa", "bsa", "bsa_m2", None, None, "Body surface area"),
+    Spec("bsa_m2", "bsa", "m2", "bsa", "bsa", "bsa_m2", None, None, "BSA"),
     Spec(
         "dosing_weight_kg",
         "weight",

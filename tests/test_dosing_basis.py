@@ -232,7 +232,7 @@ def test_a_woman_of_160_cm(library: protocols.Library) -> None:
     assert str(sheet.result.values["ideal_weight_kg"])[:12] == "52.381889763"
     assert sheet.figures.dose.text == "26.2 mg"
     assert sheet.figures.dose.exact_number == "26.191"
-    line = {x.label: x.text for x in content.calculation(sheet)}["Ideal body weight"]
+    line = {x.label: x.text for x in content.calculation(sheet)}["Ideal weight"]
     assert (
         line == "45.5 kg + 2.3 kg/in x (160 cm / 2.54 cm/in - 60 in) = 52.382 kg, given as 52.4 kg"
     )
@@ -357,7 +357,7 @@ def test_mosteller_from_the_paper(library: protocols.Library) -> None:
     sheet = sheet_for(library, "mosteller", "70 kg", height="170 cm")
     assert texts(sheet, "bsa_m2", "dose") == {"bsa_m2": "1.82 m2", "dose": "181.8 mg"}
     assert str(sheet.result.values["bsa_m2"])[:10] == "1.81811868"
-    line = {x.label: x.text for x in content.calculation(sheet)}["Body surface area"]
+    line = {x.label: x.text for x in content.calculation(sheet)}["BSA"]
     assert line == "sqrt(170 cm x 70 kg / 3,600) = 1.8181 m2, given as 1.82 m2"
     assert sheet_object(sheet)["bsa_m2"].json == "1.82"
 
