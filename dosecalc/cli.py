@@ -164,7 +164,9 @@ def cli(ctx: click.Context, protocols_file: str | None) -> None:
 @click.option("--patient-id", metavar="ID", help="1-64 letters, digits, '-' or '_'.")
 @click.option("--name", metavar="TEXT", help="Patient name (shown on the sheet, never logged).")
 @click.option(
-    "--dose", metavar="QUANTITY", help='Dose per kg, overriding the protocol ("0.75 mg/kg").'
+    "--dose",
+    metavar="QUANTITY",
+    help='Dose in the protocol\'s form, overriding it ("0.75 mg/kg", "1.5 mg/m2").',
 )
 @click.option("--duration", metavar="QUANTITY", help='Infusion duration ("40 min").')
 @click.option(

@@ -533,7 +533,10 @@ def dosing_basis(sheet: Sheet) -> tuple[str, str]:
             f"{f.of('dosing_weight_max').text}"
         )
         return "max", "; ".join(reasons) + ": maximum dosing weight"
-    return code, ": ".join(["; ".join(reasons), names[code]] if reasons else [names[code]])
+    why = ": ".join(["; ".join(reasons), names[code]] if reasons else [names[code]])
+    if p.per != "kg":  # the weight is shown for the dose rate per kg, not to dose on
+        why += "; the dose is per m2" if p.per == "m2" else "; the dose is fixed"
+    return code, why
 
 
 def _weight_of(code: str) -> str:

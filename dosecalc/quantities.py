@@ -1,14 +1,19 @@
 """Each reported quantity described once, and each formula written once.
 
 `QUANTITIES` names every number a dose sheet reports: its kind, working unit, rounding-step key, limit
-key, JSON key, results.csv column and label. `FORMULAS` gives each computed quantity its formula,
-written once over named operands with + - * / and nothing else (no bare numbers: pint supplies every
-factor). A formula is evaluated three ways:
+key, JSON key, results.csv column and label. Each computed quantity has its formula, written once
+over named operands with + - * / and the functions `lesser`, `sqrt` and `power` (a named exponent),
+and no bare numbers: pint supplies every factor, and a published constant (Devine's 2.3 kg/in,
+Mosteller's 3600) is a named operand with its units (`CONSTANTS`). Which formulas a sheet runs
+depends on its protocol's `Config` (preparation, dose form, dosing basis, caps): `formulas(config)`.
+A formula is evaluated three ways:
 - with pint Quantities when a protocol is loaded (`compiled`): the result's dimension is asserted
   against its working unit, and pint gives the exact factor into that unit (mL/min to mL/h: 60);
 - with exact Decimals for every sheet (`Compiled.value`), times that factor;
 - with Intervals (`Compiled.interval`), for the range each quantity can take inside a protocol's hard
   limits (the rounding-step rule in protocols.py) and the pencil check of printed arithmetic.
+When it is compiled, pint also evaluates it at distinct operand values, converting every term, and
+must agree with the Decimal path: a sum of terms in different units is refused.
 Adding a quantity is one `Spec` plus its `Formula`.
 """
 
