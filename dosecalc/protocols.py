@@ -916,6 +916,21 @@ class _Checker:
         if limit_name in p.limits:
             unit = p.limits[limit_name].unit
             self._default_inside(p, limit_name, p.dose.to(unit), f"{path}.dose")
+        dose_hard = p.limits["dose"].hard if "dose" in p.limits else None
+        caps = [("dose_max", p.dose_max, Decimal(1))]
+        if p.divided_into is not None:
+            caps.append(("daily_dose_max", p.daily_dose_max, Decimal(p.divided_into)))
+        for key, cap, per_dose in caps:
+            if cap is None or dose_hard is None:
+                continue
+            unit = p.unit("{d}") if key == "dose_max" else p.unit("{d}/day")
+            if cap.to(unit) / per_dose < dose_hard.low:
+                self.add(
+                    f"{path}.{key}",
+                    "cap_below_hard_limit",
+                    f"{cap.text} caps every dose below the dose hard minimum "
+                    f"{format_quantity(dose_hard.low, p.unit('{d}'))}: every sheet would be refused",
+                )
         if p.needs_height and "height" in p.limits:
             height = p.limits["height"].hard
             if p.basis != "actual" and height is not None and height.low < DEVINE_FROM_CM:

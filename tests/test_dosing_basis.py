@@ -573,6 +573,8 @@ def test_protocol_rules_for_the_new_keys(tmp_path: Path) -> None:
     assert ("protocols.ideal.limits.height.hard", "below_devine") in _refused(tmp_path, short)
     no_height = IDEAL.replace('height = { hard = ["152.4 cm", "230 cm"] }\n', "")
     assert ("protocols.ideal.limits.height", "missing") in _refused(tmp_path, no_height)
+    low_cap = ACETYLCYSTEINE.replace('dose_max = "15 g"', 'dose_max = "1 g"')
+    assert ("protocols.nac-bag1.dose_max", "cap_below_hard_limit") in _refused(tmp_path, low_cap)
     unused = ACETYLCYSTEINE.replace(
         "[protocols.nac-bag1.limits]",
         '[protocols.nac-bag1.limits]\nbsa = { hard = ["1 m2", "2 m2"] }',
