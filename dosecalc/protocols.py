@@ -35,6 +35,7 @@ from dosecalc.quantities import (
     formulas,
 )
 from dosecalc.units import (
+    FAMILIES,
     KINDS,
     Quantity,
     canonical_unit,
@@ -526,29 +527,25 @@ class _Checker:
         return protocol if len(self.problems) == before else None
 
     def dose(self, value: Any, full: str) -> tuple[Quantity, str, bool] | None:
-        """The prescription: (quantity, per "kg"/"m2"/"", per day)."""
-        unit = None
-        if isinstance(value, str):
-            unit_text = value.strip(" ").rpartition(" ")[2]
-            unit = canonical_unit(unit_text)
-        parts = unit.split("/") if unit else []
-        form = DOSE_FORMS.get(tuple(parts[1:])) if parts else None
-        if form is None or parts[0] not in ("mg", "mcg", "g", "units", "mmol", "mEq"):
-            if not isinstance(value, str):
-                self.quantity(value, full, "dose_per_kg")  # reports the wrong type
-                return None
-            from dosecalc.units import safe_echo
+        """The prescription: (quantity, per "kg"/"m2"/"", per day). Its unit decides its form."""
+        from dosecalc.units import _SHAPE, safe_echo
 
-            self.add(
-                full, "bad_dose", f"'{safe_echo(value)}' is not a dose. Accepted: {DOSE_ACCEPTED}"
+        shape = _SHAPE.fullmatch(value) if isinstance(value, str) else None
+        unit = canonical_unit(shape["unit"]) if shape is not None and shape["unit"] else None
+        if unit is None:  # not text, not a quantity, or no known unit: the grammar says which
+            self.quantity(value, full, "dose_per_kg")
+            return None
+        parts = unit.split("/")
+        form = DOSE_FORMS.get(tuple(parts[1:]))
+        if form is None or parts[0] not in FAMILIES or (parts[0] == "g" and form[0] != ""):
+            why = (
+                "is in g: write a dose per kg or m2 in mg or mcg"
+                if parts[0] == "g" and form is not None
+                else f"is {describe(unit)}, not a dose"
             )
+            self.add(full, "bad_dose", f"'{safe_echo(value)}' {why}. Accepted: {DOSE_ACCEPTED}")
             return None
         per, per_day, kind = form
-        if parts[0] == "g" and per != "":
-            self.add(
-                full, "bad_dose", f"write a dose per {per} in mg, not g. Accepted: {DOSE_ACCEPTED}"
-            )
-            return None
         q = self.quantity(value, full, family_kind(kind, parts[0]))
         return None if q is None else (q, per, per_day)
 
@@ -632,7 +629,9 @@ class _Checker:
                 or not FACTOR.fullmatch(value)
                 or not 0 < Decimal(value) <= 1
             ):
-                shown = _toml_type(value) if not isinstance(value, str) else repr(value)
+                from dosecalc.units import safe_echo
+
+                shown = _toml_type(value) if not isinstance(value, str) else f"'{safe_echo(value)}'"
                 self.add(
                     f"{full}.adjusted_factor",
                     "bad_factor",

@@ -807,3 +807,15 @@ def test_results_csv_gives_the_dosing_weight_and_basis(runner: CliRunner, tmp_pa
     assert lines[1].endswith(",155.5,73,ideal,")
     assert lines[2].endswith(",155.4,72,actual,")
     assert ",invalid,,,,,,,,,height: protocol ketamine-iv does not use" in lines[3]
+
+
+def test_the_dose_key_accepts_every_form_and_refuses_the_rest(tmp_path: Path) -> None:
+    # The grammar as before ("0.5mg/kg" without a space is the same dose); a dose rate, a volume or
+    # a dose per kg in g is not a dose.
+    same = IDEAL.replace('dose = "0.5 mg/kg"', 'dose = "0.5mg/kg"')
+    assert protocols.load(write(tmp_path, same)).protocols["ideal"].dose.to("mg/kg") == Decimal(
+        "0.5"
+    )
+    for bad in ('"0.5 mg/kg/h"', '"40 mL"', '"0.5 g/kg"'):
+        body = IDEAL.replace('dose = "0.5 mg/kg"', f"dose = {bad}")
+        assert ("protocols.ideal.dose", "bad_dose") in _refused(tmp_path, body), bad
