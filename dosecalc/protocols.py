@@ -38,11 +38,11 @@ from dosecalc.units import (
     FAMILIES,
     KINDS,
     Quantity,
-    canonical_unit,
     describe,
     factor,
     family_kind,
     parse_quantity,
+    unit_of,
 )
 
 ENV_PROTOCOLS = "DOSECALC_PROTOCOLS"
@@ -528,10 +528,9 @@ class _Checker:
 
     def dose(self, value: Any, full: str) -> tuple[Quantity, str, bool] | None:
         """The prescription: (quantity, per "kg"/"m2"/"", per day). Its unit decides its form."""
-        from dosecalc.units import _SHAPE, safe_echo
+        from dosecalc.units import safe_echo
 
-        shape = _SHAPE.fullmatch(value) if isinstance(value, str) else None
-        unit = canonical_unit(shape["unit"]) if shape is not None and shape["unit"] else None
+        unit = unit_of(value)
         if unit is None:  # not text, not a quantity, or no known unit: the grammar says which
             self.quantity(value, full, "dose_per_kg")
             return None

@@ -185,6 +185,13 @@ def canonical_unit(unit_text: str) -> str | None:
     return "/".join(parts)
 
 
+def unit_of(text: object) -> str | None:
+    """The canonical unit of a quantity's text ('0.5mg/kg' -> 'mg/kg'), or None: to choose the kind
+    to parse it as (a protocol's dose may be per kg, per m2, fixed or per day)."""
+    shape = _SHAPE.fullmatch(text) if isinstance(text, str) else None
+    return canonical_unit(shape["unit"]) if shape is not None and shape["unit"] else None
+
+
 def parse_quantity(text: str, field: str, kind_name: str) -> Quantity:
     """Parse `text` as a quantity of the given kind, or raise InputError naming `field`."""
     if not isinstance(text, str):
