@@ -856,3 +856,16 @@ def test_the_dose_key_accepts_every_form_and_refuses_the_rest(tmp_path: Path) ->
     for bad in ('"0.5 mg/kg/h"', '"40 mL"', '"0.5 g/kg"'):
         body = IDEAL.replace('dose = "0.5 mg/kg"', f"dose = {bad}")
         assert ("protocols.ideal.dose", "bad_dose") in _refused(tmp_path, body), bad
+
+
+def test_a_height_typed_in_the_wrong_unit_is_caught_by_its_hard_limit(
+    library: protocols.Library,
+) -> None:
+    # "67 cm" for 67 in: below the 152.4 cm hard minimum (Devine's 60 in), refused, never guessed.
+    from dosecalc.errors import LimitError
+
+    with pytest.raises(LimitError) as raised:
+        sheet_for(library, "ibw30", "110 kg", height="67 cm", sex="male")
+    problem = raised.value.problems[0]
+    assert (problem.field, problem.code) == ("height", "hard_limit")
+    assert "height 67 cm is below the hard limit 152.4 cm" in problem.message
