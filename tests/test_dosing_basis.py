@@ -234,7 +234,8 @@ def test_a_woman_of_160_cm(library: protocols.Library) -> None:
     assert sheet.figures.dose.exact_number == "26.191"
     line = {x.label: x.text for x in content.calculation(sheet)}["Ideal weight"]
     assert (
-        line == "45.5 kg + 2.3 kg/in x (160 cm / 2.54 cm/in - 60 in) = 52.382 kg, given as 52.4 kg"
+        line
+        == "45.5 kg + 2.3 kg/in x (160 cm / 2.54 cm/in - 60 in) = 52.382 kg, given as 52.4 kg (used)"
     )
 
 

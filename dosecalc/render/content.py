@@ -71,6 +71,8 @@ def patient(sheet: Sheet) -> list[Line]:
     weight = clean(o.weight.strip())
     if sheet.weight_in_lb or f.weight_kg.text != weight:
         weight = f"{weight} = {shown(f.weight_kg)}"
+    if sheet.protocol.basis != "actual" and dosing_basis(sheet)[0] == "actual":
+        weight += " (used)"  # rather than the ideal or adjusted weight computed below
     lines = [
         Line("Patient ID", o.patient_id or "(none given)"),
         Line("Name", clean(o.name) if o.name else "(none given)"),
@@ -117,6 +119,8 @@ def calculation(sheet: Sheet) -> list[Line]:
             result += " (capped)"
         elif target == "dosing_weight_kg":
             result += f" ({dosing_basis(sheet)[1]})"
+        elif target == f"{dosing_basis(sheet)[0]}_weight_kg":
+            result += " (used)"
         lines.append(Line(BY_NAME[target].label, f"{line.text(operands)} = {result}"))
     return lines
 
