@@ -56,6 +56,10 @@ def _inputs(order: Order) -> dict[str, Any]:
         "hr": order.hr,
         "spo2": order.spo2,
     }
+    # Issue 10: the height and sex a dose was worked out from, where they were given.
+    for name in ("height", "sex"):
+        if getattr(order, name) is not None:
+            typed[name] = getattr(order, name)
     return {k: v if v is None else sanitize.log(v) for k, v in typed.items()}
 
 

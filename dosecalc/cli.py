@@ -292,9 +292,21 @@ def cli(ctx: click.Context, protocols_file: str | None) -> None:
 @click.option("--patient-id", metavar="ID", help="1-64 letters, digits, '-' or '_'.")
 @click.option("--name", metavar="TEXT", help="Patient name (shown on the sheet, never logged).")
 @click.option(
-    "--dose", metavar="QUANTITY", help='Dose per kg, overriding the protocol ("0.75 mg/kg").'
+    "--dose",
+    metavar="QUANTITY",
+    help='Dose in the protocol\'s form, overriding it ("0.75 mg/kg", "1.5 mg/m2").',
 )
 @click.option("--duration", metavar="QUANTITY", help='Infusion duration ("40 min").')
+@click.option(
+    "--height",
+    metavar="QUANTITY",
+    help='Height, where the protocol needs it ("170 cm", "1.7 m", "67 in").',
+)
+@click.option(
+    "--sex",
+    metavar="female|male",
+    help="Sex, where the protocol needs it (ideal body weight).",
+)
 @click.option(
     "--stock",
     metavar="STRENGTH",
@@ -329,6 +341,8 @@ def sheet(
     name: str | None,
     dose: str | None,
     duration: str | None,
+    height: str | None,
+    sex: str | None,
     stock: str | None,
     override_reason: str | None,
     protocol_id: str | None,
@@ -390,6 +404,8 @@ def sheet(
         bp=bp,
         hr=hr,
         spo2=spo2,
+        height=height,
+        sex=sex,
     )
     to_file = output is not None and output != "-"
     if to_file and not force and os.path.lexists(output):  # type: ignore[arg-type]
@@ -720,7 +736,7 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
         ("drug", clean(p.drug)),
         ("indication", clean(p.indication)),
         ("version", clean(p.version)),
-        ("dose", p.dose_per_kg.text),
+        ("dose", p.dose.text),
         ("duration", p.duration.text),
         ("stock", ", ".join(s.text for s in p.stock)),
         ("diluent", f"{clean(p.diluent)}, {p.diluent_volume.text}"),
@@ -728,6 +744,7 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
         ("checkpoint every", p.checkpoint_every.text),
         ("max rounding change", f"{format_number(p.max_rounding_change * 100)}%"),
     ]
+    rows += _basis_rows(p)
     rows += [(f"round {k}", format_quantity(v, _step_unit(p, k))) for k, v in p.steps.items()]
     for name, limit in p.limits.items():
         for level, bounds in (("soft", limit.soft), ("hard", limit.hard)):
@@ -745,6 +762,27 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
     click.echo(f"{'advisory':>20}: {clean(p.advisory, keep_newlines=True).strip()}")
     for item in p.monitoring:
         click.echo(f"{'monitoring':>20}: {clean(item)}")
+
+
+def _basis_rows(p: Any) -> list[tuple[str, str]]:
+    """The dosing basis keys (issue 10), where the protocol sets them."""
+    rows = []
+    if p.divided_into is not None:
+        rows.append(("divided into", f"{p.divided_into} doses a day"))
+    for label, cap in (("dose max", p.dose_max), ("daily dose max", p.daily_dose_max)):
+        if cap is not None:
+            rows.append((label, cap.text))
+    if p.per == "m2":
+        rows.append(("bsa formula", p.bsa_formula))
+    if p.basis != "actual" or p.weight_max is not None:
+        rows.append(("dosing weight", p.basis))
+        if p.basis == "adjusted":
+            rows.append(("adjusted factor", str(p.adjusted_factor)))
+        if p.bmi_trigger is not None:
+            rows.append(("use when BMI at least", p.bmi_trigger.text))
+        if p.weight_max is not None:
+            rows.append(("dosing weight max", p.weight_max.text))
+    return rows
 
 
 def _step_unit(p: Any, key: str) -> str:

@@ -72,8 +72,8 @@ class Figure(NamedTuple):
 
     @property
     def text(self) -> str:
-        """'36 mg': the value as given, for every renderer."""
-        return f"{self.number} {self.unit}"
+        """'36 mg': the value as given, for every renderer (a unitless constant: '3,600')."""
+        return f"{self.number} {self.unit}" if self.unit else self.number
 
     @property
     def was_rounded(self) -> bool:
@@ -99,7 +99,7 @@ class Figure(NamedTuple):
 
     @property
     def operand_text(self) -> str:
-        return f"{self.operand_number} {self.unit}"
+        return f"{self.operand_number} {self.unit}" if self.unit else self.operand_number
 
     @property
     def operand_places(self) -> int | None:

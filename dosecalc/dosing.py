@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from dosecalc.display import format_quantity
 from dosecalc.errors import InputError, LimitError, Problem
-from dosecalc.protocols import MAX_CHECKPOINTS, Protocol
+from dosecalc.protocols import MAX_CHECKPOINTS, Protocol, fixed_values, prescription
 from dosecalc.quantities import Compiled, compiled, formulas
 from dosecalc.units import Quantity
 
@@ -36,6 +36,15 @@ class Result:
     chosen_stock: Quantity  # as listed in the protocol
     values: Mapping[str, Decimal]
     checkpoints: tuple[Checkpoint, ...]
+    basis: str = "actual"  # the weight the dose is based on (issue 10)
+    height: Quantity | None = None  # as entered
+    sex: str | None = None
+
+    @property
+    def capped(self) -> bool:
+        """True when a cap (dose_max, daily_dose_max) made the dose smaller."""
+        uncapped = self.values.get("dose_uncapped")
+        return uncapped is not None and self.values["dose"] < uncapped
 
     def __getattr__(self, name: str) -> Decimal:
         try:
@@ -69,21 +78,38 @@ def calculate(
     dose_per_kg: Quantity | None = None,
     duration: Quantity | None = None,
     stock: Quantity | None = None,
+    height: Quantity | None = None,
+    sex: str | None = None,
 ) -> Result:
     """Compute the exact dose, preparation and pump settings with the protocol's pint-checked
-    formulas (quantities.py). Raises LimitError where the preparation cannot hold the dose."""
+    formulas (quantities.py). `dose_per_kg` is the prescription in the protocol's own form (per kg,
+    per m2, fixed, per day). `height` and `sex` are given exactly when the protocol needs them
+    (model.py checks). Raises LimitError where the preparation cannot hold the dose."""
     d = protocol.dose_unit
     chosen = choose_stock(protocol, stock)
-    checked = compiled(protocol.preparation, d)
+    rx_name, _, rx_unit = prescription(protocol)
     values: dict[str, Decimal] = {
+        **fixed_values(protocol, sex),
         "weight_kg": weight.to("kg"),
-        "dose_per_kg": (dose_per_kg or protocol.dose_per_kg).to(f"{d}/kg"),
+        rx_name: (dose_per_kg or protocol.dose).to(rx_unit),
         "duration": (duration or protocol.duration).to("min"),
         "stock": chosen.to(f"{d}/mL"),
-        "container_volume": protocol.diluent_volume.to("mL"),
     }
-    for formula in formulas(protocol.preparation):
+    if height is not None:
+        values["height_cm"] = height.to("cm")
+    basis = protocol.basis
+    if protocol.bmi_trigger is not None and basis != "actual":
+        # The BMI decides the basis: computed first, exactly (never the printed, rounded BMI).
+        bmi = compiled(protocol.config())["bmi"].value(values)
+        if bmi < protocol.bmi_trigger.to("kg/m2"):
+            basis = "actual"
+    config = protocol.config(basis)
+    checked = compiled(config)
+    for formula in formulas(config):
         values[formula.target] = checked[formula.target].value(values)
+    used = protocol.quantities
+    for name in [n for n in values if n not in used]:
+        del values[name]
     if values["diluent_volume"] < 0:
         raise LimitError(
             Problem(
@@ -118,6 +144,9 @@ def calculate(
         chosen_stock=chosen,
         values=values,
         checkpoints=checkpoints,
+        basis=basis,
+        height=height,
+        sex=sex,
     )
 
 

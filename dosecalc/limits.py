@@ -66,7 +66,8 @@ class Notice:
 
 def limited_values(result: Result) -> dict[str, Decimal]:
     """The exact value each limit name applies to, in the protocol's working units."""
-    return {s.limit: result.values[s.name] for s in QUANTITIES if s.limit is not None}
+    values = result.values
+    return {s.limit: values[s.name] for s in QUANTITIES if s.limit is not None and s.name in values}
 
 
 def check(protocol: Protocol, result: Result) -> list[Breach]:

@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from decimal import Decimal
 from functools import lru_cache
 
@@ -25,8 +26,8 @@ from dosecalc.display import (
 from dosecalc.dosing import Result, calculate
 from dosecalc.errors import InputError, LimitError, Problem, arithmetic_error
 from dosecalc.limits import Breach, Notice, check, rounding_notices
-from dosecalc.protocols import Library, Limit, Protocol
-from dosecalc.quantities import QUANTITIES
+from dosecalc.protocols import Library, Limit, Protocol, prescription
+from dosecalc.quantities import CONSTANTS, DISPLAY_UNITS, OPERANDS, QUANTITIES
 from dosecalc.sanitize import has_unsafe, terminal
 from dosecalc.sanitize import text as clean
 from dosecalc.units import STRENGTH, Quantity, parse_quantity
@@ -55,6 +56,11 @@ class Order:
     bp: str | None = None
     hr: str | None = None
     spo2: str | None = None
+    height: str | None = None  # "170 cm", "1.7 m", "67 in": only where the protocol needs it
+    sex: str | None = None  # "female" or "male": only where the protocol needs it
+
+
+SEXES = ("female", "male")
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,14 @@ class Figures:
 
     values: Mapping[str, Figure]
     checkpoints: tuple[Checkpoint, ...]
+    # Operands printed inside arithmetic that are not reported quantities (published constants,
+    # the protocol's caps and factors), shown as given.
+    operands: Mapping[str, Figure] = dataclass_field(default_factory=dict)
+
+    def of(self, name: str) -> Figure:
+        """The figure of a quantity or of an operand."""
+        found = self.values.get(name)
+        return self.operands[name] if found is None else found
 
     def __getattr__(self, name: str) -> Figure:
         try:
@@ -232,14 +246,16 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
 
     problems: list[Problem] = []
     parsed: dict[str, Quantity | None] = {}
-    for field, text, kind in (
+    rx_kind = protocol.kind(OPERANDS[prescription(protocol)[0]][0])
+    for name, text, kind in (
         ("weight", order.weight, "weight"),
-        ("dose", order.dose, "dose_per_kg"),
+        ("dose", order.dose, rx_kind),
         ("duration", order.duration, "duration"),
-        ("stock", order.stock, STRENGTH),
+        ("stock", order.stock, _stock_kind(protocol)),
+        ("height", order.height, "height"),
     ):
         try:
-            parsed[field] = _optional(text, field, kind)
+            parsed[name] = _optional(text, name, kind)
         except InputError as exc:
             problems.extend(exc.problems)
     duration = parsed.get("duration")
@@ -251,12 +267,21 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
             readings = vitals.read(order.bp, order.hr, order.spo2)
         except InputError as exc:
             problems.extend(exc.problems)
+    problems += _basis_inputs(protocol, order)
+    if order.dose is not None and not problems:
+        problems += _override_allowed(protocol, parsed["dose"])
     if problems:
         raise InputError(problems)
     weight = parsed["weight"]
     assert weight is not None
     result, breaches, figures, notices, reverse = _calculated(
-        protocol, weight, parsed["dose"], parsed["duration"], parsed["stock"]
+        protocol,
+        weight,
+        parsed["dose"],
+        parsed["duration"],
+        parsed["stock"],
+        parsed["height"],
+        order.sex,
     )
     changes = _changes(protocol, result, parsed)
 
@@ -416,15 +441,104 @@ def _range(limit: Limit) -> str:
     return f"{format_number(bounds.low)}{unit} to {format_number(bounds.high)}{unit}"
 
 
+def _basis_inputs(protocol: Protocol, order: Order) -> list[Problem]:
+    """Height and sex: required exactly when the protocol needs them, refused when it does not."""
+    from dosecalc.protocols import height_reason
+
+    problems = []
+    pid = protocol.id
+    if protocol.needs_height and order.height is None:
+        problems.append(
+            Problem(
+                "height",
+                "missing",
+                f"height: protocol {pid} needs the patient's height{height_reason(protocol)}: "
+                'give it with its unit, for example --height "170 cm" (day list: the height '
+                "column)",
+            )
+        )
+    elif not protocol.needs_height and order.height is not None:
+        problems.append(
+            Problem(
+                "height",
+                "not_used",
+                f"height: protocol {pid} does not use the patient's height (it doses on "
+                f"{_basis_text(protocol)}): leave it out",
+            )
+        )
+    if order.sex is not None and order.sex not in SEXES:
+        problems.append(
+            Problem(
+                "sex",
+                "bad_sex",
+                f"sex: '{terminal(order.sex)}' is not accepted. Accepted: female, male.",
+            )
+        )
+    elif protocol.needs_sex and order.sex is None:
+        problems.append(
+            Problem(
+                "sex",
+                "missing",
+                f"sex: protocol {pid} needs the patient's sex (the {protocol.basis} body weight "
+                "is computed by Devine's formula, which differs for men and women): --sex "
+                "female or --sex male (day list: the sex column)",
+            )
+        )
+    elif not protocol.needs_sex and order.sex is not None:
+        problems.append(
+            Problem(
+                "sex",
+                "not_used",
+                f"sex: protocol {pid} does not use the patient's sex (it doses on "
+                f"{_basis_text(protocol)}): leave it out",
+            )
+        )
+    return problems
+
+
+def _basis_text(protocol: Protocol) -> str:
+    if protocol.per == "m2":
+        return "body surface area"
+    if protocol.per == "":
+        return "a fixed dose"
+    return f"{protocol.basis} body weight" if protocol.basis != "actual" else "actual body weight"
+
+
+def _override_allowed(protocol: Protocol, dose: Quantity | None) -> list[Problem]:
+    """A prescription other than the protocol's needs a hard limit on it (the rounding-step rule
+    and the printed-figure checks are proven only inside hard limits)."""
+    _, limit_name, unit = prescription(protocol)
+    limit = protocol.limits.get(limit_name)
+    if dose is None or dose.to(unit) == protocol.dose.to(unit):
+        return []
+    if limit is not None and limit.hard is not None:
+        return []
+    return [
+        Problem(
+            "dose",
+            "override_not_allowed",
+            f"dose: protocol {protocol.id} has no hard limit on {limit_name.replace('_', ' ')}, "
+            f"so its dose {protocol.dose.text} cannot be changed here",
+        )
+    ]
+
+
+def _stock_kind(protocol: Protocol) -> str:
+    """A drug dosed by mass takes strengths as labelled (250 mg/5 mL, 20%); units, mmol and mEq
+    strengths are per mL (1,000 units/mL)."""
+    kind = protocol.kind("concentration")
+    return STRENGTH if kind == "concentration" else kind
+
+
 def _changes(
     protocol: Protocol, result: Result, typed: Mapping[str, Quantity | None]
 ) -> tuple[Change, ...]:
     """Every input that differs from the protocol's default, with both values as text (as typed,
     and converted where the unit differs: "1 h = 60 min")."""
-    d = protocol.dose_unit
+    rx_name, _, rx_unit = prescription(protocol)
     found = []
     for field, key, default, unit in (
-        ("dose_per_kg", "dose", protocol.dose_per_kg, f"{d}/kg"),
+        (rx_name, "dose", protocol.dose, rx_unit),
         ("duration", "duration", protocol.duration, "min"),
     ):
         used = result.values[field]
@@ -450,16 +564,18 @@ def _calculated(
     dose: Quantity | None,
     duration: Quantity | None,
     stock: Quantity | None,
+    height: Quantity | None = None,
+    sex: str | None = None,
 ) -> tuple[Result, tuple[Breach, ...], Figures | None, tuple[Notice, ...], Reverse | None]:
     """The part of a sheet that depends only on the protocol and the quantities: a pure function,
     so a day list with many rows of the same weight computes and rounds it once (bounded cache).
     The printed figures are verified here (verify.py); a failure raises LimitError."""
-    result = calculate(protocol, weight, dose, duration, stock)
+    result = calculate(protocol, weight, dose, duration, stock, height, sex)
     breaches = tuple(check(protocol, result))
     if any(b.level == "hard" for b in breaches):
         return result, breaches, None, (), None
     figures = _figures(protocol, result)
-    reverse = verify(protocol, result, figures.values, figures.checkpoints)
+    reverse = verify(protocol, result, figures.values, figures.checkpoints, figures.operands)
     notices = rounding_notices(
         result, figures.dose, figures.drug_volume, figures.total_volume, figures.rate
     )
@@ -536,12 +652,27 @@ def _figures(protocol: Protocol, r: Result) -> Figures:
     d = r.dose_unit
     values = {}
     for spec in QUANTITIES:
+        if spec.name not in r.values:
+            continue
         unit = spec.unit.format(d=d)
+        unit = DISPLAY_UNITS.get(unit, unit)
         value = r.values[spec.name]
         values[spec.name] = (
             _exact(value, unit) if spec.step is None else figure(value, s[spec.step], unit)
         )
+    operands = {}
+    for name, value in r.values.items():
+        if name in values:
+            continue
+        constant = CONSTANTS.get(name)
+        if constant is not None:
+            unit = constant.shown.partition(" ")[2]
+            operands[name] = _exact(value, unit)
+            continue
+        unit = OPERANDS[name][1].format(d=d) if name in OPERANDS else ""
+        operands[name] = _exact(value, DISPLAY_UNITS.get(unit, unit))
     return Figures(
+        operands=operands,
         values=values,
         checkpoints=tuple(
             Checkpoint(
@@ -552,3 +683,50 @@ def _figures(protocol: Protocol, r: Result) -> Figures:
             for c in r.checkpoints
         ),
     )
+
+
+def dosing_basis(sheet: Sheet) -> tuple[str, str]:
+    """Which weight the dose is based on, and why, as printed: ("ideal", "BMI 34.8 kg/m2 >= 30
+    kg/m2: ideal body weight"). The code is actual, ideal, adjusted, or max (the protocol's cap on
+    the dosing weight); the reason uses the figures as printed (an exact BMI where rounding hid
+    which side of the trigger it is on)."""
+    p, r, f = sheet.protocol, sheet.result, sheet.figures
+    v = r.values
+    names = {
+        "actual": "actual weight",
+        "ideal": "ideal body weight",
+        "adjusted": "adjusted body weight",
+    }
+    reasons = []
+    if p.bmi_trigger is not None:
+        bmi = f.bmi
+        trigger = p.bmi_trigger.to("kg/m2")
+        side = ">=" if v["bmi"] >= trigger else "<"
+        bmi_text = (
+            bmi.text if bmi.number != format_quantity(trigger, "").strip() else bmi.exact_text
+        )
+        reasons.append(f"BMI {bmi_text} {side} {p.bmi_trigger.text.strip()}")
+    code = r.basis
+    if code != "actual":
+        chosen = v[f"{code}_weight_kg"]
+        if chosen > v["weight_kg"]:
+            reasons.append(
+                f"{names[code]} {f.of(f'{code}_weight_kg').text} is above the actual weight "
+                f"{f.weight_kg.text}"
+            )
+            code = "actual"
+    cap = v.get("dosing_weight_max")
+    if cap is not None and v["dosing_weight_kg"] == cap and cap < v[_weight_of(code)]:
+        reasons.append(
+            f"{names[code]} {f.of(_weight_of(code)).text} capped at the protocol's maximum "
+            f"{f.of('dosing_weight_max').text}"
+        )
+        return "max", "; ".join(reasons) + ": maximum dosing weight"
+    why = ": ".join(["; ".join(reasons), names[code]] if reasons else [names[code]])
+    if p.per != "kg":  # the weight is shown for the dose rate per kg, not to dose on
+        why += "; the dose is per m2" if p.per == "m2" else "; the dose is fixed"
+    return code, why
+
+
+def _weight_of(code: str) -> str:
+    return "weight_kg" if code == "actual" else f"{code}_weight_kg"

@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from itertools import product
 from typing import Any, NamedTuple
 
@@ -22,17 +23,30 @@ from dosecalc.errors import InputError, Problem, ProtocolFileError
 from dosecalc.exact import EXACT
 from dosecalc.quantities import (
     BY_NAME,
+    DEVINE_BASE,
     LIMIT_KINDS,
+    OPERANDS,
     OPTIONAL_STEPS,
     QUANTITIES,
     STEP_KINDS,
+    Config,
     FormulaError,
     Interval,
     compiled,
     formulas,
 )
 from dosecalc.sanitize import has_unsafe, terminal
-from dosecalc.units import STRENGTH, Quantity, parse_quantity
+from dosecalc.units import (
+    FAMILIES,
+    KINDS,
+    STRENGTH,
+    Quantity,
+    describe,
+    factor,
+    family_kind,
+    parse_quantity,
+    unit_of,
+)
 
 ENV_PROTOCOLS = "DOSECALC_PROTOCOLS"
 MAX_FILE_BYTES = 1024 * 1024
@@ -65,6 +79,27 @@ MAX_MONITORING_TIMES = 24
 # for the dose unit)}.
 LIMITED: dict[str, tuple[str, str]] = LIMIT_KINDS
 REQUIRED_LIMITS = ("weight", "dose_per_kg", "dose", "duration", "rate")
+# The dose key's forms (issue 10): what follows the amount -> (per, per day, kind of the dose).
+DOSE_FORMS: dict[tuple[str, ...], tuple[str, bool, str]] = {
+    ("kg",): ("kg", False, "dose_per_kg"),
+    ("m2",): ("m2", False, "dose_per_m2"),
+    (): ("", False, "dose"),
+    ("kg", "day"): ("kg", True, "daily_dose_per_kg"),
+    ("m2", "day"): ("m2", True, "daily_dose_per_m2"),
+    ("day",): ("", True, "daily_dose"),
+}
+DOSE_ACCEPTED = (
+    'a dose per kg ("0.5 mg/kg"), per m2 ("1.5 mg/m2"), a fixed dose ("100 mg"), or any of these '
+    'per day ("45 mg/kg/day", "300 mg/m2/day", "4 g/day"), in mg, mcg, g, units, mmol or mEq'
+)
+BASES = ("actual", "ideal", "adjusted")
+BSA_FORMULAS = ("mosteller", "dubois")
+DEFAULT_ADJUSTED_FACTOR = Decimal("0.4")
+FACTOR = re.compile(r"(?:0|1)(?:\.[0-9]{1,4})?")
+MAX_DIVIDED_INTO = 24
+# Devine's formula starts at 60 inches: an ideal weight below that is outside the formula.
+DEVINE_FROM_CM = Decimal("152.4")
+DOSING_WEIGHT_KEYS = frozenset({"basis", "adjusted_factor", "use_when_bmi_at_least", "max"})
 ROUNDED: dict[str, tuple[str, str]] = {
     key: value for key, value in STEP_KINDS.items() if key not in OPTIONAL_STEPS
 }
@@ -78,16 +113,24 @@ PERCENT = re.compile(r"(?:0|[1-9][0-9]?)(?:\.[0-9]{1,3})?%")
 
 TEXT_KEYS = ("name", "drug", "indication", "version", "diluent", "advisory")
 QUANTITY_KEYS = {
-    "dose": "dose_per_kg",
     "duration": "duration",
     "diluent_volume": "volume",
     "checkpoint_every": "duration",
 }
 PROTOCOL_KEYS = frozenset(
-    {*TEXT_KEYS, *QUANTITY_KEYS, "stock", "preparation", "monitoring", "round", "limits"}
+    {*TEXT_KEYS, *QUANTITY_KEYS, "dose", "stock", "preparation", "monitoring", "round", "limits"}
 )
 OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset(
-    {"monitoring_times", "max_rounding_change", "preinfusion"}
+    {
+        "monitoring_times",
+        "max_rounding_change",
+        "divided_into",
+        "dose_max",
+        "daily_dose_max",
+        "bsa_formula",
+        "dosing_weight",
+        "preinfusion",
+    }
 )
 # [protocols.ID.preinfusion]: limits on the vitals taken before the infusion (vitals.VITALS), whether
 # they are required, and a checklist printed as boxes to tick.
@@ -128,7 +171,7 @@ class Protocol:
     drug: str
     indication: str
     version: str
-    dose_per_kg: Quantity
+    dose: Quantity  # as prescribed: "0.5 mg/kg", "1.5 mg/m2", "100 mg", "45 mg/kg/day"
     duration: Quantity
     stock: tuple[Quantity, ...]
     diluent: str
@@ -144,14 +187,72 @@ class Protocol:
     # The most rounding may change a printed figure, as a fraction (0.05 for "5%").
     max_rounding_change: Decimal = DEFAULT_MAX_ROUNDING_CHANGE
     preinfusion: Preinfusion | None = None
+    # The dosing basis (issue 10); the defaults are the original per-kg-of-actual-weight engine.
+    per: str = "kg"  # "kg", "m2" or "" (a fixed dose)
+    per_day: bool = False
+    divided_into: int | None = None
+    dose_max: Quantity | None = None
+    daily_dose_max: Quantity | None = None
+    bsa_formula: str = "mosteller"
+    basis: str = "actual"
+    adjusted_factor: Decimal = DEFAULT_ADJUSTED_FACTOR
+    bmi_trigger: Quantity | None = None  # use_when_bmi_at_least
+    weight_max: Quantity | None = None  # dosing_weight.max
 
     @property
     def dose_unit(self) -> str:
-        """'mg' for a mg/kg protocol, 'mcg' for a mcg/kg one: doses are reported in it."""
-        return self.dose_per_kg.unit.split("/")[0]
+        """The unit doses are reported in: the prescription's amount ('mg' for mg/kg, 'units' for
+        units/kg); a dose written in g is reported in mg."""
+        amount = self.dose.unit.split("/")[0]
+        return "mg" if amount == "g" else amount
 
     def unit(self, template: str) -> str:
         return template.format(d=self.dose_unit)
+
+    def kind(self, kind: str) -> str:
+        """The kind of a field in this protocol's drug amount (a units protocol: dose@units)."""
+        return family_kind(kind, self.dose_unit)
+
+    @property
+    def needs_height(self) -> bool:
+        return self.per == "m2" or self.basis != "actual" or self.bmi_trigger is not None
+
+    @property
+    def needs_sex(self) -> bool:
+        return self.basis != "actual"
+
+    def config(self, basis: str | None = None) -> Config:
+        """The formulas of a sheet dosing on `basis` (the protocol's own basis by default)."""
+        return Config(
+            self.preparation,
+            self.dose_unit,
+            per=self.per,
+            per_day=self.per_day,
+            basis=self.basis if basis is None else basis,
+            weights=self.basis,
+            height=self.needs_height,
+            bsa_formula=self.bsa_formula if self.per == "m2" else "",
+            weight_cap=self.weight_max is not None,
+            dose_cap=self.dose_max is not None,
+            daily_cap=self.daily_dose_max is not None,
+        )
+
+    def configs(self) -> tuple[Config, ...]:
+        """Every configuration a sheet of this protocol can run: with a BMI trigger, below it the
+        actual weight is used."""
+        if self.bmi_trigger is not None and self.basis != "actual":
+            return (self.config(), self.config("actual"))
+        return (self.config(),)
+
+    @cached_property
+    def quantities(self) -> frozenset[str]:
+        """The names of every value a sheet of this protocol holds."""
+        found: set[str] = set()
+        for config in self.configs():
+            for formula in formulas(config):
+                found.add(formula.target)
+                found.update(formula.operands)
+        return frozenset(found)
 
 
 @dataclass(frozen=True)
@@ -397,7 +498,9 @@ class _Checker:
             for key, kind in QUANTITY_KEYS.items()
             if key in body
         }
-        stock = self.stock(body.get("stock"), f"{path}.stock") if "stock" in body else ()
+        dose = self.dose(body.get("dose"), f"{path}.dose") if "dose" in body else None
+        family = "mg" if dose is None else dose[0].unit.split("/")[0]
+        stock = self.stock(body.get("stock"), f"{path}.stock", family) if "stock" in body else ()
         preparation = body.get("preparation")
         if "preparation" in body and preparation not in PREPARATIONS:
             self.add(
@@ -407,15 +510,65 @@ class _Checker:
             )
         monitoring = self.text_list(body, "monitoring", path, required=True)
         monitoring_times = self.monitoring_times(body, path)
-        dose_per_kg = quantities.get("dose")
-        dose_unit = dose_per_kg.unit.split("/")[0] if dose_per_kg else "mg"
+        dose_unit = "mg" if family == "g" else family
+        per, per_day = ("kg", False) if dose is None else dose[1:]
+        basis = self.basis(body, path, dose_unit, per, per_day)
         steps = self.steps(body.get("round"), f"{path}.round", dose_unit)
-        limits = self.limits(body.get("limits"), f"{path}.limits", dose_unit)
         max_change = self.max_rounding_change(body, path)
         preinfusion = self.preinfusion(body, path)
+        # The protocol's shape (dose form, basis) decides which limits apply: built from what
+        # parsed, with placeholders for what did not, so limit problems are reported too.
+        placeholder = parse_quantity("1 min", "placeholder", "duration")
+        shape = Protocol(
+            id=pid,
+            name="",
+            drug="",
+            indication="",
+            version="",
+            dose=dose[0] if dose is not None else parse_quantity("1 mg/kg", "x", "dose_per_kg"),
+            duration=placeholder,
+            stock=stock,
+            diluent="",
+            diluent_volume=placeholder,
+            preparation=preparation if preparation in PREPARATIONS else "add",
+            checkpoint_every=placeholder,
+            advisory="",
+            monitoring=(),
+            steps={},
+            limits={},
+            **basis,
+        )
+        present = shape.quantities
+        table = body.get("limits")
+        if (
+            dose is not None
+            and dose[1] != "kg"
+            and isinstance(table, dict)
+            and "dose_per_kg" in table
+        ):
+            # A dose per kg written without its /kg ("0.5 mg") would silently become a fixed dose:
+            # a protocol with a dose_per_kg limit must dose per kg.
+            self.add(
+                f"{path}.dose",
+                "wrong_dimension",
+                f"'{dose[0].text}' is {describe(dose[0].unit)}, not a dose per kg, but "
+                'limits.dose_per_kg is set: write the dose per kg ("0.5 mg/kg") or remove '
+                "limits.dose_per_kg",
+            )
+        limits = self.limits(body.get("limits"), f"{path}.limits", shape, present)
+        for key, default in OPTIONAL_STEPS.items():
+            used = any(s.step == key and s.name in present for s in QUANTITIES)
+            if key in steps and not used:
+                self.add(
+                    f"{path}.round.{key}",
+                    "unused_key",
+                    "this protocol computes no quantity rounded with this step: leave it out",
+                )
+            elif used:
+                steps.setdefault(key, default)
         if len(self.problems) > before:
             return None
-        assert dose_per_kg is not None
+        assert dose is not None
         assert isinstance(preparation, str)
         protocol = Protocol(
             id=pid,
@@ -423,7 +576,7 @@ class _Checker:
             drug=texts["drug"],
             indication=texts["indication"],
             version=texts["version"],
-            dose_per_kg=dose_per_kg,
+            dose=dose[0],
             duration=_present(quantities["duration"]),
             stock=stock,
             diluent=texts["diluent"],
@@ -437,6 +590,7 @@ class _Checker:
             monitoring_times=monitoring_times,
             max_rounding_change=max_change,
             preinfusion=preinfusion,
+            **basis,
         )
         self.consistency(protocol, path)
         if len(self.problems) == before:
@@ -444,6 +598,138 @@ class _Checker:
         if len(self.problems) == before:
             self.rounding_steps(protocol, path)
         return protocol if len(self.problems) == before else None
+
+    def dose(self, value: Any, full: str) -> tuple[Quantity, str, bool] | None:
+        """The prescription: (quantity, per "kg"/"m2"/"", per day). Its unit decides its form."""
+
+        unit = unit_of(value)
+        if unit is None:  # not text, not a quantity, or no known unit: the grammar says which
+            self.quantity(value, full, "dose_per_kg")
+            return None
+        parts = unit.split("/")
+        form = DOSE_FORMS.get(tuple(parts[1:]))
+        if form is None or parts[0] not in FAMILIES or (parts[0] == "g" and form[0] != ""):
+            why = (
+                "is in g: write a dose per kg or m2 in mg or mcg"
+                if parts[0] == "g" and form is not None
+                else f"is {describe(unit)}, not a dose"
+            )
+            self.add(full, "bad_dose", f"'{terminal(value)}' {why}. Accepted: {DOSE_ACCEPTED}")
+            return None
+        per, per_day, kind = form
+        q = self.quantity(value, full, family_kind(kind, parts[0]))
+        return None if q is None else (q, per, per_day)
+
+    def basis(
+        self, body: Mapping[str, Any], path: str, dose_unit: str, per: str, per_day: bool
+    ) -> dict[str, Any]:
+        """The dosing basis keys: divided_into, the caps, bsa_formula and the dosing_weight table."""
+        found: dict[str, Any] = {"per": per, "per_day": per_day}
+        if "divided_into" in body:
+            value = body["divided_into"]
+            full = f"{path}.divided_into"
+            if type(value) is not int:
+                self.add(
+                    full,
+                    "wrong_type",
+                    f"must be a whole number of doses a day (divided_into = 3), not {_toml_type(value)}",
+                )
+            elif not 1 <= value <= MAX_DIVIDED_INTO:
+                self.add(full, "out_of_range", f"must be 1 to {MAX_DIVIDED_INTO} doses a day")
+            elif not per_day:
+                self.add(
+                    full,
+                    "unused_key",
+                    "only a dose per day is divided: leave it out, or write the dose per day",
+                )
+            else:
+                found["divided_into"] = value
+        elif per_day:
+            self.add(
+                f"{path}.divided_into",
+                "missing",
+                "a dose per day needs divided_into, the number of doses a day (divided_into = 3)",
+            )
+        for key, kind in (("dose_max", "dose"), ("daily_dose_max", "daily_dose")):
+            if key not in body:
+                continue
+            q = self.quantity(body[key], f"{path}.{key}", family_kind(kind, dose_unit))
+            if q is not None and key == "daily_dose_max" and not per_day:
+                self.add(
+                    f"{path}.{key}",
+                    "unused_key",
+                    "a cap on the day's total needs a dose per day with divided_into",
+                )
+            elif q is not None and key == "dose_max" and per == "" and not per_day:
+                self.add(f"{path}.{key}", "unused_key", "a fixed dose needs no cap: leave it out")
+            elif q is not None:
+                found[key] = q
+        if "bsa_formula" in body:
+            value = body["bsa_formula"]
+            if value not in BSA_FORMULAS:
+                self.add(
+                    f"{path}.bsa_formula",
+                    "unknown_formula",
+                    f"must be one of: {', '.join(BSA_FORMULAS)}",
+                )
+            elif per != "m2":
+                self.add(
+                    f"{path}.bsa_formula",
+                    "unused_key",
+                    "only a dose per m2 uses the body surface area: leave it out",
+                )
+            else:
+                found["bsa_formula"] = value
+        table = body.get("dosing_weight")
+        if table is None:
+            return found
+        full = f"{path}.dosing_weight"
+        if not isinstance(table, dict):
+            self.add(full, "wrong_type", "must be a table")
+            return found
+        self.keys(table, full, DOSING_WEIGHT_KEYS)
+        basis = table.get("basis", "actual")
+        if basis not in BASES:
+            self.add(f"{full}.basis", "unknown_basis", f"must be one of: {', '.join(BASES)}")
+            basis = "actual"
+        found["basis"] = basis
+        if "adjusted_factor" in table:
+            value = table["adjusted_factor"]
+            if (
+                not isinstance(value, str)
+                or not FACTOR.fullmatch(value)
+                or not 0 < Decimal(value) <= 1
+            ):
+                shown = _toml_type(value) if not isinstance(value, str) else f"'{terminal(value)}'"
+                self.add(
+                    f"{full}.adjusted_factor",
+                    "bad_factor",
+                    f"{shown} is not a factor. Accepted: a decimal in quotes above 0 and at most 1, "
+                    'such as "0.4"',
+                )
+            elif basis != "adjusted":
+                self.add(f"{full}.adjusted_factor", "unused_key", 'only basis = "adjusted" uses it')
+            else:
+                found["adjusted_factor"] = Decimal(value)
+        if "use_when_bmi_at_least" in table:
+            q = self.quantity(
+                table["use_when_bmi_at_least"], f"{full}.use_when_bmi_at_least", "bmi"
+            )
+            if q is not None and basis == "actual":
+                self.add(
+                    f"{full}.use_when_bmi_at_least",
+                    "unused_key",
+                    "the actual weight needs no BMI trigger: leave it out",
+                )
+            elif q is not None:
+                found["bmi_trigger"] = q
+        if "max" in table:
+            q = self.quantity(table["max"], f"{full}.max", "weight")
+            if q is not None:
+                found["weight_max"] = q
+        if per != "kg" and (basis != "actual" or "max" in table):
+            self.add(full, "unused_key", "only a dose per kg uses a dosing weight")
+        return found
 
     def max_rounding_change(self, body: Mapping[str, Any], path: str) -> Decimal:
         full = f"{path}.max_rounding_change"
@@ -540,7 +826,8 @@ class _Checker:
     def formulas(self, p: Protocol, path: str) -> None:
         """pint evaluates every formula of the protocol's preparation and checks its dimension."""
         try:
-            compiled(p.preparation, p.dose_unit)
+            for config in p.configs():
+                compiled(config)
         except FormulaError as exc:
             self.add(f"{path}.preparation", "formula_dimension", str(exc))
 
@@ -662,16 +949,18 @@ class _Checker:
             times.append(item)
         return tuple(times)
 
-    def stock(self, value: Any, full: str) -> tuple[Quantity, ...]:
+    def stock(self, value: Any, full: str, family: str = "mg") -> tuple[Quantity, ...]:
         if not isinstance(value, list) or not value:
             self.add(full, "wrong_type", 'must be a non-empty list such as ["10 mg/mL"]')
             return ()
         found: list[Quantity] = []
+        kind = family_kind("concentration", family)
         for i, item in enumerate(value):
-            q = self.quantity(item, f"{full}[{i}]", STRENGTH)
+            q = self.quantity(item, f"{full}[{i}]", STRENGTH if kind == "concentration" else kind)
             if q is None:
                 continue
-            if any(q.to("mg/mL") == other.to("mg/mL") for other in found):
+            reference = KINDS[kind].reference
+            if any(q.to(reference) == other.to(reference) for other in found):
                 self.add(f"{full}[{i}]", "duplicate", "is listed twice")
                 continue
             found.append(q)
@@ -685,6 +974,7 @@ class _Checker:
         self.keys(table, path, frozenset(ROUNDED) | frozenset(OPTIONAL_ROUNDED))
         steps: dict[str, Decimal] = {"duration": DEFAULT_DURATION_STEP}
         for key, (kind, unit) in (ROUNDED | OPTIONAL_ROUNDED).items():
+            kind = family_kind(kind, dose_unit)
             if key not in table:
                 if key in ROUNDED:
                     self.add(f"{path}.{key}", "missing", "is required")
@@ -707,19 +997,46 @@ class _Checker:
             steps[key] = q.value.normalize(EXACT)
         return steps
 
-    def limits(self, table: Any, path: str, dose_unit: str) -> dict[str, Limit]:
+    def limits(
+        self, table: Any, path: str, p: Protocol, present: frozenset[str]
+    ) -> dict[str, Limit]:
         if not isinstance(table, dict):
             if table is not None:
                 self.add(path, "wrong_type", "must be a table")
             return {}
         self.keys(table, path, frozenset(LIMITED))
+        dose_unit = p.dose_unit
+        # Each limit applies to the quantity of this protocol that names it (limits.dose_per_kg to
+        # a daily dose per kg in mg/kg/day), in this protocol's drug amount (units, mmol, mEq).
+        kinds = {
+            s.limit: (s.kind, s.unit)
+            for s in reversed(QUANTITIES)
+            if s.limit is not None and s.name in present
+        }
+        required = [n for n in REQUIRED_LIMITS if n != "dose_per_kg" or p.per == "kg"]
+        if p.needs_height:
+            required.append("height")
         limits: dict[str, Limit] = {}
-        for name in REQUIRED_LIMITS:
+        for name in required:
             if name not in table:
-                self.add(f"{path}.{name}", "missing", "is required, with hard bounds")
-        for name, (kind, template) in LIMITED.items():
+                why = (
+                    f"is required, with hard bounds{height_reason(p)}"
+                    if name == "height"
+                    else "is required, with hard bounds"
+                )
+                self.add(f"{path}.{name}", "missing", why)
+        for name in LIMITED:
             if name not in table:
                 continue
+            if name not in kinds:
+                self.add(
+                    f"{path}.{name}",
+                    "unused_limit",
+                    "this protocol does not compute this quantity: leave the limit out",
+                )
+                continue
+            kind, template = kinds[name]
+            kind = family_kind(kind, dose_unit)
             full = f"{path}.{name}"
             entry = table[name]
             if not isinstance(entry, dict):
@@ -729,7 +1046,7 @@ class _Checker:
             unit = template.format(d=dose_unit)
             soft = self.bounds(entry.get("soft"), f"{full}.soft", kind, unit)
             hard = self.bounds(entry.get("hard"), f"{full}.hard", kind, unit)
-            if hard is None and "hard" not in entry and name in REQUIRED_LIMITS:
+            if hard is None and "hard" not in entry and name in required:
                 self.add(f"{full}.hard", "missing", "is required")
             if "soft" not in entry and "hard" not in entry:
                 self.add(full, "missing", "needs soft or hard bounds")
@@ -764,8 +1081,34 @@ class _Checker:
 
     def consistency(self, p: Protocol, path: str) -> None:
         """Checks across keys: defaults inside limits, make-up-to cannot overflow, checkpoints."""
-        dpk_unit = p.unit("{d}/kg")
-        self._default_inside(p, "dose_per_kg", p.dose_per_kg.to(dpk_unit), f"{path}.dose")
+        limit_name = prescription(p)[1]
+        if limit_name in p.limits:
+            unit = p.limits[limit_name].unit
+            self._default_inside(p, limit_name, p.dose.to(unit), f"{path}.dose")
+        dose_hard = p.limits["dose"].hard if "dose" in p.limits else None
+        caps = [("dose_max", p.dose_max, Decimal(1))]
+        if p.divided_into is not None:
+            caps.append(("daily_dose_max", p.daily_dose_max, Decimal(p.divided_into)))
+        for key, cap, per_dose in caps:
+            if cap is None or dose_hard is None:
+                continue
+            unit = p.unit("{d}") if key == "dose_max" else p.unit("{d}/day")
+            if cap.to(unit) / per_dose < dose_hard.low:
+                self.add(
+                    f"{path}.{key}",
+                    "cap_below_hard_limit",
+                    f"{cap.text} caps every dose below the dose hard minimum "
+                    f"{format_quantity(dose_hard.low, p.unit('{d}'))}: every sheet would be refused",
+                )
+        if p.needs_height and "height" in p.limits:
+            height = p.limits["height"].hard
+            if p.basis != "actual" and height is not None and height.low < DEVINE_FROM_CM:
+                self.add(
+                    f"{path}.limits.height.hard",
+                    "below_devine",
+                    "Devine's ideal body weight is defined from 60 in (152.4 cm): the hard "
+                    "minimum height must be at least 152.4 cm",
+                )
         self._default_inside(p, "duration", p.duration.to("min"), f"{path}.duration")
         minutes = p.duration.to("min")
         if round_half_up(minutes, p.steps["duration"]) != minutes:
@@ -824,12 +1167,14 @@ def largest_drug_volume(p: Protocol) -> Decimal | None:
         return drug_volume.hard.high
     candidates = []
     weight, dpk, dose = (p.limits.get(n) for n in ("weight", "dose_per_kg", "dose"))
-    if weight and weight.hard and dpk and dpk.hard:
+    if weight and weight.hard and dpk and dpk.hard and p.per == "kg" and not p.per_day:
         candidates.append(weight.hard.high * dpk.hard.high)
     if dose and dose.hard:
         candidates.append(dose.hard.high)
     if not candidates:
         return None
+    if p.dose_max is not None:
+        candidates.append(p.dose_max.to(p.unit("{d}")))
     weakest = min(s.to(p.unit("{d}/mL")) for s in p.stock)
     return min(candidates) / weakest
 
@@ -837,14 +1182,14 @@ def largest_drug_volume(p: Protocol) -> Decimal | None:
 def reachable(p: Protocol) -> dict[str, Interval]:
     """The range each computed quantity can take inside the protocol's hard limits.
 
-    Every formula is monotone in each input (weight, dose per kg, duration, stock), so its extremes
-    lie at the corners of the inputs' hard limits: each corner is run through the protocol's own
+    Every formula is monotone in each input (weight, height, the prescription, duration, stock;
+    a cap or "never above the actual weight" is a lesser-of, which keeps that), so its extremes lie
+    at the corners of the inputs' hard limits: each corner, for each sex and each dosing basis the
+    protocol can use (a BMI trigger switches between two), is run through the protocol's own
     formulas (exact Decimal), and each quantity's range is then cut to its own hard limit where it
     has one (a value outside is refused before it is printed). Corners, not interval arithmetic:
     dose rate / dosing weight must not count the weight twice.
     """
-    d = p.dose_unit
-    checked = compiled(p.preparation, d)
 
     def hard(name: str, fallback: Decimal) -> tuple[Decimal, ...]:
         limit = p.limits.get(name)
@@ -860,20 +1205,29 @@ def reachable(p: Protocol) -> dict[str, Interval]:
         return min(max(value, limit.hard.low), limit.hard.high)
 
     found: dict[str, list[Decimal]] = {}
-    for weight, dpk, minutes, stock in product(
+    rx_name, rx_limit, rx_unit = prescription(p)
+    heights = hard("height", Decimal(170)) if p.needs_height else (None,)
+    sexes = tuple(DEVINE_BASE) if p.needs_sex else (None,)
+    for config, weight, height, rx, minutes, stock, sex in product(
+        p.configs(),
         hard("weight", Decimal(70)),
-        hard("dose_per_kg", p.dose_per_kg.to(p.unit("{d}/kg"))),
+        heights,
+        hard(rx_limit, p.dose.to(rx_unit)),
         hard("duration", p.duration.to("min")),
         [s.to(p.unit("{d}/mL")) for s in p.stock],
+        sexes,
     ):
+        checked = compiled(config)
         values = {
+            **fixed_values(p, sex),
             "weight_kg": weight,
-            "dose_per_kg": dpk,
+            rx_name: rx,
             "duration": minutes,
             "stock": stock,
-            "container_volume": p.diluent_volume.to("mL"),
         }
-        for formula in formulas(p.preparation):
+        if height is not None:
+            values["height_cm"] = height
+        for formula in formulas(config):
             # Cut to the quantity's own hard limit before it feeds the next formula: a dose below
             # its hard minimum is refused, so the smallest dose that goes on is that minimum.
             values[formula.target] = clamp(formula.target, checked[formula.target].value(values))
@@ -885,6 +1239,49 @@ def reachable(p: Protocol) -> dict[str, Interval]:
 def _terminates(value: Decimal) -> bool:
     """False for a 60-digit quotient that does not end (1201 s is 20.01666... min)."""
     return len(value.normalize(EXACT).as_tuple().digits) < 40
+
+
+def prescription(p: Protocol) -> tuple[str, str, str]:
+    """What the protocol prescribes: (operand name, limit key, working unit)."""
+    name = p.config().prescribed
+    spec = BY_NAME.get(name)
+    kind, template = OPERANDS[name]
+    limit = spec.limit if spec is not None and spec.limit else kind
+    return name, limit, p.unit(template)
+
+
+def fixed_values(p: Protocol, sex: str | None) -> dict[str, Decimal]:
+    """The operands a sheet does not type: the container, the protocol's caps and factors, and the
+    published constants (the Devine base by sex; the inch in cm from pint)."""
+    from dosecalc.quantities import CONSTANTS
+
+    values = {"container_volume": p.diluent_volume.to("mL")}
+    if p.needs_height:
+        multiply, divide = factor("in", "cm")
+        values["cm_per_inch"] = multiply / divide
+        values.update({name: c.value for name, c in CONSTANTS.items()})
+    if sex is not None:
+        values["devine_base"] = DEVINE_BASE[sex]
+    if p.basis == "adjusted":
+        values["adjusted_factor"] = p.adjusted_factor
+    if p.divided_into is not None:
+        values["divided_into"] = Decimal(p.divided_into)
+    if p.dose_max is not None:
+        values["dose_max"] = p.dose_max.to(p.unit("{d}"))
+    if p.daily_dose_max is not None:
+        values["daily_dose_max"] = p.daily_dose_max.to(p.unit("{d}/day"))
+    if p.weight_max is not None:
+        values["dosing_weight_max"] = p.weight_max.to("kg")
+    return values
+
+
+def height_reason(p: Protocol) -> str:
+    """Which rule of the protocol needs the patient's height."""
+    if p.per == "m2":
+        return " (the dose is per m2 of body surface area, computed from the height)"
+    if p.basis != "actual":
+        return f" (the {p.basis} body weight is computed from the height)"
+    return " (the BMI trigger is computed from the height)"
 
 
 def _short(value: Decimal) -> Decimal:

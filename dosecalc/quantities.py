@@ -1,13 +1,18 @@
 """Each reported quantity described once, and each formula written once.
 
 `QUANTITIES` names every number a dose sheet reports: its kind, working unit, rounding-step key, limit
-key, JSON key, results.csv column and label. `FORMULAS` gives each computed quantity its formula,
-written once over named operands with + - * / and nothing else (no bare numbers: pint supplies every
-factor). A formula is evaluated three ways:
+key, JSON key, results.csv column and label. Each computed quantity has its formula, written once
+over named operands with + - * / and the functions `lesser`, `sqrt` and `power` (a named exponent),
+and no bare numbers: pint supplies every factor, and a published constant (Devine's 2.3 kg/in,
+Mosteller's 3600) is a named operand with its units (`CONSTANTS`). Which formulas a sheet runs
+depends on its protocol's `Config` (preparation, dose form, dosing basis, caps): `formulas(config)`.
+A formula is evaluated three ways:
 - with pint Quantities when a protocol is loaded (`compiled`): the result's dimension is asserted
   against its working unit, and pint gives the exact factor into that unit (mL/min to mL/h: 60);
 - with exact Decimals for every sheet (`Compiled.value`), times that factor;
 - with Intervals (`Compiled.interval`), for the pencil check of printed arithmetic (verify.py).
+When it is compiled, pint also evaluates it at distinct operand values, converting every term, and
+must agree with the Decimal path: a sum of terms in different units is refused.
 Adding a quantity is one `Spec` plus its `Formula`.
 """
 
@@ -38,15 +43,41 @@ class Spec(NamedTuple):
 
 QUANTITIES: tuple[Spec, ...] = (
     Spec("weight_kg", "weight", "kg", "weight", "weight", "weight_kg", None, "weight_kg", "Weight"),
+    # The dosing basis (issue 10): present on a sheet only where its protocol uses them.
+    Spec("height_cm", "height", "cm", "height", "height", "height_cm", None, None, "Height"),
+    Spec("bmi", "bmi", "kg/m2", "bmi", "bmi", "bmi", None, None, "BMI"),
+    Spec(
+        "ideal_weight_kg",
+        "weight",
+        "kg",
+        "weight",
+        None,
+        "ideal_weight_kg",
+        None,
+        None,
+        "Ideal weight",
+    ),
+    Spec(
+        "adjusted_weight_kg",
+        "weight",
+        "kg",
+        "weight",
+        None,
+        "adjusted_weight_kg",
+        None,
+        None,
+        "Adj. weight",
+    ),
+    Spec("bsa_m2", "bsa", "m2", "bsa", "bsa", "bsa_m2", None, None, "BSA"),
     Spec(
         "dosing_weight_kg",
         "weight",
         "kg",
         "weight",
-        None,
+        "dosing_weight",
         "dosing_weight_kg",
         None,
-        None,
+        "dosing_weight_kg",
         "Dosing weight",
     ),
     Spec(
@@ -60,7 +91,55 @@ QUANTITIES: tuple[Spec, ...] = (
         None,
         "Dose per kg",
     ),
+    Spec(
+        "daily_dose_per_kg",
+        "daily_dose_per_kg",
+        "{d}/kg/day",
+        None,
+        "dose_per_kg",
+        "daily_dose_per_kg",
+        "daily_dose_per_kg_unit",
+        None,
+        "Dose per kg per day",
+    ),
+    Spec(
+        "dose_per_m2",
+        "dose_per_m2",
+        "{d}/m2",
+        None,
+        "dose_per_m2",
+        "dose_per_m2",
+        "dose_per_m2_unit",
+        None,
+        "Dose per m2",
+    ),
+    Spec(
+        "daily_dose_per_m2",
+        "daily_dose_per_m2",
+        "{d}/m2/day",
+        None,
+        "dose_per_m2",
+        "daily_dose_per_m2",
+        "daily_dose_per_m2_unit",
+        None,
+        "Dose per m2 per day",
+    ),
+    Spec("divided_into", "count", "1/day", None, None, "divided_into", None, None, "Doses a day"),
+    Spec(
+        "dose_uncapped", "dose", "{d}", "dose", None, "dose_uncapped", None, None, "Uncapped dose"
+    ),
     Spec("dose", "dose", "{d}", "dose", "dose", "dose", "dose_unit", "dose", "Dose"),
+    Spec(
+        "daily_dose",
+        "daily_dose",
+        "{d}/day",
+        "dose",
+        "daily_dose",
+        "daily_dose",
+        None,
+        None,
+        "Daily dose",
+    ),
     Spec("stock", "concentration", "{d}/mL", None, None, "stock", "stock_unit", None, "Stock"),
     Spec(
         "drug_volume",
@@ -143,12 +222,48 @@ QUANTITIES: tuple[Spec, ...] = (
 )
 BY_NAME: dict[str, Spec] = {s.name: s for s in QUANTITIES}
 
+
+class Constant(NamedTuple):
+    """A published constant: its value in `unit` (pint checks every formula that uses it), and how
+    the sheet prints it."""
+
+    kind: str
+    unit: str
+    value: Decimal
+    shown: str
+
+
+# Devine (1974): men 50 kg, women 45.5 kg, plus 2.3 kg per inch over 60 inches (the sheet's
+# `devine_base` is one of the two, by sex). Mosteller (N Engl J Med 1987): BSA (m2) =
+# sqrt(height (cm) x weight (kg) / 3600). DuBois and DuBois (Arch Intern Med 1916): BSA (m2) =
+# 0.007184 x weight (kg)^0.425 x height (cm)^0.725; each constant carries the units that make the
+# result m2, so pint checks the formula like any other.
+DEVINE_BASE: dict[str, Decimal] = {"male": Decimal(50), "female": Decimal("45.5")}
+DUBOIS_WEIGHT_EXPONENT = Decimal("0.425")
+DUBOIS_HEIGHT_EXPONENT = Decimal("0.725")
+CONSTANTS: dict[str, Constant] = {
+    "devine_per_inch": Constant("", "kg/in", Decimal("2.3"), "2.3 kg/in"),
+    "devine_from": Constant("", "in", Decimal(60), "60 in"),
+    "mosteller": Constant("", "cm*kg/m**4", Decimal(3600), "3600"),
+    "dubois": Constant(
+        "",
+        f"m**2/kg**{DUBOIS_WEIGHT_EXPONENT}/cm**{DUBOIS_HEIGHT_EXPONENT}",
+        Decimal("0.007184"),
+        "0.007184",
+    ),
+}
+# Operand-only values filled in per sheet rather than from CONSTANTS: the Devine base by sex, and
+# the inch in cm (from pint at run time, not written here).
+SEX_CONSTANTS = ("devine_base",)
+
 # Operands that are not reported quantities: the container's volume (the bag the dose is added to,
 # or the volume it is made up to), the time since the start (checkpoints), and the figures the
 # verifier recomputes from (named after what a second nurse reads).
 OPERANDS: dict[str, tuple[str, str]] = {
     **{s.name: (s.kind, s.unit) for s in QUANTITIES},
     "container_volume": ("volume", "mL"),
+    "devine_base": ("weight", "kg"),
+    "cm_per_inch": ("", "cm/in"),
     "elapsed": ("duration", "min"),
     "drawn_dose": ("dose", "{d}"),
     "reverse_volume": ("volume", "mL"),
@@ -161,15 +276,36 @@ OPERANDS: dict[str, tuple[str, str]] = {
     # the dose per hour a rate delivers from a bag.
     "pump_minutes": ("duration", "min"),
     "pump_dose_rate": ("dose_rate", "{d}/h"),
+    # The prescription of a fixed dose, and the protocol's caps.
+    "dose_ordered": ("dose", "{d}"),
+    "daily_dose_ordered": ("daily_dose", "{d}/day"),
+    "dose_max": ("dose", "{d}"),
+    "daily_dose_max": ("daily_dose", "{d}/day"),
+    "dosing_weight_max": ("weight", "kg"),
+    "adjusted_factor": ("factor", ""),
+    # Published constants, each with the units that make its formula come out right (CONSTANTS).
+    **{name: (c.kind, c.unit) for name, c in CONSTANTS.items()},
 }
+# How a working unit is printed where it is not a canonical unit.
+DISPLAY_UNITS: dict[str, str] = {"1/day": "doses/day"}
 
 # Round keys: the required ones, and the optional ones with their default step (working unit).
-STEP_KINDS: dict[str, tuple[str, str]] = {
-    s.step: (s.kind, s.unit) for s in QUANTITIES if s.step is not None
-}
-OPTIONAL_STEPS: dict[str, Decimal] = {"duration": Decimal("0.1")}
-LIMIT_KINDS: dict[str, tuple[str, str]] = {
-    s.limit: (s.kind, s.unit) for s in QUANTITIES if s.limit is not None
+# The first quantity naming a key gives its kind and unit (the daily and uncapped doses use
+# round.dose, in the dose unit).
+STEP_KINDS: dict[str, tuple[str, str]] = {}
+LIMIT_KINDS: dict[str, tuple[str, str]] = {}
+for _spec in QUANTITIES:
+    if _spec.step is not None:
+        STEP_KINDS.setdefault(_spec.step, (_spec.kind, _spec.unit))
+    if _spec.limit is not None:
+        LIMIT_KINDS.setdefault(_spec.limit, (_spec.kind, _spec.unit))
+# Optional steps and their defaults (working units): the height, BMI and BSA steps apply only to
+# protocols that compute them.
+OPTIONAL_STEPS: dict[str, Decimal] = {
+    "duration": Decimal("0.1"),
+    "height": Decimal("0.1"),
+    "bmi": Decimal("0.1"),
+    "bsa": Decimal("0.01"),
 }
 
 
@@ -271,9 +407,205 @@ CHECKS: tuple[Formula, ...] = (
 PREPARATIONS = tuple(_PREPARATION)
 
 
-def formulas(preparation: str) -> tuple[Formula, ...]:
+class Config(NamedTuple):
+    """Which formulas a sheet runs: the preparation and dose unit, and the dosing basis (issue 10).
+    The default is the original engine: a dose per kg of actual body weight, no caps."""
+
+    preparation: str
+    dose_unit: str = "mg"
+    per: str = "kg"  # "kg", "m2", or "" for a fixed dose
+    per_day: bool = False  # a daily dose, divided into `divided_into` doses
+    basis: str = "actual"  # the weight this sheet doses on: actual, ideal or adjusted
+    weights: str = "actual"  # the protocol's basis: the weights computed and shown
+    height: bool = False  # height is an input (BMI is computed)
+    bsa_formula: str = ""  # "mosteller" or "dubois", for a dose per m2
+    weight_cap: bool = False  # dosing_weight.max
+    dose_cap: bool = False  # dose_max
+    daily_cap: bool = False  # daily_dose_max
+
+    @property
+    def capped(self) -> bool:
+        return self.dose_cap or self.daily_cap
+
+    @property
+    def prescribed(self) -> str:
+        """The operand holding what the protocol prescribes ("dose_per_kg", "daily_dose_per_m2")."""
+        if self.per == "":
+            return "daily_dose_ordered" if self.per_day else "dose_ordered"
+        name = "dose_per_kg" if self.per == "kg" else "dose_per_m2"
+        return f"daily_{name}" if self.per_day else name
+
+
+def formulas(config: Config | str) -> tuple[Formula, ...]:
     """The forward calculation of a sheet, in the order it runs."""
-    return _COMMON_HEAD + _PREPARATION[preparation] + _COMMON_TAIL
+    if isinstance(config, str):
+        config = Config(config)
+    head = _COMMON_HEAD if config == Config(config.preparation, config.dose_unit) else _body(config)
+    return head + _PREPARATION[config.preparation] + _COMMON_TAIL
+
+
+def _lesser_of(parts: list[str]) -> str:
+    return "lesser of " + ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+@lru_cache(maxsize=128)
+def _body(c: Config) -> tuple[Formula, ...]:
+    """The body measurements, the dosing weight and the dose, for a protocol's dosing basis."""
+    found: list[Formula] = []
+    if c.height:
+        found.append(
+            Formula(
+                "bmi",
+                ("weight_kg", "height_cm"),
+                lambda w, h: w / (h * h),
+                "{weight_kg} / ({height_cm} x {height_cm})",
+                "cm2/m2",
+            )
+        )
+    if c.weights in ("ideal", "adjusted"):
+        found.append(
+            Formula(
+                "ideal_weight_kg",
+                ("devine_base", "devine_per_inch", "height_cm", "cm_per_inch", "devine_from"),
+                lambda base, per, h, cm, start: base + per * (h / cm - start),
+                "{devine_base} + {devine_per_inch} x ({height_cm} / {cm_per_inch} - {devine_from})",
+            )
+        )
+    if c.weights == "adjusted":
+        found.append(
+            Formula(
+                "adjusted_weight_kg",
+                ("ideal_weight_kg", "adjusted_factor", "weight_kg"),
+                lambda ideal, f, w: ideal + f * (w - ideal),
+                "{ideal_weight_kg} + {adjusted_factor} x ({weight_kg} - {ideal_weight_kg})",
+            )
+        )
+    if c.per == "m2":
+        if c.bsa_formula == "dubois":
+            found.append(
+                Formula(
+                    "bsa_m2",
+                    ("dubois", "weight_kg", "height_cm"),
+                    lambda k, w, h: (
+                        k * power(w, DUBOIS_WEIGHT_EXPONENT) * power(h, DUBOIS_HEIGHT_EXPONENT)
+                    ),
+                    f"{{dubois}} x {{weight_kg}}^{DUBOIS_WEIGHT_EXPONENT} x "
+                    f"{{height_cm}}^{DUBOIS_HEIGHT_EXPONENT}",
+                )
+            )
+        else:
+            found.append(
+                Formula(
+                    "bsa_m2",
+                    ("height_cm", "weight_kg", "mosteller"),
+                    lambda h, w, k: sqrt(h * w / k),
+                    "sqrt({height_cm} x {weight_kg} / {mosteller})",
+                )
+            )
+    # The dosing weight: the basis, never above the actual weight, and never above the cap.
+    chosen = {"actual": [], "ideal": ["ideal_weight_kg"], "adjusted": ["adjusted_weight_kg"]}[
+        c.basis
+    ]
+    candidates = [*chosen, "weight_kg"] + (["dosing_weight_max"] if c.weight_cap else [])
+    if len(candidates) == 1:
+        found.append(Formula("dosing_weight_kg", ("weight_kg",), lambda w: w))
+    else:
+        found.append(
+            Formula(
+                "dosing_weight_kg",
+                tuple(candidates),
+                lesser,
+                _lesser_of([f"{{{n}}}" for n in candidates]),
+            )
+        )
+    # The dose: what is prescribed, times the body measure, divided over the day, capped.
+    first = "dose_uncapped" if c.capped else "dose"
+    rx = c.prescribed
+    measure = {"kg": "dosing_weight_kg", "m2": "bsa_m2", "": ""}[c.per]
+    if measure and c.per_day:
+        found.append(
+            Formula(
+                first,
+                (rx, measure, "divided_into"),
+                lambda r, m, n: r * m / n,
+                f"{{{rx}}} x {{{measure}}} / {{divided_into}}",
+            )
+        )
+    elif measure:
+        found.append(Formula(first, (rx, measure), lambda r, m: r * m, f"{{{rx}}} x {{{measure}}}"))
+    elif c.per_day:
+        found.append(
+            Formula(first, (rx, "divided_into"), lambda r, n: r / n, f"{{{rx}}} / {{divided_into}}")
+        )
+    else:
+        found.append(Formula(first, (rx,), lambda r: r))
+    if c.capped:
+        operands = ["dose_uncapped"] + (["dose_max"] if c.dose_cap else [])
+        parts = [f"{{{n}}}" for n in operands]
+        if c.daily_cap:
+            parts.append("{daily_dose_max} / {divided_into}")
+            found.append(
+                Formula(
+                    "dose",
+                    (*operands, "daily_dose_max", "divided_into"),
+                    lambda *xs: lesser(*xs[:-2], xs[-2] / xs[-1]),
+                    _lesser_of(parts),
+                )
+            )
+        else:
+            found.append(Formula("dose", tuple(operands), lesser, _lesser_of(parts)))
+    if c.per_day:
+        found.append(
+            Formula(
+                "daily_dose",
+                ("dose", "divided_into"),
+                lambda dose, n: dose * n,
+                "{dose} x {divided_into}",
+            )
+        )
+    found.append(_COMMON_HEAD[-1])  # the drug volume
+    return tuple(found)
+
+
+# --- functions of the formula language -------------------------------------------------------
+# Each works in the four algebras a formula runs in: Decimal (60 digits), pint Quantities, Interval
+# and the _Symbol tracer. A square root or a fractional power of a Decimal is correctly rounded at
+# the 60th digit (not exact); everything else on the dose path is.
+
+
+def lesser(*values: Any) -> Any:
+    """The least of its operands, which must be in the same unit (a cap, "never above actual")."""
+    if any(isinstance(v, _Symbol) for v in values):
+        return _Symbol()._op(*[v for v in values if not isinstance(v, _Symbol)] or [_Symbol()])
+    if any(isinstance(v, Interval) for v in values):
+        spans = [_as_interval(v) for v in values]
+        return Interval(min(s.low for s in spans), min(s.high for s in spans))
+    if hasattr(values[0], "dimensionality"):
+        first = values[0]
+        for other in values[1:]:
+            if other.units != first.units:
+                raise FormulaError(f"lesser of {first.units} and {other.units}: not the same unit")
+        return min(values, key=lambda v: v.magnitude)
+    return min(values)
+
+
+def sqrt(value: Any) -> Any:
+    if isinstance(value, _Symbol):
+        return value
+    if isinstance(value, Interval):
+        return Interval(value.low.sqrt(), value.high.sqrt())
+    if isinstance(value, Decimal):
+        return value.sqrt()
+    return value ** Decimal("0.5")  # pint: the units' exponents halve (m4 -> m2)
+
+
+def power(value: Any, exponent: Decimal) -> Any:
+    """`value` to a positive fractional power (DuBois): increasing in `value`."""
+    if isinstance(value, _Symbol):
+        return value
+    if isinstance(value, Interval):
+        return Interval(value.low**exponent, value.high**exponent)
+    return value**exponent
 
 
 class FormulaError(Exception):
@@ -320,10 +652,20 @@ def _plain(value: Decimal) -> str:
     return text
 
 
-@lru_cache(maxsize=64)
-def compiled(preparation: str, dose_unit: str) -> dict[str, Compiled]:
-    """Every formula of a preparation, checked by pint: {target: Compiled}. Raises FormulaError."""
-    return compile_formulas(formulas(preparation) + CHECKS, dose_unit)
+def compiled(config: Config | str, dose_unit: str = "mg") -> dict[str, Compiled]:
+    """Every formula of a configuration (or of a preparation, dosing per kg of actual weight),
+    checked by pint: {target: Compiled}. Raises FormulaError. Cached per configuration."""
+    if isinstance(config, str):
+        config = Config(config, dose_unit)
+    return _compiled(config)
+
+
+@lru_cache(maxsize=128)
+def _compiled(config: Config) -> dict[str, Compiled]:
+    return compile_formulas(formulas(config) + CHECKS, config.dose_unit)
+
+
+compiled.cache_clear = _compiled.cache_clear  # type: ignore[attr-defined]
 
 
 def compile_formulas(found: tuple[Formula, ...], dose_unit: str) -> dict[str, Compiled]:
@@ -339,25 +681,44 @@ def compile_formula(formula: Formula, dose_unit: str) -> Compiled:
     reg = registry()
     target_kind, target_template = OPERANDS[formula.target]
     target_unit = target_template.format(d=dose_unit)
-    operands = []
-    for name in formula.operands:
-        kind, template = OPERANDS[name]
-        operands.append(reg.Quantity(Decimal(1), pint_unit(template.format(d=dose_unit), kind)))
-    try:
-        result = formula.fn(*operands)
-    except Exception as exc:  # pint's DimensionalityError: adding a volume to a mass
-        raise FormulaError(
-            f"formula for {formula.target} ({_describe(formula)}) mixes dimensions: {exc}"
-        ) from None
-    expected = dimensionality(target_unit, target_kind)
-    if str(result.dimensionality) != expected:
-        raise FormulaError(
-            f"formula for {formula.target} ({_describe(formula)}) gives "
-            f"{result.dimensionality}, but {formula.target} is {expected} ({target_unit})"
-        )
-    # The formula must scale the same at every point (no sum of terms in different units).
-    multiply, divide = units_ratio(result.units, pint_unit(target_unit, target_kind))
+    units = [
+        pint_unit(OPERANDS[name][1].format(d=dose_unit), OPERANDS[name][0])
+        for name in formula.operands
+    ]
+    with localcontext() as context:
+        context.prec = 60
+        try:
+            result = formula.fn(*(reg.Quantity(Decimal(1), unit) for unit in units))
+        except FormulaError:
+            raise
+        except Exception as exc:  # pint's DimensionalityError: adding a volume to a mass
+            raise FormulaError(
+                f"formula for {formula.target} ({_describe(formula)}) mixes dimensions: {exc}"
+            ) from None
+        expected = reg.parse_units(pint_unit(target_unit, target_kind)).dimensionality
+        if dict(result.dimensionality) != dict(expected):
+            raise FormulaError(
+                f"formula for {formula.target} ({_describe(formula)}) gives "
+                f"{result.dimensionality}, but {formula.target} is "
+                f"{dimensionality(target_unit, target_kind)} ({target_unit})"
+            )
+        multiply, divide = units_ratio(result.units, pint_unit(target_unit, target_kind))
+        # The Decimal path applies one factor to the whole formula: check, at operands that differ
+        # from one another, that pint (converting every term) gets the same value (no sum of terms
+        # in different units, no cap compared across units).
+        sample = [Decimal(n) for n in _SAMPLE[: len(units)]]
+        by_pint = formula.fn(*(reg.Quantity(v, u) for v, u in zip(sample, units, strict=True)))
+        by_pint = Decimal(by_pint.to(pint_unit(target_unit, target_kind)).magnitude)
+        by_decimal = formula.fn(*sample) * multiply / divide
+        if abs(by_pint - by_decimal) > abs(by_pint) * Decimal("1e-20"):
+            raise FormulaError(
+                f"formula for {formula.target} ({_describe(formula)}) combines terms in different "
+                "units: write each term in the same working unit"
+            )
     return Compiled(formula, multiply, divide)
+
+
+_SAMPLE = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
 
 
 def _describe(formula: Formula) -> str:
@@ -368,9 +729,12 @@ class _Symbol:
     """An operand that combines only with other operands: a bare number in a formula (a
     hand-written 60 or 1000) is refused, so every factor comes from pint."""
 
-    def _op(self, other: object) -> _Symbol:
-        if not isinstance(other, _Symbol):
-            raise FormulaError(f"a formula uses the bare number {other!r}: pint supplies factors")
+    def _op(self, *others: object) -> _Symbol:
+        for other in others:
+            if not isinstance(other, _Symbol):
+                raise FormulaError(
+                    f"a formula uses the bare number {other!r}: pint supplies factors"
+                )
         return self
 
     __add__ = __sub__ = __mul__ = __truediv__ = _op

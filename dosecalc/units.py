@@ -36,6 +36,15 @@ _TOKENS: dict[str, str] = {
     "h": "h",
     "hr": "h",
     "s": "s",
+    "day": "day",
+    # "U" and "IU" are on the ISMP list of error-prone abbreviations (U read as 0 or 4): "units" only.
+    "units": "units",
+    "mmol": "mmol",
+    "meq": "mEq",
+    "cm": "cm",
+    "m": "m",
+    "in": "in",
+    "m2": "m2",
 }
 
 
@@ -63,13 +72,50 @@ KINDS: dict[str, Kind] = {
         "mg/kg/h",
         "0.75 mg/kg/h",
     ),
+    "height": Kind("a height", ("cm", "m", "in"), "cm", "170 cm"),
+    "bmi": Kind("a body mass index", ("kg/m2",), "kg/m2", "30 kg/m2"),
+    "bsa": Kind("a body surface area", ("m2",), "m2", "1.8 m2"),
+    "dose_per_m2": Kind("a dose per m2", ("mg/m2", "mcg/m2"), "mg/m2", "1.5 mg/m2"),
+    "daily_dose": Kind("a dose per day", ("mg/day", "mcg/day", "g/day"), "mg/day", "4 g/day"),
+    "daily_dose_per_kg": Kind(
+        "a dose per kg per day", ("mg/kg/day", "mcg/kg/day"), "mg/kg/day", "45 mg/kg/day"
+    ),
+    "daily_dose_per_m2": Kind(
+        "a dose per m2 per day", ("mg/m2/day", "mcg/m2/day"), "mg/m2/day", "300 mg/m2/day"
+    ),
 }
+# Drug amounts that are not masses: each family is its own pint dimension. A kind whose units
+# carry the drug's amount (mg/kg, mg/mL, ...) has a variant per family, named "kind@family"
+# ("dose_per_kg@units": units/kg), so a units protocol parses its steps, limits and stock as units
+# and refuses mg (and a mEq protocol refuses mmol).
+FAMILIES: dict[str, str] = {"mg": "mass", "mcg": "mass", "g": "mass"}
+for _family, _example in (("units", "5000"), ("mmol", "20"), ("mEq", "20")):
+    FAMILIES[_family] = _family
+    for _name, _kind in list(KINDS.items()):
+        if "@" in _name or _kind.reference.split("/")[0] != "mg":
+            continue
+        _units = tuple(
+            dict.fromkeys(_family + u[u.index("/") :] if "/" in u else _family for u in _kind.units)
+        )
+        KINDS[f"{_name}@{_family}"] = Kind(
+            f"{_kind.name} in {_family}", _units, _units[0], f"{_example} {_units[0]}"
+        )
+
+
+def family_kind(kind: str, amount_unit: str) -> str:
+    """The kind for a protocol dosing in `amount_unit` (mg: the kind itself; units: kind@units)."""
+    family = FAMILIES.get(amount_unit, "mass")
+    if family == "mass" or f"{kind}@{family}" not in KINDS:
+        return kind
+    return f"{kind}@{family}"
+
 
 _NUMBER = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 _SHAPE = re.compile(
     r" *(?P<number>[0-9][0-9.,_]*|[.,][0-9][0-9.,_]*)? *(?P<unit>[^ 0-9.,_][^ ]*)? *"
 )
-_UNIT_CHARS = re.compile(r"[A-Za-z\u00b5\u03bc]+(?:/[A-Za-z\u00b5\u03bc]+)*")
+# Letters, and a 2 only at the end of a token ("m2", "kg/m2").
+_UNIT_CHARS = re.compile(r"[A-Za-z\u00b5\u03bc]+2?(?:/[A-Za-z\u00b5\u03bc]+2?)*")
 
 
 class Quantity(NamedTuple):
@@ -130,6 +176,13 @@ def canonical_unit(unit_text: str) -> str | None:
             return None
         parts.append(canon)
     return "/".join(parts)
+
+
+def unit_of(text: object) -> str | None:
+    """The canonical unit of a quantity's text ('0.5mg/kg' -> 'mg/kg'), or None: to choose the kind
+    to parse it as (a protocol's dose may be per kg, per m2, fixed or per day)."""
+    shape = _SHAPE.fullmatch(text) if isinstance(text, str) else None
+    return canonical_unit(shape["unit"]) if shape is not None and shape["unit"] else None
 
 
 def parse_quantity(text: str, field: str, kind_name: str) -> Quantity:

@@ -29,14 +29,17 @@ class Reverse:
     volume: Figure  # printed rate x printed duration
     drawn_dose: Figure  # printed drug volume x stock: what is in the bag
     dose: Figure  # volume x drawn dose / printed VTBI
-    dose_per_kg: Figure  # / printed dosing weight
+    # / printed dosing weight: only for an uncapped dose per kg (else the check ends at the dose)
+    dose_per_kg: Figure | None
     agrees: bool
 
 
-def printed_lines(protocol: Protocol) -> list[Compiled]:
-    """The forward formulas a sheet prints as arithmetic ("Dose  0.5 mg/kg x 72 kg = 36 mg")."""
-    checked = compiled(protocol.preparation, protocol.dose_unit)
-    return [checked[f.target] for f in formulas(protocol.preparation) if f.shown]
+def printed_lines(protocol: Protocol, basis: str | None = None) -> list[Compiled]:
+    """The forward formulas a sheet prints as arithmetic ("Dose  0.5 mg/kg x 72 kg = 36 mg"), for
+    a sheet dosing on `basis` (the protocol's own by default)."""
+    config = protocol.config(basis)
+    checked = compiled(config)
+    return [checked[f.target] for f in formulas(config) if f.shown]
 
 
 def verify(
@@ -44,10 +47,14 @@ def verify(
     result: Result,
     figures: Mapping[str, Figure],
     checkpoints: Sequence[Any] = (),
+    operands: Mapping[str, Figure] | None = None,
 ) -> Reverse:
     """Check the printed figures; return the reverse check, or raise LimitError. `checkpoints` are
-    the printed checkpoint rows (minute, volume, dose figures): none may read 0 for a real amount."""
-    checked = compiled(protocol.preparation, protocol.dose_unit)
+    the printed checkpoint rows (minute, volume, dose figures): none may read 0 for a real amount.
+    `operands`: the printed operands that are not reported quantities (constants, caps)."""
+    config = protocol.config(result.basis)
+    checked = compiled(config)
+    operands = operands or {}
     problems: list[Problem] = []
     limit = protocol.max_rounding_change
     allowed = f"{format(limit * 100, 'f').rstrip('0').rstrip('.')}%"
@@ -132,34 +139,49 @@ def verify(
             )
 
         problems += _hard_limits(protocol, figures, drawn)
-        problems += _arithmetic(protocol, figures)
+        problems += _arithmetic(protocol, {**operands, **figures}, result.basis)
 
         reverse_dose = checked["reverse_dose"].value(
             {**printed, "reverse_volume": volume, "drawn_dose": drawn}
         )
-        reverse_dpk = checked["reverse_dose_per_kg"].value(
-            {**printed, "reverse_dose": reverse_dose}
-        )
-        dpk = result.values["dose_per_kg"]
-        agrees = abs(reverse_dose - dose) <= limit * dose and abs(reverse_dpk - dpk) <= limit * dpk
+        agrees = abs(reverse_dose - dose) <= limit * dose
+        # The last leg, back to the dose per kg, where the dose is the dose per kg x the dosing
+        # weight (not per m2, fixed, divided over a day, or capped).
+        per_kg = config.per == "kg" and not config.per_day and not result.capped
+        reverse_dpk = None
+        if per_kg:
+            reverse_dpk = checked["reverse_dose_per_kg"].value(
+                {**printed, "reverse_dose": reverse_dose}
+            )
+            dpk = result.values["dose_per_kg"]
+            agrees = agrees and abs(reverse_dpk - dpk) <= limit * dpk
         if not agrees:
+            if reverse_dpk is not None:
+                per = f" ({_shown(reverse_dpk, figures['dose_per_kg'])})"
+                prescribed = f" ({figures['dose_per_kg'].text})"
+            else:
+                per = prescribed = ""
             problems.append(
                 Problem(
                     "reverse_check",
                     "reverse_check_failed",
                     f"reverse check: the printed rate and duration deliver "
-                    f"{_shown(reverse_dose, dose_fig)} ({_shown(reverse_dpk, figures['dose_per_kg'])}"
-                    f"), not the {dose_fig.exact_text} ({figures['dose_per_kg'].text}) prescribed",
+                    f"{_shown(reverse_dose, dose_fig)}{per}, not the {dose_fig.exact_text}"
+                    f"{prescribed} prescribed",
                 )
             )
     if problems:
         raise LimitError(problems)
-    dpk_fig = figures["dose_per_kg"]
+    dpk_fig = figures.get("dose_per_kg")
     return Reverse(
         volume=figure(volume, vtbi.step, vtbi.unit),
         drawn_dose=figure(drawn, dose_fig.step, dose_fig.unit),
         dose=figure(reverse_dose, dose_fig.step, dose_fig.unit),
-        dose_per_kg=figure(reverse_dpk, dpk_fig.step, dpk_fig.unit),
+        dose_per_kg=(
+            None
+            if reverse_dpk is None or dpk_fig is None
+            else figure(reverse_dpk, dpk_fig.step, dpk_fig.unit)
+        ),
         agrees=agrees,
     )
 
@@ -236,10 +258,12 @@ def operand_interval(fig: Figure) -> Interval:
     return Interval(shown - half, shown + half)
 
 
-def _arithmetic(protocol: Protocol, figures: Mapping[str, Figure]) -> list[Problem]:
+def _arithmetic(
+    protocol: Protocol, figures: Mapping[str, Figure], basis: str | None = None
+) -> list[Problem]:
     """Each printed line of arithmetic is true with the numbers shown (to their printed places)."""
     problems = []
-    for line in printed_lines(protocol):
+    for line in printed_lines(protocol, basis):
         target = figures[line.formula.target]
         operands = {name: operand_interval(figures[name]) for name in line.formula.operands}
         if not line.interval(operands).overlaps(operand_interval(target)):

@@ -101,7 +101,8 @@ BAD_INPUTS: list[Bad] = [
     weight("70 kilos", 2, "weight: '70 kilos' has a unit 'kilos' that is not on dosecalc's list"),
     weight("70 KGS", 2, "weight: '70 KGS' has a unit 'KGS' that is not on dosecalc's list"),
     weight("70 mL", 2, "weight: '70 mL' is a volume, not a weight"),
-    weight("70 m", 2, "weight: '70 m' has a unit 'm' that is not on dosecalc's list"),
+    # m is a height unit since issue 10: still refused, now by its dimension.
+    weight("70 m", 2, "weight: '70 m' is a height, not a weight"),
     weight("70 mg", 2, "weight: '70 mg' is a dose, not a weight"),
     weight("", 2, "weight: '' is empty"),
     weight("   ", 2, "weight: '   ' is empty"),

@@ -21,7 +21,15 @@ from dosecalc.batch.rows import (
     ResultRow,
 )
 from dosecalc.errors import DosecalcError, InputError, LimitError, Problem
-from dosecalc.model import PATIENT_ID, TEXT_LIMITS, Order, Sheet, check_patient_id, make_sheet
+from dosecalc.model import (
+    PATIENT_ID,
+    TEXT_LIMITS,
+    Order,
+    Sheet,
+    check_patient_id,
+    dosing_basis,
+    make_sheet,
+)
 from dosecalc.protocols import Library
 from dosecalc.render import extension, render
 from dosecalc.render.as_json import dumps, error_object, sheet_json
@@ -130,6 +138,8 @@ def success(line: int, sheet: Sheet, ctx: Context, key: str) -> Outcome:
         protocol=sheet.protocol.id,
         status=status,
         weight_kg=f.weight_kg.json,
+        dosing_weight_kg=f.dosing_weight_kg.json,
+        dosing_weight_basis=dosing_basis(sheet)[0],
         dose=f.dose.json,
         dose_unit=f.dose.unit,
         drug_volume_ml=f.drug_volume.json,
@@ -208,6 +218,8 @@ def loose_order(cells: dict[str, str], options: Options, weight: str | None = No
         stock=cells.get("stock"),
         override_reason=cells.get("override_reason"),
         operator=cells.get("operator", options.operator),
+        height=cells.get("height"),
+        sex=cells.get("sex"),
     )
 
 

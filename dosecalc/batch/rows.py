@@ -20,6 +20,8 @@ OPTIONAL_COLUMNS = (
     "override_reason",
     "operator",
     "date",
+    "height",  # issue 10: where the protocol needs them (ideal or adjusted weight, per m2)
+    "sex",
 )
 COLUMNS = ("patient_id", *WEIGHT_COLUMNS, *OPTIONAL_COLUMNS)
 
@@ -46,6 +48,8 @@ class ResultRow(NamedTuple):
     protocol: str
     status: str
     weight_kg: str = ""
+    dosing_weight_kg: str = ""
+    dosing_weight_basis: str = ""
     dose: str = ""
     dose_unit: str = ""
     drug_volume_ml: str = ""

@@ -14,8 +14,8 @@ from typing import Any
 from dosecalc import __version__
 from dosecalc.display import Figure, format_number
 from dosecalc.errors import DosecalcError
-from dosecalc.model import Sheet
-from dosecalc.quantities import QUANTITIES
+from dosecalc.model import Sheet, dosing_basis
+from dosecalc.quantities import QUANTITIES, Config
 
 
 class JsonNumber(str):
@@ -41,7 +41,12 @@ def _protocol_keys(sheet: Sheet) -> dict[str, Any]:
 
 def _order_keys(sheet: Sheet) -> dict[str, Any]:
     o = sheet.order
-    return {"patient_id": o.patient_id, "date": o.date, "weight_entered": o.weight}
+    keys = {"patient_id": o.patient_id, "date": o.date, "weight_entered": o.weight}
+    if o.height is not None:
+        keys["height_entered"] = o.height
+    if o.sex is not None:
+        keys["sex"] = o.sex
+    return keys
 
 
 def _calculation(sheet: Sheet) -> dict[str, Any]:
@@ -49,13 +54,19 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
     quantity of the table (quantities.QUANTITIES), with its unit key where it has one."""
     f, p = sheet.figures, sheet.protocol
     keys: dict[str, Any] = {}
+    # A protocol dosing per kg of actual weight without caps keeps the original keys exactly.
+    basis = p.config() != Config(p.preparation, p.dose_unit)
     for spec in QUANTITIES:
-        if spec.json is None:
+        if spec.json is None or spec.name not in f.values:
             continue
         fig = f.values[spec.name]
         keys[spec.json] = fig
         if spec.json_unit is not None:
             keys[spec.json_unit] = fig.unit
+        if spec.name == "dosing_weight_kg" and basis:
+            keys["dosing_weight_basis"] = dosing_basis(sheet)[0]
+        if spec.name == "dose" and "dose_uncapped" in f.values:
+            keys["dose_capped"] = sheet.result.capped
     keys.update(
         {
             "stock_label": sheet.result.chosen_stock.text.strip(),

@@ -9,9 +9,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dosecalc.protocols import Protocol
 
 from dosecalc.display import Figure
-from dosecalc.model import Sheet
+from dosecalc.model import Sheet, dosing_basis
+from dosecalc.protocols import prescription as prescribed_operand
 from dosecalc.quantities import BY_NAME
 from dosecalc.sanitize import text as clean
 from dosecalc.verify import printed_lines
@@ -41,10 +46,10 @@ def title(sheet: Sheet) -> str:
 
 def prescription(sheet: Sheet) -> str:
     """What was actually prescribed: dose per kg, duration and stock used, and what changed."""
-    f = sheet.figures
-    text = (
-        f"{f.dose_per_kg.text} over {f.duration.text}, {clean(sheet.protocol.drug)} {stock(sheet)}"
-    )
+    f, p = sheet.figures, sheet.protocol
+    rx = f.of(prescription_operand(p))
+    divided = f" in {f.divided_into.number} doses a day" if p.per_day else ""
+    text = f"{rx.text}{divided} over {f.duration.text}, {clean(sheet.protocol.drug)} {stock(sheet)}"
     if sheet.changes:
         changed = "; ".join(f"{c.field.replace('_', ' ')} {c.protocol}" for c in sheet.changes)
         text += f" (CHANGED FROM PROTOCOL: the protocol says {changed})"
@@ -127,13 +132,37 @@ def check_code(sheet: Sheet) -> str:
 
 def patient(sheet: Sheet) -> list[Line]:
     o, f = sheet.order, sheet.figures
-    return [
+    weight = weight_text(sheet)
+    if sheet.protocol.basis != "actual" and dosing_basis(sheet)[0] == "actual":
+        weight += " (used)"  # rather than the ideal or adjusted weight computed below
+    lines = [
         Line("Patient ID", o.patient_id or "(none given)"),
         Line("Name", clean(o.name) if o.name else "(none given)"),
         Line("Date", o.date),
-        Line("Weight", weight_text(sheet)),
-        Line("Dosing weight", f"{f.dosing_weight_kg.text} (actual weight)"),
+        Line("Weight", weight),
     ]
+    lines += body(sheet)
+    lines.append(Line("Dosing weight", f"{f.dosing_weight_kg.text} ({dosing_basis(sheet)[1]})"))
+    return lines
+
+
+def prescription_operand(protocol: Protocol) -> str:
+    return prescribed_operand(protocol)[0]
+
+
+def body(sheet: Sheet) -> list[Line]:
+    """Height and sex as entered, where the protocol uses them (the measures computed from them are
+    calculation lines)."""
+    o, f = sheet.order, sheet.figures
+    lines = []
+    if o.height is not None and "height_cm" in f.values:
+        height = clean(o.height.strip())
+        if f.height_cm.text != height:
+            height = f"{height} = {shown(f.height_cm)}"
+        lines.append(Line("Height", height))
+    if o.sex is not None:
+        lines.append(Line("Sex", o.sex))
+    return lines
 
 
 PREINFUSION_TITLE = "Pre-infusion check"
@@ -186,14 +215,19 @@ def calculation(sheet: Sheet) -> list[Line]:
     f = sheet.figures
     entered = "" if sheet.result.weight.unit == "kg" else f" ({clean(sheet.order.weight.strip())})"
     lines = []
-    for line in printed_lines(sheet.protocol):
+    for line in printed_lines(sheet.protocol, sheet.result.basis):
         target = line.formula.target
-        operands = {name: operand(f.values[name]) for name in line.formula.operands}
+        operands = {name: operand(f.of(name)) for name in line.formula.operands}
         if "dosing_weight_kg" in operands:
             operands["dosing_weight_kg"] += entered
-        lines.append(
-            Line(BY_NAME[target].label, f"{line.text(operands)} = {shown(f.values[target])}")
-        )
+        result = shown(f.values[target])
+        if target == "dose" and sheet.result.capped:
+            result += " (capped)"
+        elif target == "dosing_weight_kg":
+            result += f" ({dosing_basis(sheet)[1]})"
+        elif target == f"{dosing_basis(sheet)[0]}_weight_kg":
+            result += " (used)"
+        lines.append(Line(BY_NAME[target].label, f"{line.text(operands)} = {result}"))
     return lines
 
 
@@ -234,6 +268,12 @@ def reverse_check(sheet: Sheet) -> str:
     """Computed from the printed figures (verify.py): rate x duration -> volume -> dose -> per kg."""
     f, r = sheet.figures, sheet.reverse
     percent = format(sheet.protocol.max_rounding_change * 100, "f").rstrip("0").rstrip(".")
+    if r.dose_per_kg is None:
+        return (
+            f"{f.rate.text} x {f.duration.text} / 60 min/h = {r.volume.exact_text}; "
+            f"{r.volume.exact_text} x {r.drawn_dose.exact_text} in {f.total_volume.text} = "
+            f"{r.dose.exact_text}: agrees with the dose {f.dose.text} (within {percent}%)"
+        )
     return (
         f"{f.rate.text} x {f.duration.text} / 60 min/h = {r.volume.exact_text}; "
         f"{r.volume.exact_text} x {r.drawn_dose.exact_text} in {f.total_volume.text} = "
