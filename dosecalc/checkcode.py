@@ -40,7 +40,12 @@ FORMAT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}-?[0-9A-HJKMNP-TV-Z]{4}")
 def message(protocol: Sequence[str], figures: Mapping[str, Figure]) -> bytes:
     """The canonical text hashed: the scheme, the protocol's id, version and file SHA-256, and each
     covered figure as printed ("36 mg"). JSON, so no value can run into the next."""
-    items = [SCHEME, *protocol, *(f"{key}={figures[name].text}" for key, name in COVERED)]
+    # A figure this kind of dose does not have (a fixed dose has no dose per kg) is left out.
+    items = [
+        SCHEME,
+        *protocol,
+        *(f"{key}={figures[name].text}" for key, name in COVERED if name in figures),
+    ]
     return json.dumps(items, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 

@@ -26,6 +26,7 @@ def complete(runner: CliRunner, words: str) -> list[str]:
 def test_protocol_ids_of_the_shipped_file_complete(runner: CliRunner) -> None:
     assert complete(runner, "dosecalc sheet --protocol ") == [
         "ketamine-iv",
+        "ketamine-iv-ibw",
         "ketamine-iv-syringe",
     ]
     assert complete(runner, "dosecalc sheet --protocol ketamine-iv-s") == ["ketamine-iv-syringe"]
@@ -59,4 +60,4 @@ def test_bash_completes_protocol_ids_with_the_documented_line(tmp_path: Path) ->
     done = subprocess.run([bash, "--norc", "-c", script], capture_output=True, text=True,
                           env=env, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["ketamine-iv", "ketamine-iv-syringe"]
+    assert done.stdout.split() == ["ketamine-iv", "ketamine-iv-ibw", "ketamine-iv-syringe"]

@@ -829,8 +829,7 @@ def test_a_fixed_dose_and_a_fixed_daily_dose(tmp_path: Path) -> None:
 
 def test_results_csv_gives_the_dosing_weight_and_basis(runner: CliRunner, tmp_path: Path) -> None:
     # A day list with height and sex columns; the shipped file has ketamine-iv-ibw, so results.csv
-    # carries dosing_weight_kg and dosing_weight_basis (before message). A file without a dosing
-    # basis keeps the original columns (tests/test_golden_outputs.py).
+    # carries dosing_weight_kg and dosing_weight_basis (before message), as every day list does.
     daylist = tmp_path / "day.csv"
     daylist.write_text(
         "patient_id,weight,protocol,height,sex\n"

@@ -179,7 +179,8 @@ def test_an_arithmetic_failure_in_the_engine_is_invalid_input_not_a_traceback(
     def overflow(*args: object, **kwargs: object) -> None:
         raise decimal.InvalidOperation([decimal.DivisionUndefined])
 
-    monkeypatch.setattr("dosecalc.model.make_sheet", overflow)
+    # Inside make_sheet, which turns it into invalid input for every caller (sheet, batch, check).
+    monkeypatch.setattr("dosecalc.model._make_sheet", overflow)
     result = runner.invoke(cli, [*BASE, "--weight", "72 kg"])
     assert result.exit_code == 2
     assert "cannot be calculated exactly" in result.stderr

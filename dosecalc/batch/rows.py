@@ -48,13 +48,13 @@ class ResultRow(NamedTuple):
     protocol: str
     status: str
     weight_kg: str = ""
-    dosing_weight_kg: str = ""
-    dosing_weight_basis: str = ""
     dose: str = ""
     dose_unit: str = ""
     drug_volume_ml: str = ""
     total_volume_ml: str = ""
     rate_ml_per_h: str = ""
+    dosing_weight_kg: str = ""  # issue 10: the weight the dose is based on, and which it is
+    dosing_weight_basis: str = ""
     message: str = ""
 
     def failed(self, status: str, message: str) -> ResultRow:

@@ -24,7 +24,7 @@ CSS = """
 * { box-sizing: border-box; }
 html { background: #fff; color: #000; }
 body { margin: 0; font-family: "DejaVu Sans", "Liberation Sans", Arial, Helvetica, sans-serif;
-  font-size: 8pt; line-height: 1.2; }
+  font-size: 7.6pt; line-height: 1.2; }
 .sheet { width: %(width)smm; margin: 0 auto; }
 @media screen { .sheet { padding: %(margin)dmm 0; } }
 h1 { font-size: 13pt; margin: 0 0 1.2mm; padding: 1mm 2mm; border: 2px solid #000;
@@ -66,10 +66,13 @@ table.grid th, table.grid td { border: 1px solid #000; padding: 0.3mm 0.6mm; fon
   line-height: 1.1; }
 table.grid th { text-align: center; }
 table.grid th.row { text-align: left; width: 24mm; font-weight: normal; }
-table.grid td { height: 5.6mm; }
+table.grid td { height: 5mm; }
 .signatures { display: flex; gap: 4mm; margin-top: 1.5mm; break-inside: avoid; }
-.signature { flex: 1 1 0; border: 1.5px solid #000; padding: 1mm 2mm; }
-.signature .field { border-bottom: 1px solid #000; height: 6mm; padding-top: 2.3mm;
+.signature { flex: 1 1 0; border: 1.5px solid #000; padding: 1mm 2mm; display: flex;
+  flex-wrap: wrap; column-gap: 2mm; }
+.signature b { flex: 1 0 100%%; }
+.signature .field { flex: 1 1 0; }
+.signature .field { border-bottom: 1px solid #000; height: 4.6mm; padding-top: 1.6mm;
   font-size: 7.4pt; }
 footer { margin-top: 1.5mm; font-size: 6.8pt; border-top: 1px solid #000; padding-top: 0.5mm; }
 """
@@ -139,15 +142,17 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
     )
     body = [
         f"<h1><span>{esc(title)}</span><span>{esc(who)} &middot; {esc(o.date)}</span></h1>",
-        _lines(content.header(sheet)),
+        # The check code is in the PREPARE box (as on the PDF): one header line less on the page.
+        _lines([line for line in content.header(sheet) if line.label != "Check code"]),
         '<div class="cols"><div>',
         "<h2>Patient</h2>",
         _lines(content.patient(sheet)),
         '</div><div class="box">',
         '<div class="prepare"><div class="title">PREPARE</div><table>'
         f"<tr><th>DOSE</th><td>{esc(f.dose.text)}</td></tr>"
-        f"<tr><th>DRAW UP</th><td>{esc(f.drug_volume.text)}</td></tr></table>"
-        f'<div class="note">of {esc(sheet.protocol.drug)} {esc(f.stock.text)}</div></div>',
+        f"<tr><th>DRAW UP</th><td>{esc(f.drug_volume.text)}</td></tr>"
+        f"<tr><th>CHECK</th><td>{esc(sheet.check_code)}</td></tr></table>"
+        f'<div class="note">of {esc(sheet.protocol.drug)} {esc(content.stock(sheet))}</div></div>',
         '</div><div class="box">',
         f'<div class="pump"><div class="title">PUMP</div><table>{pump}</table></div>',
         f"<div>Dose rate: {esc(content.dose_rate(sheet))}</div>",

@@ -77,6 +77,17 @@ STYLES = (
         signature_row=5.0,
         signature_columns=2,
     ),
+    # Past that (a long infusion with a changed prescription, a gate and every warning, on Letter).
+    Style(
+        body=6.5,
+        small=5.9,
+        heading_gap=0.4,
+        grid_row=4.5,
+        grid_cell=10.0,
+        grid_first=20.0,
+        signature_row=4.7,
+        signature_columns=2,
+    ),
 )
 BODY = STYLES[0].body  # kept for callers of the first style's sizes
 SMALL = STYLES[0].small
@@ -528,12 +539,18 @@ def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
     st = style
     f = sheet.figures
     page.title(content.title(sheet), who)
-    page.lines(content.header(sheet))
+    # The check code goes in the PREPARE box (beside the patient block, which is taller): the line it
+    # takes in the header of the text sheet is a line this page needs for the grid.
+    page.lines([line for line in content.header(sheet) if line.label != "Check code"])
     # Patient on the left; the DOSE box (what to draw up) and the PUMP box (what to program) on the
     # right, the PUMP box in the largest type and the heaviest rule.
     top = pdf.get_y()
     pump_rows = [(line.label, line.text) for line in content.pump(sheet)]
-    dose_rows = [("DOSE", f.dose.text), ("DRAW UP", f.drug_volume.text)]
+    dose_rows = [
+        ("DOSE", f.dose.text),
+        ("DRAW UP", f.drug_volume.text),
+        ("CHECK", sheet.check_code),
+    ]
     pump_width = max(58.0, page.box_width(pump_rows, 12))
     dose_width = max(50.0, page.box_width(dose_rows, 10.5))
     left_width = page.width - pump_width - dose_width - 8
