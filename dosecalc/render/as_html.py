@@ -150,9 +150,9 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
         '</div><div class="box">',
         '<div class="prepare"><div class="title">PREPARE</div><table>'
         f"<tr><th>DOSE</th><td>{esc(f.dose.text)}</td></tr>"
-        f"<tr><th>DRAW UP</th><td>{esc(f.drug_volume.text)}</td></tr>"
-        f"<tr><th>CHECK</th><td>{esc(sheet.check_code)}</td></tr></table>"
-        f'<div class="note">of {esc(sheet.protocol.drug)} {esc(content.stock(sheet))}</div></div>',
+        f"<tr><th>DRAW UP</th><td>{esc(f.drug_volume.text)}</td></tr></table>"
+        f'<div class="note">of {esc(sheet.protocol.drug)} {esc(content.stock(sheet))}</div>'
+        f'<div class="note">check code <b>{esc(sheet.check_code)}</b></div></div>',
         '</div><div class="box">',
         f'<div class="pump"><div class="title">PUMP</div><table>{pump}</table></div>',
         f"<div>Dose rate: {esc(content.dose_rate(sheet))}</div>",

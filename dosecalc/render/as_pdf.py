@@ -255,16 +255,16 @@ class _Page:
         rows: Sequence[tuple[str, str]],
         size: float,
         border: float,
-        note: str = "",
+        notes: Sequence[str] = (),
     ) -> float:
-        """A ruled box: a small title, bold label/value rows at `size` pt, and an optional note in
-        body type under them. Returns its bottom."""
+        """A ruled box: a small title, bold label/value rows at `size` pt, and optional notes in
+        body type under them, a line each. Returns its bottom."""
         pdf = self.pdf
         top = pdf.get_y()
         row = size * 0.5
         self.font(size, bold=True)
         label_width = max(pdf.get_string_width(_t(label)) for label, _ in rows) + 3
-        height = 4 + row * len(rows) + 1.5 + (self.style.line if note else 0)
+        height = 4 + row * len(rows) + 1.5 + self.style.line * len(notes)
         pdf.set_line_width(border)
         pdf.rect(x, top, width, height)
         self.font(self.style.body + 0.4, bold=True)
@@ -275,9 +275,9 @@ class _Page:
             pdf.set_xy(x + 3, top + 4.5 + row * i)
             pdf.cell(label_width, row, _t(label))
             pdf.cell(width - 6 - label_width, row, _t(value))
-        if note:
-            self.font(self.style.body)
-            pdf.set_xy(x + 3, top + 4.5 + row * len(rows))
+        self.font(self.style.body)
+        for i, note in enumerate(notes):
+            pdf.set_xy(x + 3, top + 4.5 + row * len(rows) + self.style.line * i)
             pdf.cell(width - 6, self.style.line, _t(note))
         return top + height
 
@@ -546,11 +546,7 @@ def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
     # right, the PUMP box in the largest type and the heaviest rule.
     top = pdf.get_y()
     pump_rows = [(line.label, line.text) for line in content.pump(sheet)]
-    dose_rows = [
-        ("DOSE", f.dose.text),
-        ("DRAW UP", f.drug_volume.text),
-        ("CHECK", sheet.check_code),
-    ]
+    dose_rows = [("DOSE", f.dose.text), ("DRAW UP", f.drug_volume.text)]
     pump_width = max(58.0, page.box_width(pump_rows, 12))
     dose_width = max(50.0, page.box_width(dose_rows, 10.5))
     left_width = page.width - pump_width - dose_width - 8
@@ -567,7 +563,10 @@ def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
         dose_rows,
         size=10.5,
         border=0.6,
-        note=f"of {sheet.protocol.drug} {content.stock(sheet)}",
+        notes=(
+            f"of {sheet.protocol.drug} {content.stock(sheet)}",
+            f"check code {sheet.check_code}",
+        ),
     )
     pdf.set_y(top + st.heading_gap)
     pump_end = page.boxed(
