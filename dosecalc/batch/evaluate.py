@@ -13,6 +13,7 @@ from dosecalc.batch.rows import (
     BLANK,
     INVALID,
     OK,
+    PROGRAMMED_COLUMNS,
     REFUSED,
     WARNING,
     WEIGHT_COLUMNS,
@@ -20,6 +21,7 @@ from dosecalc.batch.rows import (
     RawRow,
     ResultRow,
 )
+from dosecalc.double_check import double_check
 from dosecalc.errors import DosecalcError, InputError, LimitError, Problem
 from dosecalc.model import (
     PATIENT_ID,
@@ -78,11 +80,36 @@ def evaluate(raw: RawRow, ctx: Context) -> Outcome:
         return failure(raw.line, cells, ctx, error, None)
     key = duplicate_key(cells, options)
     try:
-        sheet = make_sheet(ctx.library, to_order(cells, options), confirm=None)
+        order = to_order(cells, options)
+        sheet = make_sheet(ctx.library, order, confirm=None)
+        programmed_matches(ctx.library, order, cells)
     except (InputError, LimitError) as exc:  # an arithmetic failure arrives as an InputError
         return failure(raw.line, cells, ctx, exc, key)
     assert key is not None
     return success(raw.line, sheet, ctx, key)
+
+
+def programmed_matches(library: Library, order: Order, cells: dict[str, str]) -> None:
+    """Where the row says what was drawn up and programmed (vial, drawn, rate, vtbi), each must
+    equal the sheet's printed figure, as in `dosecalc check`; a mismatch refuses the row, naming
+    what the entered values would deliver."""
+    entered = {name: cells.get(name) for name in PROGRAMMED_COLUMNS}
+    if all(value is None for value in entered.values()):
+        return
+    outcome = double_check(library, order, entered)
+    wrong = [e for e in outcome.entries if not e.matches]
+    if wrong:
+        raise LimitError(
+            [
+                Problem(
+                    e.field,
+                    "programmed_mismatch",
+                    f"{e.field}: {terminal(e.entered)} entered, the sheet says {e.printed}"
+                    + (f"; {e.implies}" if e.implies else ""),
+                )
+                for e in wrong
+            ]
+        )
 
 
 def wants_jsonl(options: Options) -> bool:
@@ -220,6 +247,9 @@ def loose_order(cells: dict[str, str], options: Options, weight: str | None = No
         operator=cells.get("operator", options.operator),
         height=cells.get("height"),
         sex=cells.get("sex"),
+        bp=cells.get("bp"),
+        hr=cells.get("hr"),
+        spo2=cells.get("spo2"),
     )
 
 

@@ -22,7 +22,15 @@ OPTIONAL_COLUMNS = (
     "date",
     "height",  # issue 10: where the protocol needs them (ideal or adjusted weight, per m2)
     "sex",
+    "bp",  # issue 13: the pre-infusion vitals, checked against the protocol's gate
+    "hr",
+    "spo2",
+    "vial",  # issue 13: what was drawn up and programmed, compared as `dosecalc check` does
+    "drawn",
+    "rate",
+    "vtbi",
 )
+PROGRAMMED_COLUMNS = ("vial", "drawn", "rate", "vtbi")
 COLUMNS = ("patient_id", *WEIGHT_COLUMNS, *OPTIONAL_COLUMNS)
 
 # Every physical line of the input gets exactly one of these, in results.csv and JSON Lines alike.
