@@ -98,6 +98,7 @@ def summary(sheet: Sheet) -> list[Line]:
         Line("Draw up", f"{f.drug_volume.text} of {clean(sheet.protocol.drug)} {stock(sheet)}"),
         *pump(sheet),
         Line("Warnings", warnings),
+        Line("Check code", sheet.check_code),
     ]
 
 
