@@ -22,11 +22,11 @@ from dosecalc.model import Confirm, Order, Sheet, make_sheet
 from dosecalc.protocols import Library
 from dosecalc.quantities import compiled, formulas
 from dosecalc.sanitize import terminal
-from dosecalc.units import Quantity, parse_quantity
+from dosecalc.units import STRENGTH, Quantity, parse_quantity
 
 # Entry field -> (units.KINDS kind, the printed figure it is compared with, label).
 ENTRIES: dict[str, tuple[str, str, str]] = {
-    "vial": ("concentration", "stock", "Vial strength"),
+    "vial": (STRENGTH, "stock", "Vial strength"),  # as labelled: 10 mg/mL, 250 mg/5 mL, 20%
     "drawn": ("volume", "drug_volume", "Volume drawn up"),
     "rate": ("rate", "rate", "Pump rate"),
     "vtbi": ("volume", "total_volume", "Pump VTBI"),
