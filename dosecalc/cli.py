@@ -104,6 +104,15 @@ def is_interactive() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
 
+def required_or_asked(value: str | None, missing: Problem, prompt: str, fmt: str) -> str:
+    """A required option: as given, else asked for at a terminal, else refused (exit 2)."""
+    if value is not None:
+        return value
+    if not is_interactive():
+        fail(InputError(missing), fmt)
+    return str(click.prompt(prompt, err=True))
+
+
 # --- shared options -----------------------------------------------------------------------------
 
 
@@ -379,19 +388,14 @@ def sheet(
         if value == "":  # an unset shell variable: never stdout, never "no log"
             fail(empty_path(option), fmt)
     library = load_library(protocols_file, fmt)
-    if weight is None:
-        if not is_interactive():
-            fail(
-                InputError(
-                    Problem(
-                        "weight", "missing", 'weight: is required, for example --weight "72 kg"'
-                    )
-                ),
-                fmt,
-            )
-        weight = click.prompt("Weight, with its unit (for example 72 kg)", err=True)
+    weight = required_or_asked(
+        weight,
+        Problem("weight", "missing", 'weight: is required, for example --weight "72 kg"'),
+        "Weight, with its unit (for example 72 kg)",
+        fmt,
+    )
     order = Order(
-        weight=weight or "",
+        weight=weight,
         date=today() if date is None else date,
         protocol_id=protocol_id,
         patient_id=patient_id,
@@ -514,35 +518,29 @@ def check(
     from dosecalc.render import as_check
 
     library = load_library(protocols_file, fmt)
-    if weight is None:
-        if not is_interactive():
-            fail(
-                InputError(
-                    Problem(
-                        "weight",
-                        "missing",
-                        'weight: is required: the weight you confirmed, for example --weight "72 kg"',
-                    )
-                ),
-                fmt,
-            )
-        weight = click.prompt("Weight you confirmed, with its unit (for example 72 kg)", err=True)
-    if operator is None:
-        if not is_interactive():
-            fail(
-                InputError(
-                    Problem(
-                        "operator",
-                        "operator_required",
-                        "operator: a double check is signed: give the checking nurse's name with "
-                        "--operator NAME or DOSECALC_OPERATOR",
-                    )
-                ),
-                fmt,
-            )
-        operator = click.prompt("Your name (the checking nurse)", err=True)
+    weight = required_or_asked(
+        weight,
+        Problem(
+            "weight",
+            "missing",
+            'weight: is required: the weight you confirmed, for example --weight "72 kg"',
+        ),
+        "Weight you confirmed, with its unit (for example 72 kg)",
+        fmt,
+    )
+    operator = required_or_asked(
+        operator,
+        Problem(
+            "operator",
+            "operator_required",
+            "operator: a double check is signed: give the checking nurse's name with "
+            "--operator NAME or DOSECALC_OPERATOR",
+        ),
+        "Your name (the checking nurse)",
+        fmt,
+    )
     order = Order(
-        weight=weight or "",
+        weight=weight,
         date=today() if date is None else date,
         protocol_id=protocol_id,
         patient_id=patient_id,

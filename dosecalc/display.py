@@ -51,6 +51,14 @@ def format_quantity(value: Decimal, unit: str) -> str:
     return f"{format_number(value)} {unit}"
 
 
+def format_percent(fraction: Decimal) -> str:
+    """A fraction as a percentage ('5%' for 0.05); a long quotient to six significant digits."""
+    value = (fraction * 100).normalize(EXACT)
+    if len(value.as_tuple().digits) > 6:
+        value = value.quantize(Decimal(1).scaleb(value.adjusted() - 5), context=EXACT)
+    return f"{format_number(value, grouping=False)}%"
+
+
 class Figure(NamedTuple):
     """One reported value: exact, rounded once to its step, and its unit.
 

@@ -136,11 +136,6 @@ def append_records(path: Path, records: Iterable[str], field: str = "audit_log")
         os.close(fd)
 
 
-def append_line(path: Path, line: str, field: str = "audit_log") -> None:
-    """Append one record (a line) to a log; see append_records."""
-    append_records(path, [line], field)
-
-
 def _after_complete_record(fd: int) -> bytes:
     """b"\\n" when the log ends inside a record (cut by an earlier failure), so ours is never glued
     onto it; the cut record stays visible as it is."""

@@ -7,6 +7,7 @@ still delivers what was prescribed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
@@ -14,7 +15,7 @@ from dosecalc.display import Figure, decimals, figure, format_quantity, text_apa
 from dosecalc.dosing import Result
 from dosecalc.exact import EXACT
 from dosecalc.protocols import Bounds, Protocol
-from dosecalc.quantities import QUANTITIES
+from dosecalc.quantities import QUANTITIES, Compiled
 
 # A pump that finishes the VTBI more than this many minutes away from the intended duration
 # because its rate was rounded is worth a warning.
@@ -85,13 +86,22 @@ def check(protocol: Protocol, result: Result) -> list[Breach]:
 
 
 def rounding_notices(
-    result: Result, dose: Figure, drug_volume: Figure, vtbi: Figure, rate: Figure
+    checked: Mapping[str, Compiled],
+    result: Result,
+    dose: Figure,
+    drug_volume: Figure,
+    vtbi: Figure,
+    rate: Figure,
 ) -> list[Notice]:
-    """Warn where rounding what is drawn up or programmed changes what the patient receives."""
+    """Warn where rounding what is drawn up or programmed changes what the patient receives, with
+    the protocol's pint-checked formulas (`checked`: quantities.compiled) on the rounded figures."""
     notices = []
     half_step = dose.step / 2
+    # The comparisons need every digit: at 28 a repeating quotient can round onto the boundary.
     with localcontext(EXACT):
-        drawn = drug_volume.rounded * result.stock
+        drawn = checked["drawn_dose"].value(
+            {"drug_volume": drug_volume.rounded, "stock": result.stock}
+        )
         if abs(drawn - result.dose) > half_step:
             notices.append(
                 Notice(
@@ -100,7 +110,9 @@ def rounding_notices(
                     f"{figure(drawn, dose.step, dose.unit).text}, not the {dose.text} prescribed",
                 )
             )
-        delivered = vtbi.rounded * result.concentration
+        delivered = checked["delivered_dose"].value(
+            {"total_volume": vtbi.rounded, "concentration": result.concentration}
+        )
         if abs(delivered - result.dose) > half_step:
             notices.append(
                 Notice(
@@ -110,7 +122,9 @@ def rounding_notices(
                     "prescribed",
                 )
             )
-        minutes = vtbi.rounded * 60 / rate.rounded
+        minutes = checked["pump_minutes"].value(
+            {"total_volume": vtbi.rounded, "rate": rate.rounded}
+        )
         if abs(minutes - result.duration) > RATE_ROUNDING_MINUTES:
             notices.append(
                 Notice(

@@ -27,7 +27,7 @@ from dosecalc.dosing import Result, calculate
 from dosecalc.errors import InputError, LimitError, Problem, arithmetic_error
 from dosecalc.limits import Breach, Notice, check, rounding_notices
 from dosecalc.protocols import Library, Limit, Protocol, prescription
-from dosecalc.quantities import CONSTANTS, DISPLAY_UNITS, OPERANDS, QUANTITIES
+from dosecalc.quantities import CONSTANTS, DISPLAY_UNITS, OPERANDS, QUANTITIES, compiled
 from dosecalc.sanitize import has_unsafe, terminal
 from dosecalc.sanitize import text as clean
 from dosecalc.units import STRENGTH, Quantity, parse_quantity
@@ -142,10 +142,6 @@ class Sheet:
     changes: tuple[Change, ...] = ()
     # None when the protocol has no preinfusion table and no vitals were given (nothing to show).
     gate: Gate | None = None
-
-    @property
-    def weight_in_lb(self) -> bool:
-        return self.result.weight.unit == "lb"
 
     @property
     def check_code(self) -> str:
@@ -543,7 +539,7 @@ def _changes(
     ):
         used = result.values[field]
         if used != default.to(unit):
-            text = _with(used, unit)
+            text = format_quantity(used, unit)
             entered = typed.get(key)
             if entered is not None and entered.text.strip() != text:
                 text = f"{clean(entered.text.strip())} = {text}"
@@ -551,10 +547,6 @@ def _changes(
     if result.chosen_stock != protocol.stock[0]:
         found.append(Change("stock", protocol.stock[0].text, result.chosen_stock.text))
     return tuple(found)
-
-
-def _with(value: Decimal, unit: str) -> str:
-    return format_quantity(value, unit)
 
 
 @lru_cache(maxsize=2048)
@@ -577,7 +569,12 @@ def _calculated(
     figures = _figures(protocol, result)
     reverse = verify(protocol, result, figures.values, figures.checkpoints, figures.operands)
     notices = rounding_notices(
-        result, figures.dose, figures.drug_volume, figures.total_volume, figures.rate
+        compiled(protocol.config(result.basis)),
+        result,
+        figures.dose,
+        figures.drug_volume,
+        figures.total_volume,
+        figures.rate,
     )
     return result, breaches, figures, tuple(notices), reverse
 

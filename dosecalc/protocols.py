@@ -18,7 +18,7 @@ from functools import cached_property
 from itertools import product
 from typing import Any, NamedTuple
 
-from dosecalc.display import format_quantity, round_half_up
+from dosecalc.display import format_percent, format_quantity, round_half_up
 from dosecalc.errors import InputError, Problem, ProtocolFileError
 from dosecalc.exact import EXACT
 from dosecalc.quantities import (
@@ -736,8 +736,8 @@ class _Checker:
         if "max_rounding_change" not in body:
             return DEFAULT_MAX_ROUNDING_CHANGE
         value = body["max_rounding_change"]
-        ceiling = f"{MAX_ROUNDING_CHANGE_CEILING * 100:f}".rstrip("0").rstrip(".")
-        accepted = f'Accepted: a percentage in quotes above 0% and at most {ceiling}%, such as "5%"'
+        ceiling = format_percent(MAX_ROUNDING_CHANGE_CEILING)
+        accepted = f'Accepted: a percentage in quotes above 0% and at most {ceiling}, such as "5%"'
         if not isinstance(value, str) or not PERCENT.fullmatch(value):
             shown = terminal(value) if isinstance(value, str) else _toml_type(value)
             self.add(full, "bad_percentage", f"'{shown}' is not a percentage. {accepted}.")
@@ -835,7 +835,7 @@ class _Checker:
         """Refuse a step that, somewhere inside the hard limits, could move a printed figure by more
         than max_rounding_change, or round it to zero (ranges by interval arithmetic)."""
         found = reachable(p)
-        limit_text = _percent(p.max_rounding_change)
+        limit_text = format_percent(p.max_rounding_change)
         for spec in QUANTITIES:
             if spec.step is None or spec.name not in found:
                 continue
@@ -864,7 +864,7 @@ class _Checker:
                     f"a step of {stepped} can round a {spec.label.lower()} to zero: {where}",
                 )
             elif half > p.max_rounding_change * smallest:
-                change = _percent(half / smallest)
+                change = format_percent(half / smallest)
                 largest = 2 * p.max_rounding_change * smallest
                 self.add(
                     key,
@@ -1289,11 +1289,6 @@ def _short(value: Decimal) -> Decimal:
     if len(value.normalize().as_tuple().digits) <= 6:
         return value
     return value.quantize(Decimal(1).scaleb(value.adjusted() - 5)).normalize()
-
-
-def _percent(fraction: Decimal) -> str:
-    text = f"{_short(fraction * 100):f}"
-    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
 
 
 def _present(q: Quantity | None) -> Quantity:

@@ -24,6 +24,7 @@ from decimal import Decimal, localcontext
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from dosecalc.display import format_number
 from dosecalc.exact import EXACT
 
 
@@ -252,10 +253,6 @@ CONSTANTS: dict[str, Constant] = {
         "0.007184",
     ),
 }
-# Operand-only values filled in per sheet rather than from CONSTANTS: the Devine base by sex, and
-# the inch in cm (from pint at run time, not written here).
-SEX_CONSTANTS = ("devine_base",)
-
 # Operands that are not reported quantities: the container's volume (the bag the dose is added to,
 # or the volume it is made up to), the time since the start (checkpoints), and the figures the
 # verifier recomputes from (named after what a second nurse reads).
@@ -626,8 +623,8 @@ class Compiled(NamedTuple):
         if self.divide == 1 and self.multiply == 1:
             return ""
         if self.divide == 1:
-            return f" x {_plain(self.multiply)}{unit}"
-        return f" / {_plain(self.divide)}{unit}"
+            return f" x {format_number(self.multiply, grouping=False)}{unit}"
+        return f" / {format_number(self.divide, grouping=False)}{unit}"
 
     def text(self, operands: Mapping[str, str]) -> str:
         """The left side of the printed line, with the operands as printed."""
@@ -645,11 +642,6 @@ class Compiled(NamedTuple):
             if not isinstance(raw, Interval):
                 raw = Interval(raw, raw)
             return raw.scale(self.multiply, self.divide)
-
-
-def _plain(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text
 
 
 def compiled(config: Config | str, dose_unit: str = "mg") -> dict[str, Compiled]:
@@ -675,7 +667,7 @@ def compile_formulas(found: tuple[Formula, ...], dose_unit: str) -> dict[str, Co
 def compile_formula(formula: Formula, dose_unit: str) -> Compiled:
     """Evaluate `formula` with pint Quantities in working units; assert its dimension; take the
     factor into the target's working unit from pint."""
-    from dosecalc.units import dimensionality, pint_unit, registry, units_ratio
+    from dosecalc.units import dimensionality, pint_unit, ratio, registry
 
     _refuse_bare_numbers(formula)
     reg = registry()
@@ -702,7 +694,7 @@ def compile_formula(formula: Formula, dose_unit: str) -> Compiled:
                 f"{result.dimensionality}, but {formula.target} is "
                 f"{dimensionality(target_unit, target_kind)} ({target_unit})"
             )
-        multiply, divide = units_ratio(result.units, pint_unit(target_unit, target_kind))
+        multiply, divide = ratio(result.units, pint_unit(target_unit, target_kind))
         # The Decimal path applies one factor to the whole formula: check, at operands that differ
         # from one another, that pint (converting every term) gets the same value (no sum of terms
         # in different units, no cap compared across units).

@@ -354,7 +354,7 @@ def dimensionality(unit: str, kind: str = "") -> str:
     return str(registry().parse_units(pint_unit(unit, kind)).dimensionality)
 
 
-def _ratio(source: Any, target: Any) -> tuple[Decimal, Decimal]:
+def ratio(source: Any, target: Any) -> tuple[Decimal, Decimal]:
     """pint's factor between two unit expressions as (multiply, divide): s to min is (1, 60), not a
     rounded 0.0166...67. Asked at 100 digits: a factor that is an exact decimal comes back short
     (0.45359237, 60); one that is not (1/60) fills every digit, and the other way round is exact."""
@@ -365,9 +365,9 @@ def _ratio(source: Any, target: Any) -> tuple[Decimal, Decimal]:
         if len(forward.as_tuple().digits) < 50:
             return +forward, Decimal(1)
         backward = Decimal(reg.Quantity(Decimal(1), target).to(source).magnitude).normalize()
-    if len(backward.as_tuple().digits) >= 50:
-        raise ValueError(f"no exact decimal ratio between {source} and {target}")
-    return Decimal(1), +backward
+        if len(backward.as_tuple().digits) >= 50:
+            raise ValueError(f"no exact decimal ratio between {source} and {target}")
+        return Decimal(1), +backward
 
 
 @cache
@@ -376,12 +376,7 @@ def factor(from_unit: str, to_unit: str, kind: str = "") -> tuple[Decimal, Decim
     from the pint registry; raises pint's DimensionalityError across dimensions."""
     if from_unit == to_unit:
         return Decimal(1), Decimal(1)
-    return _ratio(pint_unit(from_unit, kind), pint_unit(to_unit, kind))
-
-
-def units_ratio(source: Any, target: str) -> tuple[Decimal, Decimal]:
-    """The factor from a pint Unit (a formula's result) to a canonical working unit."""
-    return _ratio(source, target)
+    return ratio(pint_unit(from_unit, kind), pint_unit(to_unit, kind))
 
 
 def same_dimension(unit: str, other: str, kind: str = "") -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any
 
-from dosecalc.display import Figure, figure, format_quantity, text_apart
+from dosecalc.display import Figure, figure, format_percent, format_quantity, text_apart
 from dosecalc.dosing import Result
 from dosecalc.errors import LimitError, Problem
 from dosecalc.exact import EXACT
@@ -57,7 +57,7 @@ def verify(
     operands = operands or {}
     problems: list[Problem] = []
     limit = protocol.max_rounding_change
-    allowed = f"{format(limit * 100, 'f').rstrip('0').rstrip('.')}%"
+    allowed = format_percent(limit)
     printed = {name: fig.rounded for name, fig in figures.items()}
     # In a make-up-to preparation the diluent is whatever fills the syringe or bag to its mark: it
     # is not held to max_rounding_change (a few hundredths of a mL can be 10% of it), but the

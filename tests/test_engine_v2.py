@@ -362,16 +362,34 @@ def test_a_coarse_concentration_that_misstates_the_bag_is_refused(library: Libra
 def test_a_batch_row_refused_by_the_verifier_does_not_end_the_run(
     runner: CliRunner, tmp_path: Path
 ) -> None:
-    # A protocol whose 0.1 mL/h rate steps are fine, but whose 5 mL volume step, with
-    # max_rounding_change 10%, ... is refused by the loader: so the batch is shown with the
-    # bypass at the model level above; here a day list mixes a refused (hard limit) row and a
-    # good one and both are accounted for.
+    # A hard dose minimum of 2.04 mg, not a multiple of the 0.1 mg step (the loader accepts it:
+    # 0.05 mg is 2.5% of 2.04 mg). 20.4 kg x 0.1 mg/kg = 2.04 mg exactly, inside the limit, but
+    # printed 2 mg, and 0.204 mL is drawn up as 0.2 mL = 2 mg: both below the printed limit. The
+    # row is refused by the verifier; the next row is still computed.
+    protocols_file = write(
+        tmp_path,
+        in_block(
+            "ketamine-iv.limits",
+            'dose = { soft = ["10 mg", "75 mg"], hard = ["2 mg", "200 mg"] }',
+            'dose = { soft = ["10 mg", "75 mg"], hard = ["2.04 mg", "200 mg"] }',
+        ),
+    )
     day = tmp_path / "day.csv"
-    day.write_text("patient_id,weight\nA1,72 kg\nA2,301 kg\nA3,80 kg\n", encoding="utf-8")
-    result = runner.invoke(cli, ["--protocols", str(TEST_PROTOCOLS), "batch", str(day)])
+    day.write_text(
+        "patient_id,weight,dose,override_reason,operator\n"
+        "A1,20.4 kg,0.1 mg/kg,small adult,RN Lee\n"
+        "A2,72 kg,,,\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(cli, ["--protocols", str(protocols_file), "batch", str(day)])
     assert result.exit_code == 1
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 4  # header + every row
+    _header, refused, good = result.stdout.strip().splitlines()
+    assert ",A1,," in refused
+    assert ",refused," in refused
+    assert "printed dose 2 mg is below the hard limit 2.04 mg for dose" in refused
+    assert "dose drawn up 2 mg is below the hard limit 2.04 mg" in refused
+    assert ",A2,," in good
+    assert ",ok,72,36,mg,3.6,103.6,155.4," in good
 
 
 def test_every_printed_arithmetic_line_is_true_with_the_numbers_shown(library: Library) -> None:

@@ -26,6 +26,7 @@ from dosecalc.errors import InputError, LimitError
 from dosecalc.exact import EXACT
 from dosecalc.limits import Notice, limited_values, rounding_notices
 from dosecalc.protocols import Library
+from dosecalc.quantities import compiled
 from dosecalc.sanitize import text as clean
 from dosecalc.units import Quantity, parse_quantity
 
@@ -34,6 +35,10 @@ D = Decimal
 
 def q(text: str, kind: str) -> Quantity:
     return parse_quantity(text, "test", kind)
+
+
+# The pint-checked formulas rounding_notices works with (the same for every preparation).
+CHECKED = compiled("add", "mg")
 
 
 def result(stock: str, dose: str, concentration: Decimal | str, duration: str = "40") -> Any:
@@ -52,6 +57,7 @@ def result(stock: str, dose: str, concentration: Decimal | str, duration: str = 
 def test_a_drug_volume_rounded_away_from_the_dose_is_flagged_with_both_doses() -> None:
     # 36.27 mg at 10 mg/mL is 3.627 mL; with a 1 mL step the syringe holds 4 mL = 40 mg.
     notices = rounding_notices(
+        CHECKED,
         result("10", "36.27", "0.35"),
         figure(D("36.27"), D("0.1"), "mg"),  # given as 36.3 mg
         figure(D("3.627"), D("1"), "mL"),  # given as 4 mL
@@ -68,6 +74,7 @@ def test_a_rounding_difference_of_exactly_half_a_dose_step_is_not_flagged() -> N
     # step, so not more than the dose's own rounding. VTBI 103 mL x 0.35 = 36.05 mg; 103 mL at
     # 154.5 mL/h = 40 min.
     notices = rounding_notices(
+        CHECKED,
         result("10", "36.05", "0.35"),
         figure(D("36.05"), D("0.1"), "mg"),
         figure(D("3.605"), D("0.01"), "mL"),
@@ -80,6 +87,7 @@ def test_a_rounding_difference_of_exactly_half_a_dose_step_is_not_flagged() -> N
 def test_a_rounded_vtbi_that_delivers_another_dose_is_flagged() -> None:
     # VTBI 103.6 mL with a 5 mL step is given as 105 mL: 105 x 0.35 = 36.75 mg, shown 36.8 mg.
     notices = rounding_notices(
+        CHECKED,
         result("10", "36", "0.35"),
         figure(D("36"), D("0.1"), "mg"),
         figure(D("3.6"), D("0.01"), "mL"),
@@ -94,6 +102,7 @@ def test_a_rounded_vtbi_that_delivers_another_dose_is_flagged() -> None:
 def test_a_vtbi_exactly_half_a_dose_step_away_is_not_flagged() -> None:
     # 103 mL x 0.35 mg/mL = 36.05 mg for 36 mg prescribed: exactly 0.05 mg.
     notices = rounding_notices(
+        CHECKED,
         result("10", "36", "0.35"),
         figure(D("36"), D("0.1"), "mg"),
         figure(D("3.6"), D("0.01"), "mL"),
@@ -110,6 +119,7 @@ def test_the_vtbi_check_keeps_all_sixty_digits_of_a_repeating_concentration() ->
     with localcontext(EXACT):
         third = D(1) / D(3)
     notices = rounding_notices(
+        CHECKED,
         result("10", "1.05", third, duration="60"),
         figure(D("1.05"), D("0.1"), "mg"),
         figure(D("0.105"), D("0.001"), "mL"),  # 0.105 mL x 10 mg/mL = 1.05 mg exactly
@@ -124,6 +134,7 @@ def test_a_rounded_rate_that_changes_the_duration_by_more_than_a_minute_is_flagg
     with localcontext(EXACT):
         concentration = D(36) / D("103.6")
     notices = rounding_notices(
+        CHECKED,
         result("10", "36", concentration),
         figure(D("36"), D("0.1"), "mg"),
         figure(D("3.6"), D("0.01"), "mL"),
@@ -138,6 +149,7 @@ def test_a_rounded_rate_that_changes_the_duration_by_more_than_a_minute_is_flagg
 def test_a_rounded_rate_exactly_one_minute_off_is_not_flagged() -> None:
     # 41 mL at 60 mL/h runs 41 min for a 40 min infusion: exactly one minute, not more.
     notices = rounding_notices(
+        CHECKED,
         result("10", "41", "1"),
         figure(D("41"), D("0.1"), "mg"),
         figure(D("4.1"), D("0.01"), "mL"),

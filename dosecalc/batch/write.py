@@ -32,7 +32,7 @@ from dosecalc.batch.rows import (
 )
 from dosecalc.batch.spool import Spool
 from dosecalc.errors import IncompleteOutputError, OutputError, Problem
-from dosecalc.files import TEMP_PREFIX, exists_error, shown_path, write_atomic
+from dosecalc.files import exists_error, shown_path, write_atomic
 
 # Shown when files already exist: only the first few names (the list can be long).
 SHOWN_NAMES = 5
@@ -378,7 +378,3 @@ def write_stdout(spool: Spool, options: Options, stdout: IO[bytes]) -> None:
         for chunk in csv_chunks(row for row, _ in spool.rows()):
             stdout.write(chunk)
     stdout.flush()
-
-
-def is_temporary(name: str) -> bool:
-    return name.startswith(TEMP_PREFIX)

@@ -89,8 +89,7 @@ STYLES = (
         signature_columns=2,
     ),
 )
-BODY = STYLES[0].body  # kept for callers of the first style's sizes
-SMALL = STYLES[0].small
+SMALL = STYLES[0].small  # the cover page of a combined PDF
 
 
 def _date(text: str) -> dt.datetime:

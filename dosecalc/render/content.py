@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dosecalc.protocols import Protocol
 
-from dosecalc.display import Figure
+from dosecalc.display import Figure, format_percent
 from dosecalc.model import Sheet, dosing_basis
 from dosecalc.protocols import prescription as prescribed_operand
 from dosecalc.quantities import BY_NAME
@@ -268,19 +268,19 @@ def checkpoint_rows(sheet: Sheet) -> list[tuple[str, str, str]]:
 def reverse_check(sheet: Sheet) -> str:
     """Computed from the printed figures (verify.py): rate x duration -> volume -> dose -> per kg."""
     f, r = sheet.figures, sheet.reverse
-    percent = format(sheet.protocol.max_rounding_change * 100, "f").rstrip("0").rstrip(".")
+    percent = format_percent(sheet.protocol.max_rounding_change)
     if r.dose_per_kg is None:
         return (
             f"{f.rate.text} x {f.duration.text} / 60 min/h = {r.volume.exact_text}; "
             f"{r.volume.exact_text} x {r.drawn_dose.exact_text} in {f.total_volume.text} = "
-            f"{r.dose.exact_text}: agrees with the dose {f.dose.text} (within {percent}%)"
+            f"{r.dose.exact_text}: agrees with the dose {f.dose.text} (within {percent})"
         )
     return (
         f"{f.rate.text} x {f.duration.text} / 60 min/h = {r.volume.exact_text}; "
         f"{r.volume.exact_text} x {r.drawn_dose.exact_text} in {f.total_volume.text} = "
         f"{r.dose.exact_text}; {r.dose.exact_text} / {f.dosing_weight_kg.text} = "
         f"{r.dose_per_kg.exact_text}: agrees with the prescribed {f.dose_per_kg.text} "
-        f"(within {percent}%)"
+        f"(within {percent})"
     )
 
 
