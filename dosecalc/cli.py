@@ -322,6 +322,11 @@ def cli(ctx: click.Context, protocols_file: str | None) -> None:
     help='Vial strength, equal to one on the protocol\'s list ("50 mg/mL", "250 mg/5 mL", "20%").',
 )
 @click.option(
+    "--drop-factor",
+    metavar="QUANTITY",
+    help='Gravity giving set: drops per mL, "10 gtt/mL", 15, 20 or 60; adds drops per minute.',
+)
+@click.option(
     "--override", "override_reason", metavar="REASON", help="Reason to pass a soft limit."
 )
 @order_options
@@ -353,6 +358,7 @@ def sheet(
     height: str | None,
     sex: str | None,
     stock: str | None,
+    drop_factor: str | None,
     override_reason: str | None,
     protocol_id: str | None,
     operator: str | None,
@@ -410,6 +416,7 @@ def sheet(
         spo2=spo2,
         height=height,
         sex=sex,
+        drop_factor=drop_factor,
     )
     to_file = output is not None and output != "-"
     if to_file and not force and os.path.lexists(output):  # type: ignore[arg-type]

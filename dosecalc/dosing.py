@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
-from dosecalc.display import format_quantity
+from dosecalc.display import format_quantity, round_half_up
 from dosecalc.errors import InputError, LimitError, Problem
-from dosecalc.protocols import MAX_CHECKPOINTS, Protocol, fixed_values, prescription
-from dosecalc.quantities import Compiled, compiled, formulas
+from dosecalc.exact import EXACT
+from dosecalc.protocols import (
+    MAX_CHECKPOINTS,
+    Protocol,
+    fixed_values,
+    prepared_volume,
+    prescription,
+)
+from dosecalc.quantities import Compiled, Config, compiled, formulas
 from dosecalc.units import Quantity
 
 
@@ -39,6 +46,10 @@ class Result:
     basis: str = "actual"  # the weight the dose is based on (issue 10)
     height: Quantity | None = None  # as entered
     sex: str | None = None
+    config: Config | None = None  # the formulas this sheet ran
+    # The duration the protocol or order gave, in min, where a maximum dose rate or minimum
+    # duration made the sheet's longer (issue 11); else None.
+    lengthened_from: Decimal | None = None
 
     @property
     def capped(self) -> bool:
@@ -80,6 +91,7 @@ def calculate(
     stock: Quantity | None = None,
     height: Quantity | None = None,
     sex: str | None = None,
+    drop_factor: Quantity | None = None,
 ) -> Result:
     """Compute the exact dose, preparation and pump settings with the protocol's pint-checked
     formulas (quantities.py). `dose_per_kg` is the prescription in the protocol's own form (per kg,
@@ -97,20 +109,28 @@ def calculate(
     }
     if height is not None:
         values["height_cm"] = height.to("cm")
+    if drop_factor is not None:
+        values["drop_factor"] = drop_factor.to("gtt/mL")
     basis = protocol.basis
     if protocol.bmi_trigger is not None and basis != "actual":
         # The BMI decides the basis: computed first, exactly (never the printed, rounded BMI).
         bmi = compiled(protocol.config())["bmi"].value(values)
         if bmi < protocol.bmi_trigger.to("kg/m2"):
             basis = "actual"
-    config = protocol.config(basis)
+    config = protocol.config(basis, drops="drop_factor" in values)
     checked = compiled(config)
+    lengthened_from = None
     for formula in formulas(config):
-        values[formula.target] = checked[formula.target].value(values)
-    used = protocol.quantities
-    for name in [n for n in values if n not in used]:
+        if "duration" in formula.operands and lengthened_from is None:
+            lengthened_from = _settle_duration(protocol, values, checked, duration is not None)
+        value = checked[formula.target].value(values)
+        if formula.target == "container_volume":
+            value = prepared_volume(protocol, value)
+        values[formula.target] = value
+    used = {name for f in formulas(config) for name in (f.target, *f.operands)}
+    for name in [n for n in values if n not in used or n == "minimum_duration"]:
         del values[name]
-    if values["diluent_volume"] < 0:
+    if values.get("diluent_volume", 0) < 0:
         raise LimitError(
             Problem(
                 "drug_volume",
@@ -136,7 +156,7 @@ def calculate(
         shown = (duration or protocol.duration).text.strip()
         raise LimitError(Problem("duration", "hard_limit", f"duration '{shown}' is {reason}"))
     checkpoints = _checkpoints(every, values, checked)
-    del values["container_volume"]
+    values.pop("container_volume", None)
     return Result(
         protocol_id=protocol.id,
         dose_unit=d,
@@ -147,7 +167,50 @@ def calculate(
         basis=basis,
         height=height,
         sex=sex,
+        config=config,
+        lengthened_from=lengthened_from or None,
     )
+
+
+def _settle_duration(
+    protocol: Protocol, values: dict[str, Decimal], checked: Mapping[str, Compiled], typed: bool
+) -> Decimal:
+    """Lengthen the duration to the shortest the protocol allows for this dose: min_duration, and
+    the dose (as computed, or as printed where that is more) at max_dose_rate, rounded up to the
+    duration step. A typed duration that is too short is refused (too_fast); the protocol's own
+    is lengthened. Returns the duration it was lengthened from, or 0 (unchanged)."""
+    minutes = values["duration"]
+    step = protocol.steps["duration"]
+    shortest = Decimal(0)
+    why = ""
+    if protocol.min_duration is not None:
+        shortest = protocol.min_duration.to("min")
+        why = f"min_duration {protocol.min_duration.text.strip()}"
+    if "minimum_duration" in checked:
+        dose = max(values["dose"], round_half_up(values["dose"], protocol.steps["dose"]))
+        exact = checked["minimum_duration"].value({**values, "dose": dose})
+        units = EXACT.divide(exact, step).to_integral_value(rounding=ROUND_CEILING, context=EXACT)
+        need = EXACT.multiply(units, step)
+        if need > shortest:
+            assert protocol.max_dose_rate is not None
+            shortest = need
+            why = (
+                f"{format_quantity(round_half_up(dose, protocol.steps['dose']), protocol.dose_unit)}"
+                f" at no more than {protocol.max_dose_rate.text.strip()}"
+            )
+    if minutes >= shortest:
+        return Decimal(0)
+    if typed:
+        raise LimitError(
+            Problem(
+                "duration",
+                "too_fast",
+                f"duration: {format_quantity(minutes, 'min')} is too short: {why} needs at least "
+                f"{format_quantity(shortest, 'min')} (protocol {protocol.id})",
+            )
+        )
+    values["duration"] = shortest
+    return minutes
 
 
 def _checkpoints(

@@ -154,7 +154,13 @@ def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
         vial, drawn = used("vial", f"{d}/mL"), used("drawn", "mL")
         rate, vtbi = used("rate", "mL/h"), used("vtbi", "mL")
         drawn_dose = checked["drawn_dose"].value({"drug_volume": drawn, "stock": vial})
-        bag = {"container_volume": p.diluent_volume.to("mL"), "drug_volume": drawn}
+        # The bag as the sheet prepares it (issue 11: a neat dose has none; a volume per kg or to
+        # a concentration was settled for this patient), with the volume actually drawn up.
+        bag = {"drug_volume": drawn}
+        if p.preparation != "neat":
+            bag["container_volume"] = r.values[
+                "diluent_volume" if p.preparation == "add" else "total_volume"
+            ]
         for f in formulas(p.preparation):
             if f.target in ("diluent_volume", "total_volume"):
                 bag[f.target] = checked[f.target].value(bag)

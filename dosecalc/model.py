@@ -26,7 +26,7 @@ from dosecalc.display import (
 from dosecalc.dosing import Result, calculate
 from dosecalc.errors import InputError, LimitError, Problem, arithmetic_error
 from dosecalc.limits import Breach, Notice, check, rounding_notices
-from dosecalc.protocols import Library, Limit, Protocol, prescription
+from dosecalc.protocols import DROP_FACTORS, Library, Limit, Protocol, prescription
 from dosecalc.quantities import CONSTANTS, DISPLAY_UNITS, OPERANDS, QUANTITIES, compiled
 from dosecalc.sanitize import has_unsafe, terminal
 from dosecalc.sanitize import text as clean
@@ -58,6 +58,7 @@ class Order:
     spo2: str | None = None
     height: str | None = None  # "170 cm", "1.7 m", "67 in": only where the protocol needs it
     sex: str | None = None  # "female" or "male": only where the protocol needs it
+    drop_factor: str | None = None  # "15 gtt/mL": a gravity giving set (issue 11)
 
 
 SEXES = ("female", "male")
@@ -249,6 +250,7 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
         ("duration", order.duration, "duration"),
         ("stock", order.stock, _stock_kind(protocol)),
         ("height", order.height, "height"),
+        ("drop_factor", order.drop_factor, "drop_factor"),
     ):
         try:
             parsed[name] = _optional(text, name, kind)
@@ -257,6 +259,16 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
     duration = parsed.get("duration")
     if duration is not None:
         problems += _off_step(protocol, duration)
+    drops = parsed.get("drop_factor")
+    if drops is not None and drops.value not in DROP_FACTORS:
+        problems.append(
+            Problem(
+                "drop_factor",
+                "unknown_drop_factor",
+                f"drop_factor: '{terminal(drops.text)}' is not a giving set's drop factor. "
+                f"Accepted: {', '.join(f'{n} gtt/mL' for n in DROP_FACTORS)}.",
+            )
+        )
     readings = None
     if gate:
         try:
@@ -278,6 +290,7 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
         parsed["stock"],
         parsed["height"],
         order.sex,
+        parsed["drop_factor"],
     )
     changes = _changes(protocol, result, parsed)
 
@@ -288,6 +301,15 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
                 "WEIGHT_IN_LB",
                 f"weight entered in lb ({weight.text.strip()}): converted at 0.45359237 kg/lb; "
                 "kg is the standard, check the patient's weight in kg",
+            )
+        )
+    if result.lengthened_from is not None:
+        warnings.append(
+            Notice(
+                "DURATION_LENGTHENED",
+                f"duration {figures.duration.text if figures else ''} instead of the "
+                f"protocol's {format_quantity(result.lengthened_from, 'min')}: "
+                + _lengthened_reason(protocol),
             )
         )
     if changes:
@@ -323,6 +345,15 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
         changes,
         _gate(protocol, readings, overrides) if readings is not None else None,
     )
+
+
+def _lengthened_reason(protocol: Protocol) -> str:
+    rules = []
+    if protocol.max_dose_rate is not None:
+        rules.append(f"no faster than {protocol.max_dose_rate.text.strip()}")
+    if protocol.min_duration is not None:
+        rules.append(f"no shorter than {protocol.min_duration.text.strip()}")
+    return f"protocol {protocol.id} runs this dose {' and '.join(rules)}"
 
 
 def _off_step(protocol: Protocol, duration: Quantity) -> list[Problem]:
@@ -537,6 +568,8 @@ def _changes(
         (rx_name, "dose", protocol.dose, rx_unit),
         ("duration", "duration", protocol.duration, "min"),
     ):
+        if key == "duration" and typed.get(key) is None and result.lengthened_from is not None:
+            continue  # lengthened by the protocol's own rule: DURATION_LENGTHENED says so
         used = result.values[field]
         if used != default.to(unit):
             text = format_quantity(used, unit)
@@ -546,6 +579,11 @@ def _changes(
             found.append(Change(field, default.text, text))
     if result.chosen_stock != protocol.stock[0]:
         found.append(Change("stock", protocol.stock[0].text, result.chosen_stock.text))
+    drops = typed.get("drop_factor")
+    said = protocol.drop_factor
+    if drops is not None and said is not None and drops.to("gtt/mL") != said.to("gtt/mL"):
+        # A giving set other than the protocol's (a protocol without one takes any on the list).
+        found.append(Change("drop_factor", said.text, clean(drops.text.strip())))
     return tuple(found)
 
 
@@ -558,18 +596,19 @@ def _calculated(
     stock: Quantity | None,
     height: Quantity | None = None,
     sex: str | None = None,
+    drop_factor: Quantity | None = None,
 ) -> tuple[Result, tuple[Breach, ...], Figures | None, tuple[Notice, ...], Reverse | None]:
     """The part of a sheet that depends only on the protocol and the quantities: a pure function,
     so a day list with many rows of the same weight computes and rounds it once (bounded cache).
     The printed figures are verified here (verify.py); a failure raises LimitError."""
-    result = calculate(protocol, weight, dose, duration, stock, height, sex)
+    result = calculate(protocol, weight, dose, duration, stock, height, sex, drop_factor)
     breaches = tuple(check(protocol, result))
     if any(b.level == "hard" for b in breaches):
         return result, breaches, None, (), None
     figures = _figures(protocol, result)
     reverse = verify(protocol, result, figures.values, figures.checkpoints, figures.operands)
     notices = rounding_notices(
-        compiled(protocol.config(result.basis)),
+        compiled(result.config or protocol.config(result.basis)),
         result,
         figures.dose,
         figures.drug_volume,

@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from functools import cached_property
 from itertools import product
 from typing import Any, NamedTuple
@@ -27,6 +27,7 @@ from dosecalc.quantities import (
     LIMIT_KINDS,
     OPERANDS,
     OPTIONAL_STEPS,
+    PREPARATIONS,
     QUANTITIES,
     STEP_KINDS,
     Config,
@@ -68,7 +69,6 @@ _TOML_TOKEN = re.compile(
 )
 MAX_CHECKPOINTS = 60
 PROTOCOL_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-PREPARATIONS = ("add", "make-up-to")
 # monitoring_times: "10 min" after the start, or "end + 15 min" after the end (whole minutes).
 MONITORING_TIME = re.compile(
     r"(?:(?P<start>0|[1-9][0-9]{0,3}) min|end \+ (?P<after>[1-9][0-9]{0,3}) min)"
@@ -111,15 +111,52 @@ DEFAULT_MAX_ROUNDING_CHANGE = Decimal("0.05")
 MAX_ROUNDING_CHANGE_CEILING = Decimal("0.10")
 PERCENT = re.compile(r"(?:0|[1-9][0-9]?)(?:\.[0-9]{1,3})?%")
 
-TEXT_KEYS = ("name", "drug", "indication", "version", "diluent", "advisory")
+TEXT_KEYS = ("name", "drug", "indication", "version", "advisory")
 QUANTITY_KEYS = {
     "duration": "duration",
-    "diluent_volume": "volume",
     "checkpoint_every": "duration",
 }
 PROTOCOL_KEYS = frozenset(
     {*TEXT_KEYS, *QUANTITY_KEYS, "dose", "stock", "preparation", "monitoring", "round", "limits"}
 )
+# Preparation and delivery (issue 11): which keys each preparation takes. `diluent` (its name) and
+# one of diluent_volume / diluent_volume_per_kg for add and make-up-to; a diluent and a
+# final_concentration to dilute to; nothing of a diluent for a neat dose.
+DILUENT_KEYS = frozenset(
+    {
+        "diluent",
+        "diluent_volume",
+        "diluent_volume_per_kg",
+        "diluent_volume_min",
+        "diluent_volume_max",
+        "final_concentration",
+    }
+)
+PREPARATION_KEYS: dict[str, frozenset[str]] = {
+    "add": frozenset(
+        {
+            "diluent",
+            "diluent_volume",
+            "diluent_volume_per_kg",
+            "diluent_volume_min",
+            "diluent_volume_max",
+        }
+    ),
+    "neat": frozenset(),
+    "to-concentration": frozenset({"diluent", "final_concentration"}),
+}
+PREPARATION_KEYS["make-up-to"] = PREPARATION_KEYS["add"]
+DELIVERY_KINDS = {
+    "diluent_volume": "volume",
+    "diluent_volume_per_kg": "volume_per_kg",
+    "diluent_volume_min": "volume",
+    "diluent_volume_max": "volume",
+    "min_duration": "duration",
+    "flush_volume": "volume",
+    "drop_factor": "drop_factor",
+}
+# The drop factors of the giving sets in use: macro sets 10, 15 and 20 gtt/mL, micro sets 60.
+DROP_FACTORS = (Decimal(10), Decimal(15), Decimal(20), Decimal(60))
 OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset(
     {
         "monitoring_times",
@@ -130,6 +167,9 @@ OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset(
         "bsa_formula",
         "dosing_weight",
         "preinfusion",
+        *DILUENT_KEYS,
+        *DELIVERY_KINDS,
+        "max_dose_rate",
     }
 )
 # [protocols.ID.preinfusion]: limits on the vitals taken before the infusion (vitals.VITALS), whether
@@ -174,8 +214,8 @@ class Protocol:
     dose: Quantity  # as prescribed: "0.5 mg/kg", "1.5 mg/m2", "100 mg", "45 mg/kg/day"
     duration: Quantity
     stock: tuple[Quantity, ...]
-    diluent: str
-    diluent_volume: Quantity
+    diluent: str  # "" for a neat preparation
+    diluent_volume: Quantity | None  # None: per kg, to a concentration, or neat
     preparation: str
     checkpoint_every: Quantity
     advisory: str
@@ -198,6 +238,15 @@ class Protocol:
     adjusted_factor: Decimal = DEFAULT_ADJUSTED_FACTOR
     bmi_trigger: Quantity | None = None  # use_when_bmi_at_least
     weight_max: Quantity | None = None  # dosing_weight.max
+    # Preparation and delivery (issue 11).
+    diluent_volume_per_kg: Quantity | None = None
+    diluent_volume_min: Quantity | None = None
+    diluent_volume_max: Quantity | None = None
+    final_concentration: Quantity | None = None
+    max_dose_rate: Quantity | None = None
+    min_duration: Quantity | None = None
+    drop_factor: Quantity | None = None
+    flush_volume: Quantity | None = None
 
     @property
     def dose_unit(self) -> str:
@@ -221,8 +270,9 @@ class Protocol:
     def needs_sex(self) -> bool:
         return self.basis != "actual"
 
-    def config(self, basis: str | None = None) -> Config:
-        """The formulas of a sheet dosing on `basis` (the protocol's own basis by default)."""
+    def config(self, basis: str | None = None, drops: bool | None = None) -> Config:
+        """The formulas of a sheet dosing on `basis` (the protocol's own basis by default); `drops`:
+        a drop factor given for this sheet (--drop-factor), else the protocol's."""
         return Config(
             self.preparation,
             self.dose_unit,
@@ -235,6 +285,10 @@ class Protocol:
             weight_cap=self.weight_max is not None,
             dose_cap=self.dose_max is not None,
             daily_cap=self.daily_dose_max is not None,
+            volume_per_kg=self.diluent_volume_per_kg is not None,
+            max_rate=self.max_dose_rate is not None,
+            drops=self.drop_factor is not None if drops is None else drops,
+            flush=self.flush_volume is not None,
         )
 
     def configs(self) -> tuple[Config, ...]:
@@ -511,6 +565,7 @@ class _Checker:
         monitoring = self.text_list(body, "monitoring", path, required=True)
         monitoring_times = self.monitoring_times(body, path)
         dose_unit = "mg" if family == "g" else family
+        delivery = self.delivery(body, path, preparation, dose_unit)
         per, per_day = ("kg", False) if dose is None else dose[1:]
         basis = self.basis(body, path, dose_unit, per, per_day)
         steps = self.steps(body.get("round"), f"{path}.round", dose_unit)
@@ -531,6 +586,7 @@ class _Checker:
             diluent="",
             diluent_volume=placeholder,
             preparation=preparation if preparation in PREPARATIONS else "add",
+            **{k: v for k, v in delivery.items() if k not in ("diluent", "diluent_volume")},
             checkpoint_every=placeholder,
             advisory="",
             monitoring=(),
@@ -564,7 +620,7 @@ class _Checker:
                     "unused_key",
                     "this protocol computes no quantity rounded with this step: leave it out",
                 )
-            elif used:
+            elif used or key == "drops_per_min":  # --drop-factor adds drops to any sheet
                 steps.setdefault(key, default)
         if len(self.problems) > before:
             return None
@@ -579,8 +635,6 @@ class _Checker:
             dose=dose[0],
             duration=_present(quantities["duration"]),
             stock=stock,
-            diluent=texts["diluent"],
-            diluent_volume=_present(quantities["diluent_volume"]),
             preparation=preparation,
             checkpoint_every=_present(quantities["checkpoint_every"]),
             advisory=texts["advisory"],
@@ -591,6 +645,7 @@ class _Checker:
             max_rounding_change=max_change,
             preinfusion=preinfusion,
             **basis,
+            **delivery,
         )
         self.consistency(protocol, path)
         if len(self.problems) == before:
@@ -598,6 +653,81 @@ class _Checker:
         if len(self.problems) == before:
             self.rounding_steps(protocol, path)
         return protocol if len(self.problems) == before else None
+
+    def delivery(
+        self, body: Mapping[str, Any], path: str, preparation: Any, dose_unit: str
+    ) -> dict[str, Any]:
+        """The preparation's diluent keys and the delivery keys (issue 11): each preparation takes
+        its own keys and refuses the others'."""
+        found: dict[str, Any] = {"diluent": "", "diluent_volume": None}
+        if preparation not in PREPARATIONS:
+            return found
+        allowed = PREPARATION_KEYS[preparation]
+        for key in sorted(DILUENT_KEYS - allowed):
+            if key in body:
+                why = {
+                    "neat": "a neat preparation is given undiluted: it has no diluent",
+                    "to-concentration": "a to-concentration preparation's volume comes from "
+                    "final_concentration",
+                }.get(preparation, "only a to-concentration preparation has a final concentration")
+                self.add(f"{path}.{key}", "not_for_preparation", f"{why}: leave {key} out")
+        if "diluent" in allowed:
+            found["diluent"] = self.text(body, "diluent", path)
+        for key, kind in DELIVERY_KINDS.items():
+            if key in body and key in DILUENT_KEYS - allowed:
+                continue
+            if key in body:
+                found[key] = self.quantity(body[key], f"{path}.{key}", kind)
+        if preparation in ("add", "make-up-to"):
+            fixed, per_kg = "diluent_volume" in body, "diluent_volume_per_kg" in body
+            if fixed == per_kg:
+                self.add(
+                    f"{path}.diluent_volume",
+                    "missing" if not fixed else "both_given",
+                    'give exactly one of diluent_volume ("100 mL") and diluent_volume_per_kg '
+                    '("3 mL/kg")',
+                )
+            for key in ("diluent_volume_min", "diluent_volume_max"):
+                if key in body and not per_kg:
+                    self.add(
+                        f"{path}.{key}",
+                        "unused_key",
+                        "bounds a diluent_volume_per_kg only: leave it out",
+                    )
+            low, high = found.get("diluent_volume_min"), found.get("diluent_volume_max")
+            if low is not None and high is not None and low.to("mL") > high.to("mL"):
+                self.add(
+                    f"{path}.diluent_volume_min",
+                    "low_above_high",
+                    f"is above diluent_volume_max {high.text}",
+                )
+        if preparation == "to-concentration":
+            if "final_concentration" not in body:
+                self.add(
+                    f"{path}.final_concentration",
+                    "missing",
+                    'is required for a to-concentration preparation ("5 mg/mL" or "5%")',
+                )
+            else:
+                kind = family_kind("concentration", dose_unit)
+                found["final_concentration"] = self.quantity(
+                    body["final_concentration"],
+                    f"{path}.final_concentration",
+                    STRENGTH if kind == "concentration" else kind,
+                )
+        if "max_dose_rate" in body:
+            found["max_dose_rate"] = self.quantity(
+                body["max_dose_rate"], f"{path}.max_dose_rate", family_kind("dose_rate", dose_unit)
+            )
+        drops = found.get("drop_factor")
+        if drops is not None and drops.value not in DROP_FACTORS:
+            self.add(
+                f"{path}.drop_factor",
+                "unknown_drop_factor",
+                f"'{terminal(drops.text)}' is not a giving set's drop factor. Accepted: "
+                + ", ".join(f"{n} gtt/mL" for n in DROP_FACTORS),
+            )
+        return found
 
     def dose(self, value: Any, full: str) -> tuple[Quantity, str, bool] | None:
         """The prescription: (quantity, per "kg"/"m2"/"", per day). Its unit decides its form."""
@@ -839,7 +969,7 @@ class _Checker:
         for spec in QUANTITIES:
             if spec.step is None or spec.name not in found:
                 continue
-            if spec.name == "diluent_volume" and p.preparation == "make-up-to":
+            if spec.name == "diluent_volume" and p.preparation in FILLED_TO_MARK:
                 continue  # fills to the mark: not held to max_rounding_change (verify.py)
             step = p.steps[spec.step]
             unit = p.unit(spec.unit)
@@ -1119,7 +1249,8 @@ class _Checker:
                 f"{format_quantity(p.steps['duration'], 'min')} steps (round.duration): the sheet "
                 "would print another duration than the pump runs",
             )
-        if p.preparation == "make-up-to":
+        self.preparation(p, path)
+        if p.preparation == "make-up-to" and p.diluent_volume is not None:
             largest = largest_drug_volume(p)
             final = p.diluent_volume.to("mL")
             if largest is None:
@@ -1145,6 +1276,53 @@ class _Checker:
                     "too_many_checkpoints",
                     f"gives more than {MAX_CHECKPOINTS} checkpoints over the longest allowed "
                     "duration",
+                )
+
+    def preparation(self, p: Protocol, path: str) -> None:
+        """Preparation and delivery across keys (issue 11)."""
+        if p.preparation == "neat" and p.steps["volume"] != p.steps["drug_volume"]:
+            self.add(
+                f"{path}.round.volume",
+                "neat_volume_step",
+                "a neat dose runs the volume drawn up, so its VTBI is printed like the drug "
+                f"volume: round.volume must equal round.drug_volume "
+                f"({format_quantity(p.steps['drug_volume'], 'mL')})",
+            )
+        final = p.final_concentration
+        if final is not None:
+            unit = p.unit("{d}/mL")
+            for i, stock in enumerate(p.stock):
+                if final.to(unit) > stock.to(unit):
+                    self.add(
+                        f"{path}.final_concentration",
+                        "final_above_stock",
+                        f"'{final.text}' is stronger than the stock {stock.text} "
+                        f"(stock[{i}]): the final volume would be smaller than the drug volume",
+                    )
+        for key in ("diluent_volume_min", "diluent_volume_max"):
+            q = getattr(p, key)
+            if q is not None and not _on_step(q.to("mL"), p.steps["volume"]):
+                self.add(
+                    f"{path}.{key}",
+                    "off_step",
+                    f"'{q.text}' is not a whole number of round.volume steps "
+                    f"({format_quantity(p.steps['volume'], 'mL')})",
+                )
+        shortest = p.min_duration
+        if shortest is not None:
+            minutes = shortest.to("min")
+            if not _on_step(minutes, p.steps["duration"]):
+                self.add(
+                    f"{path}.min_duration",
+                    "off_step",
+                    f"'{shortest.text}' is not a whole number of round.duration steps",
+                )
+            if p.duration.to("min") < minutes:
+                self.add(
+                    f"{path}.duration",
+                    "below_min_duration",
+                    f"the default '{p.duration.text}' is shorter than min_duration "
+                    f"'{shortest.text}'",
                 )
 
     def _default_inside(self, p: Protocol, name: str, value: Decimal, full: str) -> None:
@@ -1230,7 +1408,10 @@ def reachable(p: Protocol) -> dict[str, Interval]:
         for formula in formulas(config):
             # Cut to the quantity's own hard limit before it feeds the next formula: a dose below
             # its hard minimum is refused, so the smallest dose that goes on is that minimum.
-            values[formula.target] = clamp(formula.target, checked[formula.target].value(values))
+            value = checked[formula.target].value(values)
+            if formula.target == "container_volume":
+                value = prepared_volume(p, value)
+            values[formula.target] = clamp(formula.target, value)
         for name, value in values.items():
             found.setdefault(name, []).append(value)
     return {name: Interval(min(seen), max(seen)) for name, seen in found.items()}
@@ -1255,7 +1436,18 @@ def fixed_values(p: Protocol, sex: str | None) -> dict[str, Decimal]:
     published constants (the Devine base by sex; the inch in cm from pint)."""
     from dosecalc.quantities import CONSTANTS
 
-    values = {"container_volume": p.diluent_volume.to("mL")}
+    values: dict[str, Decimal] = {}
+    if p.diluent_volume is not None:
+        values["container_volume"] = p.diluent_volume.to("mL")
+    for name, q in (
+        ("diluent_volume_per_kg", p.diluent_volume_per_kg),
+        ("final_concentration", p.final_concentration),
+        ("max_dose_rate", p.max_dose_rate),
+        ("drop_factor", p.drop_factor),
+        ("flush_volume", p.flush_volume),
+    ):
+        if q is not None:
+            values[name] = q.to(p.unit(OPERANDS[name][1]))
     if p.needs_height:
         multiply, divide = factor("in", "cm")
         values["cm_per_inch"] = multiply / divide
@@ -1273,6 +1465,31 @@ def fixed_values(p: Protocol, sex: str | None) -> dict[str, Decimal]:
     if p.weight_max is not None:
         values["dosing_weight_max"] = p.weight_max.to("kg")
     return values
+
+
+# Preparations whose diluent fills the syringe or bag to its mark (not held to max_rounding_change).
+FILLED_TO_MARK = ("make-up-to", "to-concentration")
+
+
+def prepared_volume(p: Protocol, exact: Decimal) -> Decimal:
+    """The container's volume as prepared, where a rule gives it (issue 11): a to-concentration
+    volume rounded UP to the volume step (so the concentration never exceeds the target); a volume
+    per kg rounded half-up to the step, then held within diluent_volume_min and _max. Both are
+    volumes a nurse measures, so they are on the step the sheet prints them at."""
+    step = p.steps["volume"]
+    if p.preparation == "to-concentration":
+        units = EXACT.divide(exact, step).to_integral_value(rounding=ROUND_CEILING, context=EXACT)
+        return EXACT.multiply(units, step)
+    value = round_half_up(exact, step)
+    if p.diluent_volume_min is not None:
+        value = max(value, p.diluent_volume_min.to("mL"))
+    if p.diluent_volume_max is not None:
+        value = min(value, p.diluent_volume_max.to("mL"))
+    return value
+
+
+def _on_step(value: Decimal, step: Decimal) -> bool:
+    return round_half_up(value, step) == value
 
 
 def height_reason(p: Protocol) -> str:

@@ -153,6 +153,30 @@ QUANTITIES: tuple[Spec, ...] = (
         "drug_volume_ml",
         "Drug volume",
     ),
+    # Preparation (issue 11): a diluent volume per kg, and the concentration a to-concentration
+    # preparation must not exceed (inputs, shown as the protocol gives them).
+    Spec(
+        "diluent_volume_per_kg",
+        "volume_per_kg",
+        "mL/kg",
+        None,
+        None,
+        "diluent_volume_ml_per_kg",
+        None,
+        None,
+        "Diluent per kg",
+    ),
+    Spec(
+        "final_concentration",
+        "concentration",
+        "{d}/mL",
+        None,
+        None,
+        "final_concentration",
+        None,
+        None,
+        "Final concentration",
+    ),
     Spec(
         "diluent_volume",
         "volume",
@@ -220,6 +244,63 @@ QUANTITIES: tuple[Spec, ...] = (
         None,
         "Dose rate per kg",
     ),
+    # Delivery (issue 11): the most the drug may run at (an input), a gravity giving set's drops,
+    # and the line flush after the dose (its volume, at the dose's rate, for its minutes).
+    Spec(
+        "max_dose_rate",
+        "dose_rate",
+        "{d}/min",
+        None,
+        None,
+        "max_dose_rate",
+        "max_dose_rate_unit",
+        None,
+        "Maximum dose rate",
+    ),
+    Spec(
+        "drop_factor",
+        "drop_factor",
+        "gtt/mL",
+        None,
+        None,
+        "drop_factor",
+        None,
+        "drop_factor",
+        "Drop factor",
+    ),
+    Spec(
+        "drops_per_min",
+        "drip_rate",
+        "gtt/min",
+        "drops_per_min",
+        None,
+        "drops_per_min",
+        None,
+        "drops_per_min",
+        "Drip rate",
+    ),
+    Spec(
+        "flush_volume",
+        "volume",
+        "mL",
+        None,
+        None,
+        "flush_volume_ml",
+        None,
+        "flush_volume_ml",
+        "Flush",
+    ),
+    Spec(
+        "flush_minutes",
+        "duration",
+        "min",
+        "flush_minutes",
+        None,
+        "flush_minutes",
+        None,
+        None,
+        "Flush time",
+    ),
 )
 BY_NAME: dict[str, Spec] = {s.name: s for s in QUANTITIES}
 
@@ -259,6 +340,8 @@ CONSTANTS: dict[str, Constant] = {
 OPERANDS: dict[str, tuple[str, str]] = {
     **{s.name: (s.kind, s.unit) for s in QUANTITIES},
     "container_volume": ("volume", "mL"),
+    # The shortest duration a maximum dose rate allows (issue 11).
+    "minimum_duration": ("duration", "min"),
     "devine_base": ("weight", "kg"),
     "cm_per_inch": ("", "cm/in"),
     "elapsed": ("duration", "min"),
@@ -303,6 +386,8 @@ OPTIONAL_STEPS: dict[str, Decimal] = {
     "height": Decimal("0.1"),
     "bmi": Decimal("0.1"),
     "bsa": Decimal("0.01"),
+    "drops_per_min": Decimal(1),  # whole drops: nobody counts a tenth of a drop
+    "flush_minutes": Decimal("0.1"),  # how long the flush runs: shown, not programmed
 }
 
 
@@ -345,7 +430,39 @@ _PREPARATION: dict[str, tuple[Formula, ...]] = {
             "{total_volume} - {drug_volume}",
         ),
     ),
+    # Undiluted, from the syringe or premixed bag: what is drawn up is what runs (issue 11).
+    "neat": (Formula("total_volume", ("drug_volume",), lambda v: v),),
 }
+# Diluted to a target concentration: the final volume is the dose at that concentration, rounded
+# up to the volume step (dosing.py: a preparation choice, so the concentration never exceeds the
+# target), then made up to it. The rounding up makes it no printed line of arithmetic.
+_PREPARATION["to-concentration"] = (
+    Formula("container_volume", ("dose", "final_concentration"), lambda dose, c: dose / c),
+    *_PREPARATION["make-up-to"],
+)
+# A diluent (add) or final volume (make-up-to) per kg of dosing weight (acetylcysteine 3 mL/kg):
+# rounded to the volume step and held within the protocol's bounds in dosing.py.
+_PER_KG_VOLUME = Formula(
+    "container_volume",
+    ("diluent_volume_per_kg", "dosing_weight_kg"),
+    lambda per_kg, w: per_kg * w,
+)
+# The shortest duration a maximum dose rate allows (dosing.py lengthens the duration to it).
+_MINIMUM_DURATION = Formula("minimum_duration", ("dose", "max_dose_rate"), lambda dose, r: dose / r)
+_DROPS = Formula(
+    "drops_per_min",
+    ("rate", "drop_factor"),
+    lambda r, f: r * f,
+    "{rate} x {drop_factor}",
+    "min/h",
+)
+_FLUSH = Formula(
+    "flush_minutes",
+    ("flush_volume", "rate"),
+    lambda v, r: v / r,
+    "{flush_volume} / {rate}",
+    "min/h",
+)
 _COMMON_TAIL: tuple[Formula, ...] = (
     Formula(
         "concentration",
@@ -419,10 +536,19 @@ class Config(NamedTuple):
     weight_cap: bool = False  # dosing_weight.max
     dose_cap: bool = False  # dose_max
     daily_cap: bool = False  # daily_dose_max
+    # Preparation and delivery (issue 11).
+    volume_per_kg: bool = False  # diluent_volume_per_kg instead of a fixed diluent_volume
+    max_rate: bool = False  # max_dose_rate: the duration may be lengthened
+    drops: bool = False  # a gravity giving set's drop factor: drops per minute
+    flush: bool = False  # flush_volume: a flush step after the dose
 
     @property
     def capped(self) -> bool:
         return self.dose_cap or self.daily_cap
+
+    def dosing_basis(self) -> Config:
+        """This configuration without its preparation and delivery options (issue 11)."""
+        return self._replace(volume_per_kg=False, max_rate=False, drops=False, flush=False)
 
     @property
     def prescribed(self) -> str:
@@ -437,8 +563,20 @@ def formulas(config: Config | str) -> tuple[Formula, ...]:
     """The forward calculation of a sheet, in the order it runs."""
     if isinstance(config, str):
         config = Config(config)
-    head = _COMMON_HEAD if config == Config(config.preparation, config.dose_unit) else _body(config)
-    return head + _PREPARATION[config.preparation] + _COMMON_TAIL
+    plain = Config(config.preparation, config.dose_unit)
+    basis = config.dosing_basis()
+    head = _COMMON_HEAD if basis == plain else _body(basis)
+    preparation = _PREPARATION[config.preparation]
+    if config.volume_per_kg:
+        preparation = (_PER_KG_VOLUME, *preparation)
+    tail = _COMMON_TAIL
+    if config.max_rate:
+        tail = (_MINIMUM_DURATION, *tail)
+    if config.drops:
+        tail = (*tail, _DROPS)
+    if config.flush:
+        tail = (*tail, _FLUSH)
+    return head + preparation + tail
 
 
 def _lesser_of(parts: list[str]) -> str:

@@ -45,6 +45,7 @@ _TOKENS: dict[str, str] = {
     "m": "m",
     "in": "in",
     "m2": "m2",
+    "gtt": "gtt",
 }
 
 
@@ -73,6 +74,11 @@ KINDS: dict[str, Kind] = {
         "0.75 mg/kg/h",
     ),
     "height": Kind("a height", ("cm", "m", "in"), "cm", "170 cm"),
+    # Preparation and delivery (issue 11): a diluent volume per kg, a giving set's drop factor and
+    # a gravity drip rate.
+    "volume_per_kg": Kind("a volume per kg", ("mL/kg",), "mL/kg", "3 mL/kg"),
+    "drop_factor": Kind("a drop factor", ("gtt/mL",), "gtt/mL", "20 gtt/mL"),
+    "drip_rate": Kind("a drip rate", ("gtt/min",), "gtt/min", "31 gtt/min"),
     "bmi": Kind("a body mass index", ("kg/m2",), "kg/m2", "30 kg/m2"),
     "bsa": Kind("a body surface area", ("m2",), "m2", "1.8 m2"),
     "dose_per_m2": Kind("a dose per m2", ("mg/m2", "mcg/m2"), "mg/m2", "1.5 mg/m2"),

@@ -18,8 +18,8 @@ from dosecalc.display import Figure, figure, format_percent, format_quantity, te
 from dosecalc.dosing import Result
 from dosecalc.errors import LimitError, Problem
 from dosecalc.exact import EXACT
-from dosecalc.protocols import Protocol
-from dosecalc.quantities import BY_NAME, Compiled, Interval, compiled, formulas
+from dosecalc.protocols import FILLED_TO_MARK, Protocol
+from dosecalc.quantities import BY_NAME, Compiled, Config, Interval, compiled, formulas
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,13 @@ class Reverse:
     agrees: bool
 
 
-def printed_lines(protocol: Protocol, basis: str | None = None) -> list[Compiled]:
+def printed_lines(
+    protocol: Protocol, basis: str | None = None, config: Config | None = None
+) -> list[Compiled]:
     """The forward formulas a sheet prints as arithmetic ("Dose  0.5 mg/kg x 72 kg = 36 mg"), for
-    a sheet dosing on `basis` (the protocol's own by default)."""
-    config = protocol.config(basis)
+    a sheet dosing on `basis` (the protocol's own by default), or running `config`
+    (Result.config: with a drop factor given for the sheet)."""
+    config = config or protocol.config(basis)
     checked = compiled(config)
     return [checked[f.target] for f in formulas(config) if f.shown]
 
@@ -52,7 +55,7 @@ def verify(
     """Check the printed figures; return the reverse check, or raise LimitError. `checkpoints` are
     the printed checkpoint rows (minute, volume, dose figures): none may read 0 for a real amount.
     `operands`: the printed operands that are not reported quantities (constants, caps)."""
-    config = protocol.config(result.basis)
+    config = result.config or protocol.config(result.basis)
     checked = compiled(config)
     operands = operands or {}
     problems: list[Problem] = []
@@ -65,7 +68,7 @@ def verify(
     held = {
         name: fig
         for name, fig in figures.items()
-        if not (name == "diluent_volume" and protocol.preparation == "make-up-to")
+        if not (name == "diluent_volume" and protocol.preparation in FILLED_TO_MARK)
     }
     rows = [
         (f"checkpoint at {c.minute.text}: {kind}", fig)
@@ -138,8 +141,9 @@ def verify(
                 )
             )
 
+        problems += _delivery(protocol, figures)
         problems += _hard_limits(protocol, figures, drawn)
-        problems += _arithmetic(protocol, {**operands, **figures}, result.basis)
+        problems += _arithmetic(protocol, {**operands, **figures}, result.basis, config)
 
         reverse_dose = checked["reverse_dose"].value(
             {**printed, "reverse_volume": volume, "drawn_dose": drawn}
@@ -189,11 +193,7 @@ def verify(
 def _preparation(protocol: Protocol, figures: Mapping[str, Figure]) -> list[Problem]:
     """The preparation steps add up as printed: what is drawn up fits in the total volume, and a
     make-up-to's drug volume plus diluent is its final volume (within their printed steps)."""
-    drug, diluent, total = (
-        figures["drug_volume"],
-        figures["diluent_volume"],
-        figures["total_volume"],
-    )
+    drug, total = figures["drug_volume"], figures["total_volume"]
     problems = []
     if drug.rounded > total.rounded:
         problems.append(
@@ -203,7 +203,17 @@ def _preparation(protocol: Protocol, figures: Mapping[str, Figure]) -> list[Prob
                 f"{drug.text} drawn up is more than the total volume {total.text}",
             )
         )
-    elif protocol.preparation == "make-up-to":
+    elif protocol.preparation == "neat" and drug.rounded != total.rounded:
+        problems.append(
+            Problem(
+                "total_volume",
+                "printed_preparation",
+                f"a neat dose runs what is drawn up, but {drug.text} drawn up is not the VTBI "
+                f"{total.text}",
+            )
+        )
+    elif protocol.preparation in FILLED_TO_MARK:
+        diluent = figures["diluent_volume"]
         slack = (drug.step + diluent.step + total.step) / 2
         if abs(drug.rounded + diluent.rounded - total.rounded) > slack:
             problems.append(
@@ -211,6 +221,39 @@ def _preparation(protocol: Protocol, figures: Mapping[str, Figure]) -> list[Prob
                     "diluent_volume",
                     "printed_preparation",
                     f"{drug.text} drawn up and {diluent.text} added do not make {total.text}",
+                )
+            )
+    return problems
+
+
+def _delivery(protocol: Protocol, figures: Mapping[str, Figure]) -> list[Problem]:
+    """Preparation and delivery limits on the printed figures (issue 11): the printed dose in the
+    printed final volume is no stronger than a to-concentration target, and the printed dose over
+    the printed duration runs no faster than max_dose_rate."""
+    problems = []
+    dose, total, minutes = figures["dose"], figures["total_volume"], figures["duration"]
+    target = protocol.final_concentration
+    if target is not None:
+        strongest = target.to(protocol.unit("{d}/mL"))
+        if dose.rounded > strongest * total.rounded:
+            problems.append(
+                Problem(
+                    "concentration",
+                    "printed_final_concentration",
+                    f"{dose.text} in {total.text} is stronger than the final concentration "
+                    f"{target.text.strip()}",
+                )
+            )
+    fastest = protocol.max_dose_rate
+    if fastest is not None:
+        per_minute = fastest.to(protocol.unit("{d}/min"))
+        if dose.rounded > per_minute * minutes.rounded:
+            problems.append(
+                Problem(
+                    "duration",
+                    "printed_max_dose_rate",
+                    f"{dose.text} over {minutes.text} runs faster than max_dose_rate "
+                    f"{fastest.text.strip()}",
                 )
             )
     return problems
@@ -259,11 +302,14 @@ def operand_interval(fig: Figure) -> Interval:
 
 
 def _arithmetic(
-    protocol: Protocol, figures: Mapping[str, Figure], basis: str | None = None
+    protocol: Protocol,
+    figures: Mapping[str, Figure],
+    basis: str | None = None,
+    config: Config | None = None,
 ) -> list[Problem]:
     """Each printed line of arithmetic is true with the numbers shown (to their printed places)."""
     problems = []
-    for line in printed_lines(protocol, basis):
+    for line in printed_lines(protocol, basis, config):
         target = figures[line.formula.target]
         operands = {name: operand_interval(figures[name]) for name in line.formula.operands}
         if not line.interval(operands).overlaps(operand_interval(target)):

@@ -250,6 +250,7 @@ def loose_order(cells: dict[str, str], options: Options, weight: str | None = No
         bp=cells.get("bp"),
         hr=cells.get("hr"),
         spo2=cells.get("spo2"),
+        drop_factor=cells.get("drop_factor"),
     )
 
 

@@ -29,6 +29,7 @@ OPTIONAL_COLUMNS = (
     "drawn",
     "rate",
     "vtbi",
+    "drop_factor",  # issue 11: a gravity giving set's drops per mL
 )
 PROGRAMMED_COLUMNS = ("vial", "drawn", "rate", "vtbi")
 COLUMNS = ("patient_id", *WEIGHT_COLUMNS, *OPTIONAL_COLUMNS)

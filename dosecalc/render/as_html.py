@@ -155,7 +155,7 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
         f'<div class="note">check code <b>{esc(sheet.check_code)}</b></div></div>',
         '</div><div class="box">',
         f'<div class="pump"><div class="title">PUMP</div><table>{pump}</table></div>',
-        f"<div>Dose rate: {esc(content.dose_rate(sheet))}</div>",
+        "".join(f"<div>{esc(note)}</div>" for note in content.pump_notes(sheet)),
         "</div></div>",
         '<div class="writeins">'
         + "".join(f"<div>{esc(field)}:</div>" for field in content.WRITE_INS)

@@ -55,7 +55,7 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
     f, p = sheet.figures, sheet.protocol
     keys: dict[str, Any] = {}
     # A protocol dosing per kg of actual weight without caps keeps the original keys exactly.
-    basis = p.config() != Config(p.preparation, p.dose_unit)
+    basis = p.config().dosing_basis() != Config(p.preparation, p.dose_unit)
     for spec in QUANTITIES:
         if spec.json is None or spec.name not in f.values:
             continue
@@ -70,7 +70,7 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
     keys.update(
         {
             "stock_label": sheet.result.chosen_stock.text.strip(),
-            "diluent": p.diluent,
+            "diluent": p.diluent or None,
             "preparation": p.preparation,
             "max_rounding_change_percent": _percent(p.max_rounding_change),
             "checkpoints": [

@@ -577,7 +577,8 @@ def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
         border=1.0,
     )
     pdf.set_y(pump_end + 0.6)
-    page.text(f"Dose rate: {content.dose_rate(sheet)}", x=x_pump, width=pump_width)
+    for note in content.pump_notes(sheet):
+        page.text(note, x=x_pump, width=pump_width)
     pdf.set_y(max(left_end, dose_end, pdf.get_y()))
     page.write_ins(content.WRITE_INS)
     gate = content.preinfusion_compact(sheet)

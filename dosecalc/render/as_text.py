@@ -105,7 +105,7 @@ def build(sheet: Sheet) -> Group:
     parts += [
         Text(""),
         Panel(pump, title=Text("PUMP"), box=box.HEAVY, expand=False, padding=(0, 2)),
-        _text(f"Dose rate: {content.dose_rate(sheet)}"),
+        *(_text(note) for note in content.pump_notes(sheet)),
         _section("CHECKPOINTS (cumulative, compare with the pump's volume infused)"),
     ]
     checkpoints = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dosecalc.protocols import Protocol
 
-from dosecalc.display import Figure, format_percent
+from dosecalc.display import Figure, format_percent, format_quantity
 from dosecalc.model import Sheet, dosing_basis
 from dosecalc.protocols import prescription as prescribed_operand
 from dosecalc.quantities import BY_NAME
@@ -216,7 +216,7 @@ def calculation(sheet: Sheet) -> list[Line]:
     f = sheet.figures
     entered = "" if sheet.result.weight.unit == "kg" else f" ({clean(sheet.order.weight.strip())})"
     lines = []
-    for line in printed_lines(sheet.protocol, sheet.result.basis):
+    for line in printed_lines(sheet.protocol, sheet.result.basis, sheet.result.config):
         target = line.formula.target
         operands = {name: operand(f.of(name)) for name in line.formula.operands}
         if "dosing_weight_kg" in operands:
@@ -236,10 +236,15 @@ def preparation(sheet: Sheet) -> list[str]:
     f, p = sheet.figures, sheet.protocol
     drug, diluent = clean(p.drug), clean(p.diluent)
     steps = [f"Draw up {f.drug_volume.text} of {drug} {stock(sheet)} ({f.dose.text})."]
-    if p.preparation == "add":
-        steps.append(f"Add it to {f.diluent_volume.text} {diluent}.")
+    if p.preparation == "neat":
+        steps.append("Give it undiluted (neat): do not dilute.")
+    elif p.preparation == "add":
+        steps.append(f"Add it to {f.diluent_volume.text} {diluent}{_volume_rule(sheet)}.")
     else:
-        steps.append(f"Add {f.diluent_volume.text} {diluent} to make up to {f.total_volume.text}.")
+        steps.append(
+            f"Add {f.diluent_volume.text} {diluent} to make up to {f.total_volume.text}"
+            f"{_volume_rule(sheet)}."
+        )
     steps.append(
         f"Total {f.total_volume.text}, {f.concentration.text}: label with the patient, drug, "
         "dose, concentration and time, and check against this sheet."
@@ -247,13 +252,62 @@ def preparation(sheet: Sheet) -> list[str]:
     return steps
 
 
+def _volume_rule(sheet: Sheet) -> str:
+    """Where the diluent or final volume comes from, when a rule gives it (issue 11)."""
+    f, p = sheet.figures, sheet.protocol
+    volume = f.total_volume if p.preparation != "add" else f.diluent_volume
+    if p.final_concentration is not None:
+        return (
+            f" ({f.dose.text} at no more than {f.final_concentration.text}: "
+            f"{volume.text}, rounded up to the {format_quantity(p.steps['volume'], 'mL')} step)"
+        )
+    if p.diluent_volume_per_kg is not None:
+        bounds = [
+            f"{word} {q.text.strip()}"
+            for word, q in (("at least", p.diluent_volume_min), ("at most", p.diluent_volume_max))
+            if q is not None
+        ]
+        held = f", {' and '.join(bounds)}" if bounds else ""
+        return (
+            f" ({f.diluent_volume_per_kg.text} x {f.dosing_weight_kg.text}, to the nearest "
+            f"{format_quantity(p.steps['volume'], 'mL')}{held})"
+        )
+    return ""
+
+
 def pump(sheet: Sheet) -> list[Line]:
     f = sheet.figures
-    return [
+    lines = [
         Line("RATE", f.rate.text),
         Line("VTBI", f.total_volume.text),
         Line("DURATION", f.duration.text),
     ]
+    if "drops_per_min" in f.values:
+        lines.append(Line("DRIP RATE", f.drops_per_min.text))
+    if "flush_volume" in f.values:
+        lines.append(Line("THEN FLUSH", f.flush_volume.text))
+    return lines
+
+
+def pump_notes(sheet: Sheet) -> list[str]:
+    """The lines under the PUMP box: the dose rate, the giving set, and the flush step."""
+    f = sheet.figures
+    notes = [f"Dose rate: {dose_rate(sheet)}"]
+    lengthened = sheet.result.lengthened_from
+    if lengthened is not None:
+        notes.append(
+            f"Duration LENGTHENED from {format_quantity(lengthened, 'min')} (see the warning)"
+        )
+    if "drops_per_min" in f.values:
+        notes.append(
+            f"Gravity: {f.drops_per_min.text} with a {f.drop_factor.text} giving set "
+            f"({f.rate.text})"
+        )
+    if "flush_volume" in f.values:
+        notes.append(
+            f"Then flush the line: {f.flush_volume.text} at {f.rate.text} ({f.flush_minutes.text})"
+        )
+    return notes
 
 
 def dose_rate(sheet: Sheet) -> str:
