@@ -744,8 +744,23 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
         ("dose", p.dose.text),
         ("duration", p.duration.text),
         ("stock", ", ".join(s.text for s in p.stock)),
-        ("diluent", f"{clean(p.diluent)}, {p.diluent_volume.text}"),
         ("preparation", p.preparation),
+        *(
+            (key.replace("_", " "), clean(value) if isinstance(value, str) else value.text)
+            for key in (
+                "diluent",
+                "diluent_volume",
+                "diluent_volume_per_kg",
+                "diluent_volume_min",
+                "diluent_volume_max",
+                "final_concentration",
+                "max_dose_rate",
+                "min_duration",
+                "drop_factor",
+                "flush_volume",
+            )
+            if (value := getattr(p, key))
+        ),
         ("checkpoint every", p.checkpoint_every.text),
         ("max rounding change", f"{format_number(p.max_rounding_change * 100)}%"),
     ]
