@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 
 from dosecalc.display import format_quantity, round_half_up
 from dosecalc.errors import InputError, LimitError, Problem
-from dosecalc.exact import EXACT
 from dosecalc.protocols import (
     MAX_CHECKPOINTS,
     Protocol,
+    dose_as_drawn,
     fixed_values,
     prepared_volume,
     prescription,
+    round_up,
 )
 from dosecalc.quantities import Compiled, Config, compiled, formulas
 from dosecalc.units import Quantity
@@ -123,10 +124,10 @@ def calculate(
     for formula in formulas(config):
         if "duration" in formula.operands and lengthened_from is None:
             lengthened_from = _settle_duration(protocol, values, checked, duration is not None)
-        value = checked[formula.target].value(values)
         if formula.target == "container_volume":
-            value = prepared_volume(protocol, value)
-        values[formula.target] = value
+            values[formula.target] = prepared_volume(protocol, checked[formula.target], values)
+        else:
+            values[formula.target] = checked[formula.target].value(values)
     used = {name for f in formulas(config) for name in (f.target, *f.operands)}
     for name in [n for n in values if n not in used or n == "minimum_duration"]:
         del values[name]
@@ -187,10 +188,8 @@ def _settle_duration(
         shortest = protocol.min_duration.to("min")
         why = f"min_duration {protocol.min_duration.text.strip()}"
     if "minimum_duration" in checked:
-        dose = max(values["dose"], round_half_up(values["dose"], protocol.steps["dose"]))
-        exact = checked["minimum_duration"].value({**values, "dose": dose})
-        units = EXACT.divide(exact, step).to_integral_value(rounding=ROUND_CEILING, context=EXACT)
-        need = EXACT.multiply(units, step)
+        dose = dose_as_drawn(protocol, values)
+        need = round_up(checked["minimum_duration"].value({**values, "dose": dose}), step)
         if need > shortest:
             assert protocol.max_dose_rate is not None
             shortest = need

@@ -30,6 +30,7 @@ from dosecalc.quantities import (
     PREPARATIONS,
     QUANTITIES,
     STEP_KINDS,
+    Compiled,
     Config,
     FormulaError,
     Interval,
@@ -1408,9 +1409,10 @@ def reachable(p: Protocol) -> dict[str, Interval]:
         for formula in formulas(config):
             # Cut to the quantity's own hard limit before it feeds the next formula: a dose below
             # its hard minimum is refused, so the smallest dose that goes on is that minimum.
-            value = checked[formula.target].value(values)
             if formula.target == "container_volume":
-                value = prepared_volume(p, value)
+                value = prepared_volume(p, checked[formula.target], values)
+            else:
+                value = checked[formula.target].value(values)
             values[formula.target] = clamp(formula.target, value)
         for name, value in values.items():
             found.setdefault(name, []).append(value)
@@ -1471,16 +1473,34 @@ def fixed_values(p: Protocol, sex: str | None) -> dict[str, Decimal]:
 FILLED_TO_MARK = ("make-up-to", "to-concentration")
 
 
-def prepared_volume(p: Protocol, exact: Decimal) -> Decimal:
+def dose_as_drawn(p: Protocol, values: Mapping[str, Decimal]) -> Decimal:
+    """The most drug the bag can hold as the nurse reads the sheet: the exact dose, the printed
+    dose, or the printed drug volume times the stock, whichever is most. A rule that must not be
+    exceeded (a final concentration, a maximum dose rate) is applied to this, so the printed
+    figures keep to it too."""
+    dose = values["dose"]
+    printed = round_half_up(dose, p.steps["dose"])
+    drawn = EXACT.multiply(
+        round_half_up(values["drug_volume"], p.steps["drug_volume"]), values["stock"]
+    )
+    return max(dose, printed, drawn)
+
+
+def round_up(value: Decimal, step: Decimal) -> Decimal:
+    units = EXACT.divide(value, step).to_integral_value(rounding=ROUND_CEILING, context=EXACT)
+    return EXACT.multiply(units, step)
+
+
+def prepared_volume(p: Protocol, formula: Compiled, values: Mapping[str, Decimal]) -> Decimal:
     """The container's volume as prepared, where a rule gives it (issue 11): a to-concentration
-    volume rounded UP to the volume step (so the concentration never exceeds the target); a volume
-    per kg rounded half-up to the step, then held within diluent_volume_min and _max. Both are
-    volumes a nurse measures, so they are on the step the sheet prints them at."""
+    volume (for the dose as drawn) rounded UP to the volume step, so the concentration never
+    exceeds the target; a volume per kg rounded half-up to the step, then held within
+    diluent_volume_min and _max. Both are volumes a nurse measures, so they are on the step the
+    sheet prints them at."""
     step = p.steps["volume"]
     if p.preparation == "to-concentration":
-        units = EXACT.divide(exact, step).to_integral_value(rounding=ROUND_CEILING, context=EXACT)
-        return EXACT.multiply(units, step)
-    value = round_half_up(exact, step)
+        return round_up(formula.value({**values, "dose": dose_as_drawn(p, values)}), step)
+    value = round_half_up(formula.value(values), step)
     if p.diluent_volume_min is not None:
         value = max(value, p.diluent_volume_min.to("mL"))
     if p.diluent_volume_max is not None:

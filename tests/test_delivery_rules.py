@@ -1,0 +1,160 @@
+"""Preparation and delivery rules (issue 11) at their edges: a diluent volume per kg rounded and held
+within its bounds, a to-concentration volume and a maximum dose rate taken on the dose as drawn, a
+typed duration too short for the maximum rate, whole drops held to max_rounding_change, and the
+verifier's own checks on printed figures.
+
+Protocols: tests/data/delivery_protocols.toml. Every expected value is worked out by hand in the
+comments.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from dosecalc import protocols
+from dosecalc.cli import cli
+from dosecalc.display import figure
+from dosecalc.errors import LimitError
+from dosecalc.model import Order, make_sheet
+from dosecalc.verify import verify
+
+PROTOCOLS = Path(__file__).parent / "data" / "delivery_protocols.toml"
+
+
+def sheet_json(runner: CliRunner, *args: str) -> dict[str, Any]:
+    result = runner.invoke(cli, ["--protocols", str(PROTOCOLS), "sheet", *args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("weight", "diluent", "total", "drops"),
+    [
+        # 3 mL/kg x 10 kg = 30 mL, below diluent_volume_min 50 mL: 50 mL. 150 mg/kg x 10 kg =
+        # 1,500 mg / 200 mg/mL = 7.5 mL; 50 + 7.5 = 57.5 mL, printed 58 mL (1 mL step); rate
+        # 57.5 mL / 60 min = 57.5 mL/h; x 20 gtt/mL / 60 = 19.17 gtt/min: 19.
+        ("10 kg", 50, 58, 19),
+        # 3 x 20.15 = 60.45 mL, to the nearest 1 mL: 60. Drug 150 x 20.15 / 200 = 15.1125 mL;
+        # total 75.1125 mL -> 75; 75.1125 x 20 / 60 = 25.04 gtt/min: 25.
+        ("20.15 kg", 60, 75, 25),
+        # 3 x 20.17 = 60.51 mL: 61. Drug 15.1275 mL; total 76.1275 -> 76; x 20 / 60 = 25.38: 25.
+        ("20.17 kg", 61, 76, 25),
+        # 3 x 40 = 120 mL, above diluent_volume_max 100 mL: 100. Drug 6,000 / 200 = 30 mL;
+        # total 130 mL; 130 x 20 / 60 = 43.33: 43.
+        ("40 kg", 100, 130, 43),
+    ],
+)
+def test_a_diluent_per_kg_is_rounded_to_the_volume_step_and_held_within_its_bounds(
+    runner: CliRunner, weight: str, diluent: int, total: int, drops: int
+) -> None:
+    data = sheet_json(runner, "--protocol", "nac", "--weight", weight)
+    assert data["diluent_volume_ml"] == diluent
+    assert data["total_volume_ml"] == total
+    assert data["drops_per_min"] == drops
+    assert data["drop_factor"] == 20
+    assert data["diluent_volume_ml_per_kg"] == 3
+
+
+def test_a_to_concentration_volume_is_worked_out_on_the_dose_as_drawn(runner: CliRunner) -> None:
+    # 14.5 mg/kg x 70 kg = 1,015 mg, printed 1,020 mg (10 mg step, half-up); 1,015 / 100 mg/mL =
+    # 10.15 mL, printed 10.2 mL, which holds 1,020 mg. At no more than 5 mg/mL: 1,020 / 5 = 204 mL
+    # (1,015 / 5 = 203 mL would make the bag as drawn 1,020 / 203 = 5.02 mg/mL). Diluent
+    # 204 - 10.15 = 193.85 -> 194 mL. Concentration 1,015 / 204 = 4.9755 -> 4.98 mg/mL.
+    # Duration: 1,020 mg at no more than 10 mg/min = 102 min (not 1,015 / 10 = 101.5 min).
+    data = sheet_json(runner, "--protocol", "vanco", "--weight", "70 kg", "--dose", "14.5 mg/kg")
+    assert (data["dose"], data["drug_volume_ml"]) == (1020, 10.2)
+    assert (data["total_volume_ml"], data["diluent_volume_ml"]) == (204, 194)
+    assert data["concentration"] == 4.98
+    assert data["final_concentration"] == 5
+    assert data["duration_min"] == 102
+    # 204 mL / 102 min x 60 = 120 mL/h; flush 20 mL / 120 mL/h x 60 = 10 min.
+    assert (data["rate_ml_per_h"], data["flush_volume_ml"], data["flush_minutes"]) == (120, 20, 10)
+    assert [w["code"] for w in data["warnings"]] == ["DURATION_LENGTHENED", "CHANGED_FROM_PROTOCOL"]
+
+
+def test_a_typed_duration_too_short_for_the_maximum_rate_is_refused(runner: CliRunner) -> None:
+    # 15 mg/kg x 68 kg = 1,020 mg at no more than 10 mg/min needs 102 min: 90 min is refused.
+    args = ["--protocols", str(PROTOCOLS), "sheet", "--protocol", "vanco", "--weight", "68 kg"]
+    result = runner.invoke(cli, [*args, "--duration", "90 min", "--format", "json"])
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["errors"][0]
+    assert (error["field"], error["code"]) == ("duration", "too_fast")
+    assert "needs at least 102 min" in error["message"]
+    # 120 min is long enough: used as typed, not lengthened; 204 mL / 120 min x 60 = 102 mL/h.
+    fine = runner.invoke(cli, [*args, "--duration", "120 min", "--format", "json"])
+    assert fine.exit_code == 0, fine.stderr
+    data = json.loads(fine.stdout)
+    assert (data["duration_min"], data["rate_ml_per_h"]) == (120, 102)
+    assert "DURATION_LENGTHENED" not in [w["code"] for w in data["warnings"]]
+
+
+def test_whole_drops_more_than_max_rounding_change_off_refuse_the_sheet(runner: CliRunner) -> None:
+    # The neat push: 1 mg/kg x 40 kg = 40 mg of 10 mg/mL = 4 mL over 10 min = 24 mL/h. At 10
+    # gtt/mL: 24 x 10 / 60 = 4 gtt/min exactly: fine. At 50 kg over 10 min: 5 mL, 30 mL/h, 5 gtt.
+    # At 41 kg: 4.1 mL over 10 min = 24.6 mL/h x 10 / 60 = 4.1 gtt/min, printed 4: 2.4% off, fine.
+    # At 43 kg: 25.8 mL/h -> 4.3 gtt/min, printed 4: 6.98% off, more than 5%: refused.
+    base = ["--protocol", "push", "--duration", "10 min", "--drop-factor", "10 gtt/mL"]
+    assert sheet_json(runner, *base, "--weight", "40 kg")["drops_per_min"] == 4
+    assert sheet_json(runner, *base, "--weight", "41 kg")["drops_per_min"] == 4
+    result = runner.invoke(
+        cli, ["--protocols", str(PROTOCOLS), "sheet", *base, "--weight", "43 kg"]
+    )
+    assert result.exit_code == 1
+    assert "drip rate 4.3 gtt/min is printed as 4 gtt/min" in result.stderr
+
+
+def test_a_neat_dose_runs_what_is_drawn_up(runner: CliRunner) -> None:
+    # 1 mg/kg x 72 kg = 72 mg of 10 mg/mL = 7.2 mL, the VTBI; over 5 min: 7.2 x 60 / 5 = 86.4 mL/h.
+    data = sheet_json(runner, "--protocol", "push", "--weight", "72 kg")
+    assert (data["drug_volume_ml"], data["total_volume_ml"]) == (7.2, 7.2)
+    assert data["rate_ml_per_h"] == 86.4
+    assert "diluent_volume_ml" not in data
+    assert (data["preparation"], data["diluent"]) == ("neat", None)
+
+
+def _vanco_sheet() -> Any:
+    library = protocols.load(PROTOCOLS)
+    return make_sheet(library, Order(weight="68 kg", date="2026-11-25", protocol_id="vanco"))
+
+
+def test_the_verifier_refuses_a_printed_duration_faster_than_the_maximum_rate() -> None:
+    # Printed 1,020 mg over a printed 101.9 min is 10.01 mg/min: faster than 10 mg/min.
+    sheet = _vanco_sheet()
+    shown = dict(sheet.figures.values)
+    shown["duration"] = figure(Decimal("101.9"), Decimal("0.1"), "min")
+    with pytest.raises(LimitError) as raised:
+        verify(sheet.protocol, sheet.result, shown, (), sheet.figures.operands)
+    assert "printed_max_dose_rate" in {p.code for p in raised.value.problems}
+
+
+def test_the_verifier_refuses_a_printed_bag_stronger_than_the_final_concentration() -> None:
+    # Printed 1,020 mg in a printed 203 mL is 5.02 mg/mL: stronger than 5 mg/mL.
+    sheet = _vanco_sheet()
+    shown = dict(sheet.figures.values)
+    shown["total_volume"] = figure(Decimal(203), Decimal(1), "mL")
+    with pytest.raises(LimitError) as raised:
+        verify(sheet.protocol, sheet.result, shown, (), sheet.figures.operands)
+    assert "printed_final_concentration" in {p.code for p in raised.value.problems}
+
+
+def test_the_drip_rate_is_a_printed_line_of_arithmetic(runner: CliRunner) -> None:
+    # 20 kg: 75 mL/h x 20 gtt/mL / 60 min/h = 25 gtt/min.
+    result = runner.invoke(
+        cli, ["--protocols", str(PROTOCOLS), "sheet", "--protocol", "nac", "--weight", "20 kg"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "75 mL/h x 20 gtt/mL / 60 min/h = 25 gtt/min" in result.stdout
+    assert "Add it to 60 mL 5% glucose (3 mL/kg x 20 kg, to the nearest 1 mL" in result.stdout
+
+
+def test_the_shipped_example_file_is_valid(runner: CliRunner) -> None:
+    example = Path(__file__).parent.parent / "examples" / "protocols-more.toml"
+    result = runner.invoke(cli, ["protocols", "check", str(example)])
+    assert result.exit_code == 0, result.stderr
