@@ -307,6 +307,11 @@ def cli(ctx: click.Context, protocols_file: str | None) -> None:
 )
 @click.option("--duration", metavar="QUANTITY", help='Infusion duration ("40 min").')
 @click.option(
+    "--dose-rate",
+    metavar="QUANTITY",
+    help='Starting dose rate of a continuous infusion, overriding it ("7.5 mcg/kg/min").',
+)
+@click.option(
     "--height",
     metavar="QUANTITY",
     help='Height, where the protocol needs it ("170 cm", "1.7 m", "67 in").',
@@ -355,6 +360,7 @@ def sheet(
     name: str | None,
     dose: str | None,
     duration: str | None,
+    dose_rate: str | None,
     height: str | None,
     sex: str | None,
     stock: str | None,
@@ -417,6 +423,7 @@ def sheet(
         height=height,
         sex=sex,
         drop_factor=drop_factor,
+        dose_rate=dose_rate,
     )
     to_file = output is not None and output != "-"
     if to_file and not force and os.path.lexists(output):  # type: ignore[arg-type]

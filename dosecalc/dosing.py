@@ -48,6 +48,9 @@ class Result:
     height: Quantity | None = None  # as entered
     sex: str | None = None
     config: Config | None = None  # the formulas this sheet ran
+    # A continuous infusion's titration table: (dose rate in the prescription's unit, exact rate
+    # in mL/h) for each of the protocol's titration dose rates (issue 11).
+    titration: tuple[tuple[Decimal, Decimal], ...] = ()
     # The duration the protocol or order gave, in min, where a maximum dose rate or minimum
     # duration made the sheet's longer (issue 11); else None.
     lengthened_from: Decimal | None = None
@@ -100,12 +103,14 @@ def calculate(
     (model.py checks). Raises LimitError where the preparation cannot hold the dose."""
     d = protocol.dose_unit
     chosen = choose_stock(protocol, stock)
+    if protocol.continuous:
+        return _continuous(protocol, weight, dose_per_kg, chosen, drop_factor)
     rx_name, _, rx_unit = prescription(protocol)
     values: dict[str, Decimal] = {
         **fixed_values(protocol, sex),
         "weight_kg": weight.to("kg"),
         rx_name: (dose_per_kg or protocol.dose).to(rx_unit),
-        "duration": (duration or protocol.duration).to("min"),
+        "duration": (duration or protocol.given_over).to("min"),
         "stock": chosen.to(f"{d}/mL"),
     }
     if height is not None:
@@ -142,6 +147,7 @@ def calculate(
             )
         )
     minutes = values["duration"]
+    assert protocol.checkpoint_every is not None  # a dose given over a duration has them
     every = protocol.checkpoint_every.to("min")
     if minutes > every * MAX_CHECKPOINTS:
         # Beyond any duration the protocol's hard limit allows (the loader keeps that within
@@ -154,7 +160,7 @@ def calculate(
             else f"above the hard limit of protocol {protocol.id} (more than {MAX_CHECKPOINTS} "
             "checkpoints)"
         )
-        shown = (duration or protocol.duration).text.strip()
+        shown = (duration or protocol.given_over).text.strip()
         raise LimitError(Problem("duration", "hard_limit", f"duration '{shown}' is {reason}"))
     checkpoints = _checkpoints(every, values, checked)
     values.pop("container_volume", None)
@@ -170,6 +176,62 @@ def calculate(
         sex=sex,
         config=config,
         lengthened_from=lengthened_from or None,
+    )
+
+
+def _continuous(
+    protocol: Protocol,
+    weight: Quantity,
+    dose_rate: Quantity | None,
+    chosen: Quantity,
+    drop_factor: Quantity | None,
+) -> Result:
+    """A continuous infusion (issue 11): the patient's dose rate, the container, the pump rate and
+    how long the container lasts, and the rate for each dose rate of the titration table."""
+    rx_name, _, rx_unit = prescription(protocol)
+    values: dict[str, Decimal] = {
+        **fixed_values(protocol, None, chosen),
+        "weight_kg": weight.to("kg"),
+        rx_name: (dose_rate or protocol.dose).to(rx_unit),
+        "stock": chosen.to(protocol.unit("{d}/mL")),
+    }
+    if drop_factor is not None:
+        values["drop_factor"] = drop_factor.to("gtt/mL")
+    config = protocol.config(drops=drop_factor is not None or None)
+    checked = compiled(config)
+    steps = formulas(config)
+
+    def run(start: dict[str, Decimal]) -> dict[str, Decimal]:
+        found = dict(start)
+        for formula in steps:
+            found[formula.target] = checked[formula.target].value(found)
+        return found
+
+    values = run(values)
+    titration = tuple(
+        (t.to(rx_unit), run({**values, rx_name: t.to(rx_unit)})["rate"]) for t in protocol.titration
+    )
+    used = {name for f in steps for name in (f.target, *f.operands)}
+    for name in [n for n in values if n not in used or n == "container_volume"]:
+        del values[name]
+    if values.get("diluent_volume", 0) < 0:
+        raise LimitError(
+            Problem(
+                "drug_volume",
+                "make_up_overflow",
+                f"drug volume {format_quantity(values['drug_volume'], 'mL')} is more than the "
+                f"final volume {format_quantity(values['total_volume'], 'mL')}",
+            )
+        )
+    return Result(
+        protocol_id=protocol.id,
+        dose_unit=protocol.dose_unit,
+        weight=weight,
+        chosen_stock=chosen,
+        values=values,
+        checkpoints=(),
+        config=config,
+        titration=titration,
     )
 
 

@@ -15,7 +15,7 @@ from dosecalc.display import Figure, decimals, figure, format_quantity, text_apa
 from dosecalc.dosing import Result
 from dosecalc.exact import EXACT
 from dosecalc.protocols import Bounds, Protocol
-from dosecalc.quantities import QUANTITIES, Compiled
+from dosecalc.quantities import Compiled, limit_carriers
 
 # A pump that finishes the VTBI more than this many minutes away from the intended duration
 # because its rate was rounded is worth a warning.
@@ -68,7 +68,7 @@ class Notice:
 def limited_values(result: Result) -> dict[str, Decimal]:
     """The exact value each limit name applies to, in the protocol's working units."""
     values = result.values
-    return {s.limit: values[s.name] for s in QUANTITIES if s.limit is not None and s.name in values}
+    return {limit: values[name] for limit, name in limit_carriers(values).items()}
 
 
 def check(protocol: Protocol, result: Result) -> list[Breach]:

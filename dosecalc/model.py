@@ -31,7 +31,7 @@ from dosecalc.quantities import CONSTANTS, DISPLAY_UNITS, OPERANDS, QUANTITIES, 
 from dosecalc.sanitize import has_unsafe, terminal
 from dosecalc.sanitize import text as clean
 from dosecalc.units import STRENGTH, Quantity, parse_quantity
-from dosecalc.verify import Reverse, verify
+from dosecalc.verify import RateCheck, Reverse, verify, verify_continuous
 
 PATIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -59,6 +59,7 @@ class Order:
     height: str | None = None  # "170 cm", "1.7 m", "67 in": only where the protocol needs it
     sex: str | None = None  # "female" or "male": only where the protocol needs it
     drop_factor: str | None = None  # "15 gtt/mL": a gravity giving set (issue 11)
+    dose_rate: str | None = None  # "7.5 mcg/kg/min": a continuous infusion's starting rate
 
 
 SEXES = ("female", "male")
@@ -86,6 +87,8 @@ class Figures:
 
     values: Mapping[str, Figure]
     checkpoints: tuple[Checkpoint, ...]
+    # A continuous infusion's titration table: (dose rate as prescribed, rate in mL/h) per row.
+    titration: tuple[tuple[Figure, Figure], ...] = ()
     # Operands printed inside arithmetic that are not reported quantities (published constants,
     # the protocol's caps and factors), shown as given.
     operands: Mapping[str, Figure] = dataclass_field(default_factory=dict)
@@ -139,7 +142,7 @@ class Sheet:
     figures: Figures
     warnings: tuple[Notice, ...]
     overrides: tuple[Override, ...]
-    reverse: Reverse
+    reverse: Reverse | RateCheck
     changes: tuple[Change, ...] = ()
     # None when the protocol has no preinfusion table and no vitals were given (nothing to show).
     gate: Gate | None = None
@@ -244,9 +247,10 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
     problems: list[Problem] = []
     parsed: dict[str, Quantity | None] = {}
     rx_kind = protocol.kind(OPERANDS[prescription(protocol)[0]][0])
+    problems += _continuous_inputs(protocol, order)
     for name, text, kind in (
         ("weight", order.weight, "weight"),
-        ("dose", order.dose, rx_kind),
+        ("dose", order.dose_rate if protocol.continuous else order.dose, rx_kind),
         ("duration", order.duration, "duration"),
         ("stock", order.stock, _stock_kind(protocol)),
         ("height", order.height, "height"),
@@ -257,7 +261,7 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
         except InputError as exc:
             problems.extend(exc.problems)
     duration = parsed.get("duration")
-    if duration is not None:
+    if duration is not None and not protocol.continuous:
         problems += _off_step(protocol, duration)
     drops = parsed.get("drop_factor")
     if drops is not None and drops.value not in DROP_FACTORS:
@@ -276,7 +280,7 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
         except InputError as exc:
             problems.extend(exc.problems)
     problems += _basis_inputs(protocol, order)
-    if order.dose is not None and not problems:
+    if (order.dose or order.dose_rate) is not None and not problems:
         problems += _override_allowed(protocol, parsed["dose"])
     if problems:
         raise InputError(problems)
@@ -347,6 +351,34 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
     )
 
 
+def _continuous_inputs(protocol: Protocol, order: Order) -> list[Problem]:
+    """A continuous infusion takes a dose rate, not a dose and duration; a dose the other way
+    round (issue 11)."""
+    pid = protocol.id
+    if protocol.continuous:
+        return [
+            Problem(
+                field,
+                "not_used",
+                f"{field}: protocol {pid} is a continuous infusion at {protocol.dose.text}: it has "
+                'no dose or duration (to change the rate, give --dose-rate "..."; day list: the '
+                "dose_rate column)",
+            )
+            for field, value in (("dose", order.dose), ("duration", order.duration))
+            if value is not None
+        ]
+    if order.dose_rate is not None:
+        return [
+            Problem(
+                "dose_rate",
+                "not_used",
+                f"dose_rate: protocol {pid} gives a dose over a duration, not a continuous "
+                "infusion: use --dose and --duration",
+            )
+        ]
+    return []
+
+
 def _lengthened_reason(protocol: Protocol) -> str:
     rules = []
     if protocol.max_dose_rate is not None:
@@ -372,7 +404,7 @@ def _off_step(protocol: Protocol, duration: Quantity) -> list[Problem]:
             "off_step",
             f"duration: '{terminal(duration.text)}' is {shown.exact_text}, which the sheet "
             f"would print as {shown.text}. Accepted: a whole number of {format_number(step)} min "
-            f"steps (protocol {protocol.id}), for example {protocol.duration.text}.",
+            f"steps (protocol {protocol.id}), for example {protocol.given_over.text}.",
         )
     ]
 
@@ -566,7 +598,7 @@ def _changes(
     found = []
     for field, key, default, unit in (
         (rx_name, "dose", protocol.dose, rx_unit),
-        ("duration", "duration", protocol.duration, "min"),
+        *([] if protocol.continuous else [("duration", "duration", protocol.given_over, "min")]),
     ):
         if key == "duration" and typed.get(key) is None and result.lengthened_from is not None:
             continue  # lengthened by the protocol's own rule: DURATION_LENGTHENED says so
@@ -576,7 +608,13 @@ def _changes(
             entered = typed.get(key)
             if entered is not None and entered.text.strip() != text:
                 text = f"{clean(entered.text.strip())} = {text}"
-            found.append(Change(field, default.text, text))
+            found.append(
+                Change(
+                    "dose_rate" if protocol.continuous and key == "dose" else field,
+                    default.text,
+                    text,
+                )
+            )
     if result.chosen_stock != protocol.stock[0]:
         found.append(Change("stock", protocol.stock[0].text, result.chosen_stock.text))
     drops = typed.get("drop_factor")
@@ -597,7 +635,9 @@ def _calculated(
     height: Quantity | None = None,
     sex: str | None = None,
     drop_factor: Quantity | None = None,
-) -> tuple[Result, tuple[Breach, ...], Figures | None, tuple[Notice, ...], Reverse | None]:
+) -> tuple[
+    Result, tuple[Breach, ...], Figures | None, tuple[Notice, ...], Reverse | RateCheck | None
+]:
     """The part of a sheet that depends only on the protocol and the quantities: a pure function,
     so a day list with many rows of the same weight computes and rounds it once (bounded cache).
     The printed figures are verified here (verify.py); a failure raises LimitError."""
@@ -606,6 +646,11 @@ def _calculated(
     if any(b.level == "hard" for b in breaches):
         return result, breaches, None, (), None
     figures = _figures(protocol, result)
+    if protocol.continuous:
+        rate_check = verify_continuous(
+            protocol, result, figures.values, figures.titration, figures.operands
+        )
+        return result, breaches, figures, (), rate_check
     reverse = verify(protocol, result, figures.values, figures.checkpoints, figures.operands)
     notices = rounding_notices(
         compiled(result.config or protocol.config(result.basis)),
@@ -707,9 +752,14 @@ def _figures(protocol: Protocol, r: Result) -> Figures:
             continue
         unit = OPERANDS[name][1].format(d=d) if name in OPERANDS else ""
         operands[name] = _exact(value, DISPLAY_UNITS.get(unit, unit))
+    rx_unit = values[prescription(protocol)[0]].unit if r.titration else ""
     return Figures(
         operands=operands,
         values=values,
+        titration=tuple(
+            (_exact(dose_rate, rx_unit), figure(rate, s["rate"], "mL/h"))
+            for dose_rate, rate in r.titration
+        ),
         checkpoints=tuple(
             Checkpoint(
                 figure(c.minute, s["duration"], "min"),

@@ -36,6 +36,7 @@ from dosecalc.quantities import (
     Interval,
     compiled,
     formulas,
+    limit_carriers,
 )
 from dosecalc.sanitize import has_unsafe, terminal
 from dosecalc.units import (
@@ -46,6 +47,7 @@ from dosecalc.units import (
     describe,
     factor,
     family_kind,
+    label_volume,
     parse_quantity,
     unit_of,
 )
@@ -156,6 +158,35 @@ DELIVERY_KINDS = {
     "flush_volume": "volume",
     "drop_factor": "drop_factor",
 }
+# Continuous infusions (issue 11): `dose_rate` in place of `dose`, `duration` and `checkpoint_every`;
+# the container (`vtbi`, or `drug_amount` for a bag made up on the ward) and the titration table.
+# Keys of a dose given over a duration are refused on a continuous protocol, and the other way round.
+DOSE_ONLY_KEYS = (
+    "dose",
+    "duration",
+    "checkpoint_every",
+    "monitoring_times",
+    "divided_into",
+    "dose_max",
+    "daily_dose_max",
+    "bsa_formula",
+    "dosing_weight",
+    "diluent_volume_per_kg",
+    "diluent_volume_min",
+    "diluent_volume_max",
+    "final_concentration",
+    "max_dose_rate",
+    "min_duration",
+    "flush_volume",
+)
+CONTINUOUS_KEYS = ("dose_rate", "titration", "titration_step", "vtbi", "drug_amount")
+CONTINUOUS_FORMS = {
+    ("kg", "min"): "kg",
+    ("kg", "h"): "kg",
+    ("min",): "",
+    ("h",): "",
+}
+MAX_TITRATION = 40
 # The drop factors of the giving sets in use: macro sets 10, 15 and 20 gtt/mL, micro sets 60.
 DROP_FACTORS = (Decimal(10), Decimal(15), Decimal(20), Decimal(60))
 OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset(
@@ -171,6 +202,7 @@ OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset(
         *DILUENT_KEYS,
         *DELIVERY_KINDS,
         "max_dose_rate",
+        *CONTINUOUS_KEYS,
     }
 )
 # [protocols.ID.preinfusion]: limits on the vitals taken before the infusion (vitals.VITALS), whether
@@ -212,13 +244,15 @@ class Protocol:
     drug: str
     indication: str
     version: str
-    dose: Quantity  # as prescribed: "0.5 mg/kg", "1.5 mg/m2", "100 mg", "45 mg/kg/day"
-    duration: Quantity
+    # As prescribed: "0.5 mg/kg", "1.5 mg/m2", "100 mg", "45 mg/kg/day"; for a continuous
+    # infusion, its dose rate: "5 mcg/kg/min", "2 g/h".
+    dose: Quantity
+    duration: Quantity | None  # None for a continuous infusion
     stock: tuple[Quantity, ...]
     diluent: str  # "" for a neat preparation
     diluent_volume: Quantity | None  # None: per kg, to a concentration, or neat
     preparation: str
-    checkpoint_every: Quantity
+    checkpoint_every: Quantity | None  # None for a continuous infusion
     advisory: str
     monitoring: tuple[str, ...]
     steps: Mapping[str, Decimal]  # in working units
@@ -248,6 +282,19 @@ class Protocol:
     min_duration: Quantity | None = None
     drop_factor: Quantity | None = None
     flush_volume: Quantity | None = None
+    # A continuous infusion: the time unit of its dose rate ("min" or "h"; "" for a dose), the
+    # container's volume to infuse (else the premixed bag's label), the drug in a bag made up on the
+    # ward, and the titration table's dose rates (in the prescription's unit).
+    continuous: str = ""
+    vtbi: Quantity | None = None
+    drug_amount: Quantity | None = None
+    titration: tuple[Quantity, ...] = ()
+
+    @property
+    def given_over(self) -> Quantity:
+        """The default duration of a dose (a continuous infusion has none: never asked of one)."""
+        assert self.duration is not None, "a continuous infusion has no duration"
+        return self.duration
 
     @property
     def dose_unit(self) -> str:
@@ -290,6 +337,7 @@ class Protocol:
             max_rate=self.max_dose_rate is not None,
             drops=self.drop_factor is not None if drops is None else drops,
             flush=self.flush_volume is not None,
+            continuous=self.continuous,
         )
 
     def configs(self) -> tuple[Config, ...]:
@@ -542,9 +590,22 @@ class _Checker:
     def protocol(self, pid: str, body: Mapping[str, Any], path: str) -> Protocol | None:
         before = len(self.problems)
         self.keys(body, path, PROTOCOL_KEYS | OPTIONAL_PROTOCOL_KEYS)
+        continuous = "dose_rate" in body
         for key in PROTOCOL_KEYS:
+            if continuous and key in DOSE_ONLY_KEYS:
+                continue
             if key not in body and key not in TEXT_KEYS:  # text keys report themselves
                 self.add(f"{path}.{key}", "missing", "is required")
+        for key in DOSE_ONLY_KEYS if continuous else CONTINUOUS_KEYS:
+            if key in body:
+                self.add(
+                    f"{path}.{key}",
+                    "not_for_continuous" if continuous else "continuous_only",
+                    "a continuous infusion (dose_rate) has no dose, duration or checkpoints: "
+                    f"leave {key} out"
+                    if continuous
+                    else 'only a continuous infusion (dose_rate = "5 mcg/kg/min") takes this key',
+                )
         texts = {
             key: self.text(body, key, path, multiline=(key == "advisory")) for key in TEXT_KEYS
         }
@@ -553,7 +614,13 @@ class _Checker:
             for key, kind in QUANTITY_KEYS.items()
             if key in body
         }
-        dose = self.dose(body.get("dose"), f"{path}.dose") if "dose" in body else None
+        time_unit = ""
+        if continuous:
+            rate = self.dose_rate(body["dose_rate"], f"{path}.dose_rate")
+            dose = None if rate is None else (rate[0], rate[1], False)
+            time_unit = "min" if rate is None else rate[2]
+        else:
+            dose = self.dose(body.get("dose"), f"{path}.dose") if "dose" in body else None
         family = "mg" if dose is None else dose[0].unit.split("/")[0]
         stock = self.stock(body.get("stock"), f"{path}.stock", family) if "stock" in body else ()
         preparation = body.get("preparation")
@@ -567,9 +634,12 @@ class _Checker:
         monitoring_times = self.monitoring_times(body, path)
         dose_unit = "mg" if family == "g" else family
         delivery = self.delivery(body, path, preparation, dose_unit)
+        if continuous:
+            delivery.update(self.container(body, path, preparation, dose_unit, stock))
+            delivery["continuous"] = time_unit
         per, per_day = ("kg", False) if dose is None else dose[1:]
         basis = self.basis(body, path, dose_unit, per, per_day)
-        steps = self.steps(body.get("round"), f"{path}.round", dose_unit)
+        steps = self.steps(body.get("round"), f"{path}.round", dose_unit, not continuous)
         max_change = self.max_rounding_change(body, path)
         preinfusion = self.preinfusion(body, path)
         # The protocol's shape (dose form, basis) decides which limits apply: built from what
@@ -582,13 +652,13 @@ class _Checker:
             indication="",
             version="",
             dose=dose[0] if dose is not None else parse_quantity("1 mg/kg", "x", "dose_per_kg"),
-            duration=placeholder,
+            duration=None if continuous else placeholder,
             stock=stock,
             diluent="",
             diluent_volume=placeholder,
             preparation=preparation if preparation in PREPARATIONS else "add",
             **{k: v for k, v in delivery.items() if k not in ("diluent", "diluent_volume")},
-            checkpoint_every=placeholder,
+            checkpoint_every=None if continuous else placeholder,
             advisory="",
             monitoring=(),
             steps={},
@@ -613,6 +683,14 @@ class _Checker:
                 "limits.dose_per_kg",
             )
         limits = self.limits(body.get("limits"), f"{path}.limits", shape, present)
+        titration: tuple[Quantity, ...] = ()
+        if continuous and dose is not None:
+            titration = self.titration(body, path, dose[0], limits)
+            delivery["titration"] = titration
+        if continuous and isinstance(body.get("round"), dict):
+            for spec in QUANTITIES:
+                if spec.name in present and spec.step in ROUNDED and spec.step not in steps:
+                    self.add(f"{path}.round.{spec.step}", "missing", "is required")
         for key, default in OPTIONAL_STEPS.items():
             used = any(s.step == key and s.name in present for s in QUANTITIES)
             if key in steps and not used:
@@ -634,10 +712,10 @@ class _Checker:
             indication=texts["indication"],
             version=texts["version"],
             dose=dose[0],
-            duration=_present(quantities["duration"]),
+            duration=quantities.get("duration"),
             stock=stock,
             preparation=preparation,
-            checkpoint_every=_present(quantities["checkpoint_every"]),
+            checkpoint_every=quantities.get("checkpoint_every"),
             advisory=texts["advisory"],
             monitoring=monitoring,
             steps=steps,
@@ -729,6 +807,126 @@ class _Checker:
                 + ", ".join(f"{n} gtt/mL" for n in DROP_FACTORS),
             )
         return found
+
+    def dose_rate(self, value: Any, full: str) -> tuple[Quantity, str, str] | None:
+        """A continuous infusion's prescription: (quantity, per "kg" or "", time unit)."""
+        unit = unit_of(value)
+        if unit is None:
+            self.quantity(value, full, "dose_rate_per_kg")
+            return None
+        parts = unit.split("/")
+        per = CONTINUOUS_FORMS.get(tuple(parts[1:]))
+        if per is None or parts[0] not in FAMILIES:
+            self.add(
+                full,
+                "bad_dose_rate",
+                f"'{terminal(value)}' is {describe(unit)}, not a dose rate. Accepted: a dose rate "
+                'per kg ("5 mcg/kg/min", "0.1 units/kg/h") or a dose rate ("2 g/h", "400 mcg/min")',
+            )
+            return None
+        kind = "dose_rate_per_kg" if per == "kg" else "dose_rate"
+        q = self.quantity(value, full, family_kind(kind, parts[0]))
+        return None if q is None else (q, per, parts[-1])
+
+    def container(
+        self,
+        body: Mapping[str, Any],
+        path: str,
+        preparation: Any,
+        dose_unit: str,
+        stock: tuple[Quantity, ...],
+    ) -> dict[str, Any]:
+        """A continuous infusion's container and titration table (checked against the limits in
+        `consistency`)."""
+        found: dict[str, Any] = {}
+        if "vtbi" in body:
+            found["vtbi"] = self.quantity(body["vtbi"], f"{path}.vtbi", "volume")
+        if preparation == "to-concentration":
+            self.add(
+                f"{path}.preparation",
+                "not_for_continuous",
+                "a continuous infusion is neat (a premixed bag or syringe) or a bag made with add or "
+                "make-up-to from drug_amount",
+            )
+        elif preparation == "neat":
+            if "drug_amount" in body:
+                self.add(
+                    f"{path}.drug_amount",
+                    "not_for_preparation",
+                    "a neat infusion runs the container as supplied: leave drug_amount out",
+                )
+            unlabelled = [s.text for s in stock if label_volume(s) is None]
+            if unlabelled and "vtbi" not in body:
+                self.add(
+                    f"{path}.vtbi",
+                    "missing",
+                    f"is required: the strength {unlabelled[0]} gives no container volume (give "
+                    'vtbi = "50 mL", or a labelled strength such as "400 mg/250 mL")',
+                )
+        elif preparation in ("add", "make-up-to"):
+            if "drug_amount" not in body:
+                self.add(
+                    f"{path}.drug_amount", "missing", 'is required: the drug in the bag ("400 mg")'
+                )
+            else:
+                found["drug_amount"] = self.quantity(
+                    body["drug_amount"], f"{path}.drug_amount", family_kind("dose", dose_unit)
+                )
+        if "titration" in body and "titration_step" in body:
+            self.add(f"{path}.titration_step", "both_given", "give titration or titration_step")
+        return found
+
+    def titration(
+        self, body: Mapping[str, Any], path: str, rx: Quantity, limits: Mapping[str, Limit]
+    ) -> tuple[Quantity, ...]:
+        """The titration table's dose rates, each inside the hard limits of the dose rate (a list,
+        or every titration_step between the hard limits, inclusive)."""
+        name = "dose_rate_per_kg" if rx.kind.startswith("dose_rate_per_kg") else "dose_rate"
+        limit = limits.get(name)
+        hard = limit.hard if limit is not None else None
+        found: list[Quantity] = []
+        if "titration" in body:
+            full = f"{path}.titration"
+            value = body["titration"]
+            if not isinstance(value, list) or not value or len(value) > MAX_TITRATION:
+                self.add(full, "wrong_type", f"must be a list of 1 to {MAX_TITRATION} dose rates")
+                return ()
+            for i, item in enumerate(value):
+                q = self.quantity(item, f"{full}[{i}]", rx.kind)
+                if q is None or hard is None or limit is None:
+                    continue
+                if not hard.contains(q.to(limit.unit)):
+                    self.add(
+                        f"{full}[{i}]",
+                        "titration_outside_limits",
+                        f"'{q.text}' is outside the hard limits of {name.replace('_', ' ')} "
+                        f"({format_quantity(hard.low, limit.unit)} to "
+                        f"{format_quantity(hard.high, limit.unit)})",
+                    )
+                    continue
+                found.append(q)
+        elif "titration_step" in body:
+            full = f"{path}.titration_step"
+            step = self.quantity(body["titration_step"], full, rx.kind)
+            if step is None or hard is None or limit is None:
+                return ()
+            size = step.to(limit.unit)
+            count = (hard.high - hard.low) / size
+            if count >= MAX_TITRATION or count != count.to_integral_value():
+                self.add(
+                    full,
+                    "titration_outside_limits",
+                    f"'{step.text}' must divide the hard limits of {name.replace('_', ' ')} "
+                    f"({format_quantity(hard.low, limit.unit)} to "
+                    f"{format_quantity(hard.high, limit.unit)}) into at most {MAX_TITRATION} steps",
+                )
+                return ()
+            value = hard.low
+            while value <= hard.high:
+                text = format_quantity(value, limit.unit)
+                found.append(Quantity(value, limit.unit, text, rx.kind))
+                value += size
+        return tuple(found)
 
     def dose(self, value: Any, full: str) -> tuple[Quantity, str, bool] | None:
         """The prescription: (quantity, per "kg"/"m2"/"", per day). Its unit decides its form."""
@@ -1007,6 +1205,8 @@ class _Checker:
 
         # Checkpoint rows are monitoring aids, not held to max_rounding_change, but the first one
         # must never read 0 for a real amount (the smallest dose over the longest duration).
+        if p.checkpoint_every is None:
+            return  # a continuous infusion: its titration rows are at the hard limits' corners
         every = p.checkpoint_every.to("min")
         longest = found["duration"].high
         for name, step_key in (("dose", "dose"), ("total_volume", "volume")):
@@ -1097,7 +1297,11 @@ class _Checker:
             found.append(q)
         return tuple(found)
 
-    def steps(self, table: Any, path: str, dose_unit: str) -> dict[str, Decimal]:
+    def steps(
+        self, table: Any, path: str, dose_unit: str, required: bool = True
+    ) -> dict[str, Decimal]:
+        """The rounding steps; `required=False` (a continuous infusion): the required keys are
+        checked later, against the quantities the protocol computes."""
         if not isinstance(table, dict):
             if table is not None:
                 self.add(path, "wrong_type", "must be a table")
@@ -1107,7 +1311,7 @@ class _Checker:
         for key, (kind, unit) in (ROUNDED | OPTIONAL_ROUNDED).items():
             kind = family_kind(kind, dose_unit)
             if key not in table:
-                if key in ROUNDED:
+                if key in ROUNDED and required:
                     self.add(f"{path}.{key}", "missing", "is required")
                 continue
             q = self.quantity(table[key], f"{path}.{key}", kind)
@@ -1139,12 +1343,16 @@ class _Checker:
         dose_unit = p.dose_unit
         # Each limit applies to the quantity of this protocol that names it (limits.dose_per_kg to
         # a daily dose per kg in mg/kg/day), in this protocol's drug amount (units, mmol, mEq).
+        # The last quantity of the table naming a limit, as limits.limited_values takes it (a
+        # continuous infusion per minute: its dose rate in mcg/kg/min, not the same in mcg/kg/h).
         kinds = {
             s.limit: (s.kind, s.unit)
-            for s in reversed(QUANTITIES)
+            for s in QUANTITIES
             if s.limit is not None and s.name in present
         }
         required = [n for n in REQUIRED_LIMITS if n != "dose_per_kg" or p.per == "kg"]
+        if p.continuous:
+            required = ["weight", "rate", "dose_rate_per_kg" if p.per == "kg" else "dose_rate"]
         if p.needs_height:
             required.append("height")
         limits: dict[str, Limit] = {}
@@ -1215,7 +1423,11 @@ class _Checker:
         limit_name = prescription(p)[1]
         if limit_name in p.limits:
             unit = p.limits[limit_name].unit
-            self._default_inside(p, limit_name, p.dose.to(unit), f"{path}.dose")
+            key = "dose_rate" if p.continuous else "dose"
+            self._default_inside(p, limit_name, p.dose.to(unit), f"{path}.{key}")
+        if p.continuous:
+            self.continuous(p, path)
+            return
         dose_hard = p.limits["dose"].hard if "dose" in p.limits else None
         caps = [("dose_max", p.dose_max, Decimal(1))]
         if p.divided_into is not None:
@@ -1240,6 +1452,8 @@ class _Checker:
                     "Devine's ideal body weight is defined from 60 in (152.4 cm): the hard "
                     "minimum height must be at least 152.4 cm",
                 )
+        assert p.duration is not None
+        assert p.checkpoint_every is not None
         self._default_inside(p, "duration", p.duration.to("min"), f"{path}.duration")
         minutes = p.duration.to("min")
         if round_half_up(minutes, p.steps["duration"]) != minutes:
@@ -1277,6 +1491,31 @@ class _Checker:
                     "too_many_checkpoints",
                     f"gives more than {MAX_CHECKPOINTS} checkpoints over the longest allowed "
                     "duration",
+                )
+
+    def continuous(self, p: Protocol, path: str) -> None:
+        """A continuous infusion's container: the VTBI fits each labelled container, and a bag
+        made up to its volume holds the drug drawn up from the weakest stock."""
+        if p.vtbi is not None:
+            for i, stock in enumerate(p.stock):
+                bag = label_volume(stock)
+                if bag is not None and p.vtbi.to("mL") > bag:
+                    self.add(
+                        f"{path}.vtbi",
+                        "vtbi_above_container",
+                        f"'{p.vtbi.text}' is more than the {format_quantity(bag, 'mL')} in "
+                        f"{stock.text} (stock[{i}])",
+                    )
+        if p.drug_amount is not None and p.diluent_volume is not None:
+            unit = p.unit("{d}/mL")
+            drawn = p.drug_amount.to(p.unit("{d}")) / min(s.to(unit) for s in p.stock)
+            if p.preparation == "make-up-to" and drawn > p.diluent_volume.to("mL"):
+                self.add(
+                    f"{path}.drug_amount",
+                    "make_up_overflow",
+                    f"{p.drug_amount.text} of the weakest stock is "
+                    f"{format_quantity(drawn, 'mL')}, more than the final volume "
+                    f"{p.diluent_volume.text}",
                 )
 
     def preparation(self, p: Protocol, path: str) -> None:
@@ -1318,11 +1557,11 @@ class _Checker:
                     "off_step",
                     f"'{shortest.text}' is not a whole number of round.duration steps",
                 )
-            if p.duration.to("min") < minutes:
+            if p.given_over.to("min") < minutes:
                 self.add(
                     f"{path}.duration",
                     "below_min_duration",
-                    f"the default '{p.duration.text}' is shorter than min_duration "
+                    f"the default '{p.given_over.text}' is shorter than min_duration "
                     f"'{shortest.text}'",
                 )
 
@@ -1376,9 +1615,12 @@ def reachable(p: Protocol) -> dict[str, Interval]:
             return (fallback,)
         return (limit.hard.low, limit.hard.high)
 
+    carriers = limit_carriers(p.quantities)
+
     def clamp(name: str, value: Decimal) -> Decimal:
         spec = BY_NAME.get(name)
-        limit = p.limits.get(spec.limit) if spec is not None and spec.limit else None
+        carried = spec is not None and spec.limit and carriers.get(spec.limit) == name
+        limit = p.limits.get(spec.limit) if spec is not None and spec.limit and carried else None
         if limit is None or limit.hard is None:
             return value
         return min(max(value, limit.hard.low), limit.hard.high)
@@ -1387,23 +1629,25 @@ def reachable(p: Protocol) -> dict[str, Interval]:
     rx_name, rx_limit, rx_unit = prescription(p)
     heights = hard("height", Decimal(170)) if p.needs_height else (None,)
     sexes = tuple(DEVINE_BASE) if p.needs_sex else (None,)
+    durations = (None,) if p.duration is None else hard("duration", p.duration.to("min"))
     for config, weight, height, rx, minutes, stock, sex in product(
         p.configs(),
         hard("weight", Decimal(70)),
         heights,
         hard(rx_limit, p.dose.to(rx_unit)),
-        hard("duration", p.duration.to("min")),
-        [s.to(p.unit("{d}/mL")) for s in p.stock],
+        durations,
+        p.stock,
         sexes,
     ):
         checked = compiled(config)
         values = {
-            **fixed_values(p, sex),
+            **fixed_values(p, sex, stock),
             "weight_kg": weight,
             rx_name: rx,
-            "duration": minutes,
-            "stock": stock,
+            "stock": stock.to(p.unit("{d}/mL")),
         }
+        if minutes is not None:
+            values["duration"] = minutes
         if height is not None:
             values["height_cm"] = height
         for formula in formulas(config):
@@ -1433,20 +1677,28 @@ def prescription(p: Protocol) -> tuple[str, str, str]:
     return name, limit, p.unit(template)
 
 
-def fixed_values(p: Protocol, sex: str | None) -> dict[str, Decimal]:
+def fixed_values(p: Protocol, sex: str | None, stock: Quantity | None = None) -> dict[str, Decimal]:
     """The operands a sheet does not type: the container, the protocol's caps and factors, and the
-    published constants (the Devine base by sex; the inch in cm from pint)."""
+    published constants (the Devine base by sex; the inch in cm from pint). `stock`: the strength
+    used (a neat continuous infusion runs its premixed bag's volume)."""
     from dosecalc.quantities import CONSTANTS
 
     values: dict[str, Decimal] = {}
     if p.diluent_volume is not None:
         values["container_volume"] = p.diluent_volume.to("mL")
+    elif p.continuous and p.preparation == "neat":
+        bag = p.vtbi.to("mL") if p.vtbi is not None else None
+        if bag is None and stock is not None:
+            bag = label_volume(stock)
+        if bag is not None:
+            values["container_volume"] = bag
     for name, q in (
         ("diluent_volume_per_kg", p.diluent_volume_per_kg),
         ("final_concentration", p.final_concentration),
         ("max_dose_rate", p.max_dose_rate),
         ("drop_factor", p.drop_factor),
         ("flush_volume", p.flush_volume),
+        ("drug_amount", p.drug_amount),
     ):
         if q is not None:
             values[name] = q.to(p.unit(OPERANDS[name][1]))

@@ -18,7 +18,7 @@ Adding a quantity is one `Spec` plus its `Formula`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from functools import lru_cache
@@ -244,6 +244,54 @@ QUANTITIES: tuple[Spec, ...] = (
         None,
         "Dose rate per kg",
     ),
+    # Continuous infusions prescribed per minute (issue 11): the prescription as given and the
+    # patient's dose rate in the prescription's unit. They carry the dose-rate limits (a limit
+    # applies to the last quantity of the table that names it: the prescribed unit).
+    Spec(
+        "dose_rate_per_min",
+        "dose_rate",
+        "{d}/min",
+        "dose_rate_per_min",
+        "dose_rate",
+        "dose_rate",
+        "dose_rate_unit",
+        "dose_rate",
+        "Dose rate",
+    ),
+    Spec(
+        "dose_rate_per_kg_per_min",
+        "dose_rate_per_kg",
+        "{d}/kg/min",
+        None,
+        "dose_rate_per_kg",
+        "dose_rate_per_kg",
+        "dose_rate_per_kg_unit",
+        "dose_rate_per_kg",
+        "Dose rate per kg",
+    ),
+    # A continuous infusion's bag made up from an amount of drug, and how long the container lasts.
+    Spec(
+        "drug_amount",
+        "dose",
+        "{d}",
+        None,
+        None,
+        "drug_amount",
+        None,
+        None,
+        "Drug in the bag",
+    ),
+    Spec(
+        "bag_duration",
+        "duration",
+        "min",
+        "duration",
+        None,
+        "bag_duration_min",
+        None,
+        "bag_duration_min",
+        "Bag lasts",
+    ),
     # Delivery (issue 11): the most the drug may run at (an input), a gravity giving set's drops,
     # and the line flush after the dose (its volume, at the dose's rate, for its minutes).
     Spec(
@@ -305,6 +353,13 @@ QUANTITIES: tuple[Spec, ...] = (
 BY_NAME: dict[str, Spec] = {s.name: s for s in QUANTITIES}
 
 
+def limit_carriers(present: Collection[str]) -> dict[str, str]:
+    """{limit key: the quantity it applies to} among `present`: the last quantity of the table
+    naming the limit (a continuous infusion per minute: the dose rate in mcg/kg/min, not the same
+    rate in mcg/kg/h, which is shown but not limited twice)."""
+    return {s.limit: s.name for s in QUANTITIES if s.limit is not None and s.name in present}
+
+
 class Constant(NamedTuple):
     """A published constant: its value in `unit` (pint checks every formula that uses it), and how
     the sheet prints it."""
@@ -356,6 +411,7 @@ OPERANDS: dict[str, tuple[str, str]] = {
     # the dose per hour a rate delivers from a bag.
     "pump_minutes": ("duration", "min"),
     "pump_dose_rate": ("dose_rate", "{d}/h"),
+    "pump_dose_rate_per_kg": ("dose_rate_per_kg", "{d}/kg/h"),
     # The prescription of a fixed dose, and the protocol's caps.
     "dose_ordered": ("dose", "{d}"),
     "daily_dose_ordered": ("daily_dose", "{d}/day"),
@@ -388,6 +444,7 @@ OPTIONAL_STEPS: dict[str, Decimal] = {
     "bsa": Decimal("0.01"),
     "drops_per_min": Decimal(1),  # whole drops: nobody counts a tenth of a drop
     "flush_minutes": Decimal("0.1"),  # how long the flush runs: shown, not programmed
+    "dose_rate_per_min": Decimal("0.1"),  # a continuous infusion prescribed per minute
 }
 
 
@@ -517,6 +574,11 @@ CHECKS: tuple[Formula, ...] = (
     ),
     Formula("pump_minutes", ("total_volume", "rate"), lambda v, r: v / r),
     Formula("pump_dose_rate", ("rate", "concentration"), lambda r, c: r * c),
+    Formula(
+        "pump_dose_rate_per_kg",
+        ("pump_dose_rate", "dosing_weight_kg"),
+        lambda r, w: r / w,
+    ),
 )
 PREPARATIONS = tuple(_PREPARATION)
 
@@ -541,6 +603,8 @@ class Config(NamedTuple):
     max_rate: bool = False  # max_dose_rate: the duration may be lengthened
     drops: bool = False  # a gravity giving set's drop factor: drops per minute
     flush: bool = False  # flush_volume: a flush step after the dose
+    # A continuous infusion: the time unit of its dose rate ("min" or "h"); "" for a dose.
+    continuous: str = ""
 
     @property
     def capped(self) -> bool:
@@ -553,6 +617,9 @@ class Config(NamedTuple):
     @property
     def prescribed(self) -> str:
         """The operand holding what the protocol prescribes ("dose_per_kg", "daily_dose_per_m2")."""
+        if self.continuous:
+            per_kg = "_per_kg" if self.per == "kg" else ""
+            return f"dose_rate{per_kg}" + ("_per_min" if self.continuous == "min" else "")
         if self.per == "":
             return "daily_dose_ordered" if self.per_day else "dose_ordered"
         name = "dose_per_kg" if self.per == "kg" else "dose_per_m2"
@@ -563,6 +630,8 @@ def formulas(config: Config | str) -> tuple[Formula, ...]:
     """The forward calculation of a sheet, in the order it runs."""
     if isinstance(config, str):
         config = Config(config)
+    if config.continuous:
+        return _continuous(config)
     plain = Config(config.preparation, config.dose_unit)
     basis = config.dosing_basis()
     head = _COMMON_HEAD if basis == plain else _body(basis)
@@ -577,6 +646,83 @@ def formulas(config: Config | str) -> tuple[Formula, ...]:
     if config.flush:
         tail = (*tail, _FLUSH)
     return head + preparation + tail
+
+
+@lru_cache(maxsize=64)
+def _continuous(c: Config) -> tuple[Formula, ...]:
+    """A continuous infusion (issue 11): the patient's dose rate from the prescribed rate, the
+    concentration of the container, the pump rate, and how long the container lasts."""
+    found: list[Formula] = [Formula("dosing_weight_kg", ("weight_kg",), lambda w: w)]
+    per_min = c.continuous == "min"
+    if c.per == "kg" and per_min:
+        found += [
+            Formula(
+                "dose_rate_per_min",
+                ("dose_rate_per_kg_per_min", "dosing_weight_kg"),
+                lambda r, w: r * w,
+                "{dose_rate_per_kg_per_min} x {dosing_weight_kg}",
+            ),
+            Formula("dose_rate", ("dose_rate_per_min",), lambda r: r),
+            Formula("dose_rate_per_kg", ("dose_rate", "dosing_weight_kg"), lambda r, w: r / w),
+        ]
+    elif c.per == "kg":
+        found.append(
+            Formula(
+                "dose_rate",
+                ("dose_rate_per_kg", "dosing_weight_kg"),
+                lambda r, w: r * w,
+                "{dose_rate_per_kg} x {dosing_weight_kg}",
+            )
+        )
+    else:
+        if per_min:
+            found.append(Formula("dose_rate", ("dose_rate_per_min",), lambda r: r))
+        found.append(
+            Formula("dose_rate_per_kg", ("dose_rate", "dosing_weight_kg"), lambda r, w: r / w)
+        )
+    if c.preparation == "neat":
+        found += [
+            Formula("total_volume", ("container_volume",), lambda v: v),
+            Formula("concentration", ("stock",), lambda s: s),
+        ]
+    else:
+        found.append(
+            Formula(
+                "drug_volume",
+                ("drug_amount", "stock"),
+                lambda amount, s: amount / s,
+                "{drug_amount} / {stock}",
+            )
+        )
+        found += _PREPARATION[c.preparation]
+        found.append(
+            Formula(
+                "concentration",
+                ("drug_amount", "total_volume"),
+                lambda amount, v: amount / v,
+                "{drug_amount} / {total_volume}",
+            )
+        )
+    rate_from = "dose_rate_per_min" if per_min else "dose_rate"
+    found += [
+        Formula(
+            "rate",
+            (rate_from, "concentration"),
+            lambda r, conc: r / conc,
+            f"{{{rate_from}}} / {{concentration}}",
+            "min/h" if per_min else "",
+        ),
+        Formula(
+            "bag_duration",
+            ("total_volume", "rate"),
+            lambda v, r: v / r,
+            "{total_volume} / {rate}",
+            "min/h",
+        ),
+    ]
+    if c.drops:
+        found.append(_DROPS)
+    return tuple(found)
 
 
 def _lesser_of(parts: list[str]) -> str:

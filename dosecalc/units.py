@@ -280,6 +280,19 @@ def _parse_strength(text: str, field: str) -> Quantity:
     return Quantity(value, f"{mass}/{volume_unit}", text, "concentration")
 
 
+def label_volume(strength: Quantity) -> Decimal | None:
+    """The container's volume in mL where a strength is labelled with one ("400 mg/250 mL": 250),
+    else None ("1.6 mg/mL", "20%"). The label passed _parse_strength, so it is well formed."""
+    shaped = _PER_VOLUME.fullmatch(strength.text)
+    if shaped is None:
+        return None
+    volume = Quantity(
+        Decimal(shaped["volume"]), canonical_unit(shaped["vunit"]) or "", "", "volume"
+    )
+    ml = volume.to("mL")
+    return None if ml == 1 else ml  # "1 mg/1 mL" is a strength per mL, not a container
+
+
 @lru_cache(maxsize=4096)  # a day list repeats its weights: parse each distinct text once
 def _parse_text(text: str, field: str, kind_name: str) -> Quantity:
     kind = KINDS[kind_name]

@@ -19,7 +19,15 @@ from dosecalc.dosing import Result
 from dosecalc.errors import LimitError, Problem
 from dosecalc.exact import EXACT
 from dosecalc.protocols import FILLED_TO_MARK, Protocol
-from dosecalc.quantities import BY_NAME, Compiled, Config, Interval, compiled, formulas
+from dosecalc.quantities import (
+    BY_NAME,
+    Compiled,
+    Config,
+    Interval,
+    compiled,
+    formulas,
+    limit_carriers,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,18 @@ class Reverse:
     dose: Figure  # volume x drawn dose / printed VTBI
     # / printed dosing weight: only for an uncapped dose per kg (else the check ends at the dose)
     dose_per_kg: Figure | None
+    agrees: bool
+
+
+@dataclass(frozen=True)
+class RateCheck:
+    """A continuous infusion's reverse check, from the printed figures: the printed rate x the
+    printed concentration is the dose rate the pump gives; / the printed dosing weight, per kg; in
+    the prescription's unit, against what was prescribed."""
+
+    dose_rate: Figure  # dose unit per h
+    dose_rate_per_kg: Figure | None  # dose unit per kg per h; None for a rate not per kg
+    prescribed_unit: Figure  # the same, in the prescription's unit (per kg or not)
     agrees: bool
 
 
@@ -260,24 +280,26 @@ def _delivery(protocol: Protocol, figures: Mapping[str, Figure]) -> list[Problem
 
 
 def _hard_limits(
-    protocol: Protocol, figures: Mapping[str, Figure], drawn: Decimal
+    protocol: Protocol, figures: Mapping[str, Figure], drawn: Decimal | None
 ) -> list[Problem]:
     """Every printed value a hard limit applies to, and the dose drawn up, inside that limit."""
     problems = []
+    carriers = limit_carriers(figures)
     checks: list[tuple[str, str, Decimal, str]] = [
         (name, limit_name, fig.rounded, fig.text)
         for name, fig in figures.items()
-        if (limit_name := BY_NAME[name].limit) is not None
+        if (limit_name := BY_NAME[name].limit) is not None and carriers[limit_name] == name
     ]
-    dose_fig = figures["dose"]
-    checks.append(("drawn_dose", "dose", drawn, ""))
+    dose_fig = figures.get("dose")
+    if drawn is not None and dose_fig is not None:
+        checks.append(("drawn_dose", "dose", drawn, ""))
     for name, limit_name, value, text in checks:
         limit = protocol.limits.get(limit_name)
         if limit is None or limit.hard is None or limit.hard.contains(value):
             continue
         side = "below" if value < limit.hard.low else "above"
         edge = limit.hard.low if side == "below" else limit.hard.high
-        shown = text or text_apart(value, edge, limit.unit, dose_fig.step)
+        shown = text or text_apart(value, edge, limit.unit, figures["dose"].step)
         what = "dose drawn up" if name == "drawn_dose" else f"printed {_label(name)}"
         problems.append(
             Problem(
@@ -336,3 +358,105 @@ def _shown(value: Decimal, like: Figure) -> str:
 
 def _step(protocol: Protocol, key: str) -> str:
     return format_quantity(protocol.steps[key], BY_NAME[key].unit)
+
+
+def verify_continuous(
+    protocol: Protocol,
+    result: Result,
+    figures: Mapping[str, Figure],
+    titration: Sequence[tuple[Figure, Figure]] = (),
+    operands: Mapping[str, Figure] | None = None,
+) -> RateCheck:
+    """A continuous infusion's printed figures (issue 11): none prints 0 or moves more than
+    max_rounding_change, the bag adds up and holds its drug as drawn, each printed figure within
+    its hard limit, each printed line of arithmetic true, each titration row's printed rate within
+    max_rounding_change of its exact rate, and the reverse check from the printed rate. Raises
+    LimitError."""
+    from dosecalc.units import Quantity
+
+    config = result.config or protocol.config()
+    checked = compiled(config)
+    limit = protocol.max_rounding_change
+    allowed = format_percent(limit)
+    problems: list[Problem] = []
+    held = {
+        name: fig
+        for name, fig in figures.items()
+        if not (name == "diluent_volume" and protocol.preparation in FILLED_TO_MARK)
+    }
+    rows = [(f"titration {t.text}: rate", rate) for t, rate in titration]
+    with localcontext(EXACT):
+        for name, fig in [*held.items(), *rows]:
+            if fig.exact != 0 and fig.rounded == 0:
+                problems.append(
+                    Problem(
+                        name, "printed_zero", f"{_label(name)} {fig.exact_text} is printed as 0"
+                    )
+                )
+        if problems:
+            raise LimitError(problems)
+        for name, fig in [*held.items(), *rows]:
+            if abs(fig.rounded - fig.exact) > limit * abs(fig.exact):
+                problems.append(
+                    Problem(
+                        name if name in figures else "titration",
+                        "printed_rounding",
+                        f"{_label(name)} {fig.exact_text} is printed as {fig.text}, a change of "
+                        f"more than max_rounding_change {allowed}",
+                    )
+                )
+        if "drug_volume" in figures:
+            problems += _preparation(protocol, figures)
+            amount = result.values["drug_amount"]
+            drawn = checked["drawn_dose"].value(
+                {"drug_volume": figures["drug_volume"].rounded, "stock": result.values["stock"]}
+            )
+            if abs(drawn - amount) > limit * amount:
+                problems.append(
+                    Problem(
+                        "drug_volume",
+                        "printed_drawn_dose",
+                        f"{figures['drug_volume'].text} drawn up of {figures['stock'].text} holds "
+                        f"{_shown(drawn, figures['drug_amount'])}, not the "
+                        f"{figures['drug_amount'].text} the bag needs",
+                    )
+                )
+        problems += _hard_limits(protocol, figures, None)
+        problems += _arithmetic(protocol, {**(operands or {}), **figures}, None, config)
+
+        v = result.values
+        rate_fig, concentration = figures["rate"], figures["concentration"]
+        per_hour = checked["pump_dose_rate"].value(
+            {"rate": rate_fig.rounded, "concentration": concentration.rounded}
+        )
+        per_kg = checked["pump_dose_rate_per_kg"].value(
+            {"pump_dose_rate": per_hour, "dosing_weight_kg": figures["dosing_weight_kg"].rounded}
+        )
+        agrees = abs(per_hour - v["dose_rate"]) <= limit * v["dose_rate"]
+        rx_name = config.prescribed
+        rx_fig = figures[rx_name]
+        from_printed = per_kg if config.per == "kg" else per_hour
+        working = protocol.unit("{d}/kg/h" if config.per == "kg" else "{d}/h")
+        in_rx = Quantity(from_printed, working, "", BY_NAME[rx_name].kind).to(rx_fig.unit)
+        agrees = agrees and abs(in_rx - v[rx_name]) <= limit * v[rx_name]
+        if not agrees:
+            problems.append(
+                Problem(
+                    "reverse_check",
+                    "reverse_check_failed",
+                    f"reverse check: {rate_fig.text} of {concentration.text} gives "
+                    f"{_shown(in_rx, rx_fig)}, not the {rx_fig.text} prescribed",
+                )
+            )
+    if problems:
+        raise LimitError(problems)
+    dose_rate_fig = figures["dose_rate"]
+    per_kg_fig = figures.get("dose_rate_per_kg")
+    return RateCheck(
+        dose_rate=figure(per_hour, dose_rate_fig.step, dose_rate_fig.unit),
+        dose_rate_per_kg=None
+        if config.per != "kg" or per_kg_fig is None
+        else figure(per_kg, per_kg_fig.step, per_kg_fig.unit),
+        prescribed_unit=figure(in_rx, rx_fig.step, rx_fig.unit),
+        agrees=agrees,
+    )

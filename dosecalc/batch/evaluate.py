@@ -251,6 +251,7 @@ def loose_order(cells: dict[str, str], options: Options, weight: str | None = No
         hr=cells.get("hr"),
         spo2=cells.get("spo2"),
         drop_factor=cells.get("drop_factor"),
+        dose_rate=cells.get("dose_rate"),
     )
 
 

@@ -30,6 +30,7 @@ OPTIONAL_COLUMNS = (
     "rate",
     "vtbi",
     "drop_factor",  # issue 11: a gravity giving set's drops per mL
+    "dose_rate",  # issue 11: a continuous infusion's starting dose rate
 )
 PROGRAMMED_COLUMNS = ("vial", "drawn", "rate", "vtbi")
 COLUMNS = ("patient_id", *WEIGHT_COLUMNS, *OPTIONAL_COLUMNS)

@@ -109,6 +109,17 @@ def _timeline(sheet: Sheet) -> str:
     return "".join(parts)
 
 
+def _course(sheet: Sheet) -> list[str]:
+    """The timeline of a dose; a continuous infusion's titration table instead (issue 11)."""
+    if not sheet.protocol.continuous:
+        return [f"<h2>{esc(content.TIMELINE_TITLE)}</h2>", _timeline(sheet)]
+    rows = "".join(
+        f"<tr><th>{esc(dose_rate)}</th><td>{esc(rate)}</td></tr>"
+        for dose_rate, rate in content.titration_rows(sheet)
+    )
+    return [f"<h2>{esc(content.TITRATION_TITLE)}</h2>", f'<table class="lines">{rows}</table>']
+
+
 def _grid(sheet: Sheet) -> str:
     tables = []
     for block in content.grid_blocks(sheet, GRID_COLUMNS):
@@ -133,10 +144,11 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
     """The whole HTML document as text."""
     page, width_mm, _height = PAPERS[paper]
     css = CSS % {"page": page, "margin": MARGIN_MM, "width": f"{width_mm - 2 * MARGIN_MM:g}"}
-    o, f = sheet.order, sheet.figures
+    o = sheet.order
     who = o.patient_id or "(no patient ID)"
     title = content.title(sheet)
     alerts = content.alerts(sheet)
+    prepare, prepare_note = content.prepare_box(sheet)
     pump = "".join(
         f"<tr><th>{esc(x.label)}</th><td>{esc(x.text)}</td></tr>" for x in content.pump(sheet)
     )
@@ -149,9 +161,10 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
         _lines(content.patient(sheet)),
         '</div><div class="box">',
         '<div class="prepare"><div class="title">PREPARE</div><table>'
-        f"<tr><th>DOSE</th><td>{esc(f.dose.text)}</td></tr>"
-        f"<tr><th>DRAW UP</th><td>{esc(f.drug_volume.text)}</td></tr></table>"
-        f'<div class="note">of {esc(sheet.protocol.drug)} {esc(content.stock(sheet))}</div>'
+        + "".join(
+            f"<tr><th>{esc(label)}</th><td>{esc(value)}</td></tr>" for label, value in prepare
+        )
+        + f'</table><div class="note">{esc(prepare_note)}</div>'
         f'<div class="note">check code <b>{esc(sheet.check_code)}</b></div></div>',
         '</div><div class="box">',
         f'<div class="pump"><div class="title">PUMP</div><table>{pump}</table></div>',
@@ -182,8 +195,7 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
         ),
         "<h2>Preparation</h2>",
         f"<ol>{steps}</ol>",
-        f"<h2>{esc(content.TIMELINE_TITLE)}</h2>",
-        _timeline(sheet),
+        *_course(sheet),
         f"<h2>{esc(content.GRID_TITLE)}</h2>",
         _grid(sheet),
         '<div class="cols small"><div>',

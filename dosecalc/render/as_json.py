@@ -16,6 +16,7 @@ from dosecalc.display import Figure, format_number
 from dosecalc.errors import DosecalcError
 from dosecalc.model import Sheet, dosing_basis
 from dosecalc.quantities import QUANTITIES, Config
+from dosecalc.verify import RateCheck
 
 
 class JsonNumber(str):
@@ -67,25 +68,49 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
             keys["dosing_weight_basis"] = dosing_basis(sheet)[0]
         if spec.name == "dose" and "dose_uncapped" in f.values:
             keys["dose_capped"] = sheet.result.capped
+    if p.continuous:
+        # The prescribed rate and the patient's rate under their own keys, in the prescription's
+        # unit (per minute: the quantities of the table already carry these keys).
+        if "dose_rate_per_min" not in f.values:
+            keys.update({"dose_rate": f.dose_rate, "dose_rate_unit": f.dose_rate.unit})
+        if p.per == "kg" and "dose_rate_per_kg_per_min" not in f.values:
+            keys.update(
+                {
+                    "dose_rate_per_kg": f.dose_rate_per_kg,
+                    "dose_rate_per_kg_unit": f.dose_rate_per_kg.unit,
+                }
+            )
     keys.update(
         {
             "stock_label": sheet.result.chosen_stock.text.strip(),
             "diluent": p.diluent or None,
             "preparation": p.preparation,
             "max_rounding_change_percent": _percent(p.max_rounding_change),
-            "checkpoints": [
-                {"minute": c.minute, "volume_ml": c.volume, "dose": c.dose} for c in f.checkpoints
-            ],
-            "reverse_check": {
-                "volume_ml": sheet.reverse.volume,
-                "drawn_dose": sheet.reverse.drawn_dose,
-                "dose": sheet.reverse.dose,
-                "dose_per_kg": sheet.reverse.dose_per_kg,
-                "agrees": sheet.reverse.agrees,
-            },
-            "check_code": sheet.check_code,
         }
     )
+    reverse = sheet.reverse
+    if isinstance(reverse, RateCheck):
+        keys["titration"] = [
+            {"dose_rate": dose_rate, "rate_ml_per_h": rate} for dose_rate, rate in f.titration
+        ]
+        keys["reverse_check"] = {
+            "dose_rate": reverse.dose_rate,
+            "dose_rate_per_kg": reverse.dose_rate_per_kg,
+            "prescribed": reverse.prescribed_unit,
+            "agrees": reverse.agrees,
+        }
+    else:
+        keys["checkpoints"] = [
+            {"minute": c.minute, "volume_ml": c.volume, "dose": c.dose} for c in f.checkpoints
+        ]
+        keys["reverse_check"] = {
+            "volume_ml": reverse.volume,
+            "drawn_dose": reverse.drawn_dose,
+            "dose": reverse.dose,
+            "dose_per_kg": reverse.dose_per_kg,
+            "agrees": reverse.agrees,
+        }
+    keys["check_code"] = sheet.check_code
     return keys
 
 

@@ -536,7 +536,6 @@ def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
     pdf.sheet_first_page = pdf.page_no()
     page = _Page(pdf, style)
     st = style
-    f = sheet.figures
     page.title(content.title(sheet), who)
     # The check code goes in the PREPARE box (beside the patient block, which is taller): the line it
     # takes in the header of the text sheet is a line this page needs for the grid.
@@ -545,7 +544,7 @@ def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
     # right, the PUMP box in the largest type and the heaviest rule.
     top = pdf.get_y()
     pump_rows = [(line.label, line.text) for line in content.pump(sheet)]
-    dose_rows = [("DOSE", f.dose.text), ("DRAW UP", f.drug_volume.text)]
+    dose_rows, dose_note = content.prepare_box(sheet)
     pump_width = max(58.0, page.box_width(pump_rows, 12))
     dose_width = max(50.0, page.box_width(dose_rows, 10.5))
     left_width = page.width - pump_width - dose_width - 8
@@ -562,10 +561,7 @@ def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
         dose_rows,
         size=10.5,
         border=0.6,
-        notes=(
-            f"of {sheet.protocol.drug} {content.stock(sheet)}",
-            f"check code {sheet.check_code}",
-        ),
+        notes=(dose_note, f"check code {sheet.check_code}"),
     )
     pdf.set_y(top + st.heading_gap)
     pump_end = page.boxed(
@@ -596,8 +592,12 @@ def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
     page.heading("Preparation")
     for i, step in enumerate(content.preparation(sheet), 1):
         page.text(f"{i}. {step}")
-    page.heading(content.TIMELINE_TITLE)
-    page.timeline(sheet)
+    if sheet.protocol.continuous:
+        page.heading(content.TITRATION_TITLE)
+        page.lines([content.Line(*row) for row in content.titration_rows(sheet)])
+    else:
+        page.heading(content.TIMELINE_TITLE)
+        page.timeline(sheet)
     page.heading(content.GRID_TITLE)
     page.grid(sheet, content.GRID_ROWS)
     half = (page.width - 4) / 2

@@ -106,13 +106,20 @@ def build(sheet: Sheet) -> Group:
         Text(""),
         Panel(pump, title=Text("PUMP"), box=box.HEAVY, expand=False, padding=(0, 2)),
         *(_text(note) for note in content.pump_notes(sheet)),
-        _section("CHECKPOINTS (cumulative, compare with the pump's volume infused)"),
     ]
     checkpoints = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
-    for heading in ("Time", "Volume infused", "Dose delivered"):
-        checkpoints.add_column(Text(heading), justify="right")
-    for row in content.checkpoint_rows(sheet):
-        checkpoints.add_row(*(_text(cell) for cell in row))
+    if sheet.protocol.continuous:
+        parts.append(_section(content.TITRATION_TITLE))
+        for heading in ("Dose rate", "Rate"):
+            checkpoints.add_column(Text(heading), justify="right")
+        for pair in content.titration_rows(sheet):
+            checkpoints.add_row(*(_text(cell) for cell in pair))
+    else:
+        parts.append(_section("CHECKPOINTS (cumulative, compare with the pump's volume infused)"))
+        for heading in ("Time", "Volume infused", "Dose delivered"):
+            checkpoints.add_column(Text(heading), justify="right")
+        for row in content.checkpoint_rows(sheet):
+            checkpoints.add_row(*(_text(cell) for cell in row))
     parts += [
         checkpoints,
         _section("REVERSE CHECK"),

@@ -19,7 +19,8 @@ from dosecalc.model import Sheet, dosing_basis
 from dosecalc.protocols import prescription as prescribed_operand
 from dosecalc.quantities import BY_NAME
 from dosecalc.sanitize import text as clean
-from dosecalc.verify import printed_lines
+from dosecalc.units import label_volume
+from dosecalc.verify import RateCheck, printed_lines
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,17 @@ def operand(fig: Figure) -> str:
 
 
 def title(sheet: Sheet) -> str:
-    return f"{clean(sheet.protocol.drug).upper()} DOSE SHEET"
+    kind = "INFUSION" if sheet.protocol.continuous else "DOSE"
+    return f"{clean(sheet.protocol.drug).upper()} {kind} SHEET"
+
+
+def container(sheet: Sheet) -> str:
+    """What runs: the strength (a premixed bag or syringe run neat), or the bag made up on the ward
+    ('400 mg in 250 mL')."""
+    f = sheet.figures
+    if "drug_amount" in f.values:
+        return f"{f.drug_amount.text} in {f.total_volume.text} ({f.concentration.text})"
+    return stock(sheet)
 
 
 def prescription(sheet: Sheet) -> str:
@@ -49,7 +60,10 @@ def prescription(sheet: Sheet) -> str:
     f, p = sheet.figures, sheet.protocol
     rx = f.of(prescription_operand(p))
     divided = f" in {f.divided_into.number} doses a day" if p.per_day else ""
-    text = f"{rx.text}{divided} over {f.duration.text}, {clean(sheet.protocol.drug)} {stock(sheet)}"
+    if p.continuous:
+        text = f"{rx.text} continuous infusion, {clean(p.drug)} {container(sheet)}"
+    else:
+        text = f"{rx.text}{divided} over {f.duration.text}, {clean(p.drug)} {stock(sheet)}"
     if sheet.changes:
         changed = "; ".join(f"{c.field.replace('_', ' ')} {c.protocol}" for c in sheet.changes)
         text += f" (CHANGED FROM PROTOCOL: the protocol says {changed})"
@@ -81,7 +95,7 @@ def summary(sheet: Sheet) -> list[Line]:
     """What must be on the nurse's screen when the command ends: who, what to draw up, what to
     program, and whether anything needs reading first. Short enough for the last lines of a 24-line
     terminal, with room for one more line (the check code)."""
-    o, f = sheet.order, sheet.figures
+    o = sheet.order
     # The patient ID, else the name (the full sheet above shows both): one line for the usual ID.
     who = o.patient_id or (clean(o.name) if o.name else "") or "(no patient ID)"
     codes = [w.code for w in sheet.warnings]
@@ -94,12 +108,38 @@ def summary(sheet: Sheet) -> list[Line]:
         Line("Patient", f"{who} | {o.date}"),
         Line("Weight", weight_text(sheet)),
         Line("Protocol", f"{sheet.protocol.id}, version {clean(sheet.protocol.version)}"),
-        Line("Dose", f"{f.dose.text} ({f.dose_per_kg.text})"),
-        Line("Draw up", f"{f.drug_volume.text} of {clean(sheet.protocol.drug)} {stock(sheet)}"),
+        *_what(sheet),
         *pump(sheet),
         Line("Warnings", warnings),
         Line("Check code", sheet.check_code),
     ]
+
+
+def _what(sheet: Sheet) -> list[Line]:
+    """The summary's dose (or dose rate) and what to draw up or hang."""
+    f, drug = sheet.figures, clean(sheet.protocol.drug)
+    if not sheet.protocol.continuous:
+        return [
+            Line("Dose", f"{f.dose.text} ({f.dose_per_kg.text})"),
+            Line("Draw up", f"{f.drug_volume.text} of {drug} {stock(sheet)}"),
+        ]
+    if "drug_volume" in f.values:
+        made = Line("Draw up", f"{f.drug_volume.text} of {drug} {stock(sheet)} into the bag")
+    else:
+        made = Line("Hang", f"{drug} {stock(sheet)}, undiluted")
+    return [Line("Dose rate", dose_rate(sheet)), made]
+
+
+def prepare_box(sheet: Sheet) -> tuple[list[tuple[str, str]], str]:
+    """The PREPARE box of a printed sheet: its rows, and the note under them (what it is of)."""
+    f, drug = sheet.figures, clean(sheet.protocol.drug)
+    if not sheet.protocol.continuous:
+        return [("DOSE", f.dose.text), ("DRAW UP", f.drug_volume.text)], f"of {drug} {stock(sheet)}"
+    rx = f.of(prescription_operand(sheet.protocol))
+    if "drug_volume" in f.values:
+        rows = [("DOSE RATE", rx.text), ("DRAW UP", f.drug_volume.text)]
+        return rows, f"of {drug} {stock(sheet)} into the bag"
+    return [("DOSE RATE", rx.text), ("HANG", f.total_volume.text)], f"of {drug} {stock(sheet)}"
 
 
 def weight_text(sheet: Sheet) -> str:
@@ -120,7 +160,8 @@ def stock(sheet: Sheet) -> str:
     '1 mg/mL (1,000 mcg/mL)')."""
     listed, fig = sheet.result.chosen_stock, sheet.figures.stock
     label = clean(listed.text.strip())
-    return label if label == fig.text else f"{label} ({fig.text})"
+    same = label.replace(",", "") == fig.text.replace(",", "")  # "1000 units/mL" is 1,000 units/mL
+    return label if same else f"{label} ({fig.text})"
 
 
 CHECK_CODE_NOTE = "compare with the double check: dosecalc check"
@@ -235,6 +276,8 @@ def calculation(sheet: Sheet) -> list[Line]:
 def preparation(sheet: Sheet) -> list[str]:
     f, p = sheet.figures, sheet.protocol
     drug, diluent = clean(p.drug), clean(p.diluent)
+    if p.continuous:
+        return _continuous_preparation(sheet)
     steps = [f"Draw up {f.drug_volume.text} of {drug} {stock(sheet)} ({f.dose.text})."]
     if p.preparation == "neat":
         steps.append("Give it undiluted (neat): do not dilute.")
@@ -249,6 +292,27 @@ def preparation(sheet: Sheet) -> list[str]:
         f"Total {f.total_volume.text}, {f.concentration.text}: label with the patient, drug, "
         "dose, concentration and time, and check against this sheet."
     )
+    return steps
+
+
+def _continuous_preparation(sheet: Sheet) -> list[str]:
+    f, p = sheet.figures, sheet.protocol
+    drug, diluent = clean(p.drug), clean(p.diluent)
+    label = (
+        "label with the patient, drug, concentration, rate and time, and check against this sheet."
+    )
+    if p.preparation == "neat":
+        if label_volume(sheet.result.chosen_stock) is not None:
+            first = f"Use the {drug} {stock(sheet)} container as supplied: do not dilute."
+        else:
+            first = f"Draw up {f.total_volume.text} of {drug} {stock(sheet)}, undiluted."
+        return [first, f"VTBI {f.total_volume.text} at {f.concentration.text}: {label}"]
+    steps = [f"Draw up {f.drug_volume.text} of {drug} {stock(sheet)} ({f.drug_amount.text})."]
+    if p.preparation == "add":
+        steps.append(f"Add it to {f.diluent_volume.text} {diluent}.")
+    else:
+        steps.append(f"Add {f.diluent_volume.text} {diluent} to make up to {f.total_volume.text}.")
+    steps.append(f"Total {f.total_volume.text}, {f.concentration.text}: {label}")
     return steps
 
 
@@ -277,11 +341,11 @@ def _volume_rule(sheet: Sheet) -> str:
 
 def pump(sheet: Sheet) -> list[Line]:
     f = sheet.figures
-    lines = [
-        Line("RATE", f.rate.text),
-        Line("VTBI", f.total_volume.text),
-        Line("DURATION", f.duration.text),
-    ]
+    lines = [Line("RATE", f.rate.text), Line("VTBI", f.total_volume.text)]
+    if sheet.protocol.continuous:
+        lines.append(Line("BAG LASTS", hours(f.bag_duration)))
+    else:
+        lines.append(Line("DURATION", f.duration.text))
     if "drops_per_min" in f.values:
         lines.append(Line("DRIP RATE", f.drops_per_min.text))
     if "flush_volume" in f.values:
@@ -311,8 +375,43 @@ def pump_notes(sheet: Sheet) -> list[str]:
 
 
 def dose_rate(sheet: Sheet) -> str:
-    f = sheet.figures
-    return f"{f.dose_rate.text} ({f.dose_rate_per_kg.text})"
+    """The patient's dose rate and per kg: in the prescription's unit where it is per minute
+    (continuous infusions: '400 mcg/min (5 mcg/kg/min)'), else per hour."""
+    f = sheet.figures.values
+    rate = f.get("dose_rate_per_min") or f["dose_rate"]
+    per_kg = f.get("dose_rate_per_kg_per_min") or f["dose_rate_per_kg"]
+    return f"{rate.text} ({per_kg.text})"
+
+
+def hours(fig: Figure) -> str:
+    """A duration in h and min from an hour up ('16 h 40 min' for 1,000 min; the calculation line
+    shows the minutes): the time the container lasts, as a nurse plans the next bag."""
+    minutes = fig.rounded
+    if minutes < 60:
+        return fig.text
+    whole, rest = divmod(minutes, 60)
+    part = f" {format_quantity(rest, 'min')}" if rest else ""
+    return f"{format_quantity(whole, 'h')}{part}"
+
+
+TITRATION_TITLE = "TITRATION (pump rate for each dose rate)"
+
+
+def titration_rows(sheet: Sheet) -> list[tuple[str, str]]:
+    """Each dose rate of the protocol's titration table with its rate in mL/h, as a pump's drug
+    library lists them; the starting rate marked; a rate outside the rate hard limits is not one
+    to run."""
+    rows = []
+    rx = sheet.figures.of(prescription_operand(sheet.protocol))
+    hard = sheet.protocol.limits["rate"].hard
+    for dose_rate_fig, rate in sheet.figures.titration:
+        text = rate.text
+        if hard is not None and not hard.contains(rate.rounded):
+            text = f"{text} OUTSIDE THE RATE HARD LIMITS: do not run"
+        elif dose_rate_fig.exact == rx.exact:
+            text += " (this sheet)"
+        rows.append((dose_rate_fig.text, text))
+    return rows
 
 
 def checkpoint_rows(sheet: Sheet) -> list[tuple[str, str, str]]:
@@ -323,6 +422,14 @@ def reverse_check(sheet: Sheet) -> str:
     """Computed from the printed figures (verify.py): rate x duration -> volume -> dose -> per kg."""
     f, r = sheet.figures, sheet.reverse
     percent = format_percent(sheet.protocol.max_rounding_change)
+    if isinstance(r, RateCheck):
+        rx = f.of(prescription_operand(sheet.protocol))
+        text = f"{f.rate.text} x {f.concentration.text} = {r.dose_rate.exact_text}"
+        if r.dose_rate_per_kg is not None:
+            text += f"; / {f.dosing_weight_kg.text} = {r.dose_rate_per_kg.exact_text}"
+        if r.prescribed_unit.unit != (r.dose_rate_per_kg or r.dose_rate).unit:
+            text += f" = {r.prescribed_unit.exact_text}"
+        return f"{text}: agrees with the prescribed {rx.text} (within {percent})"
     if r.dose_per_kg is None:
         return (
             f"{f.rate.text} x {f.duration.text} / 60 min/h = {r.volume.exact_text}; "
@@ -424,7 +531,11 @@ def timeline(sheet: Sheet, per_segment: int = TICKS_PER_SEGMENT) -> list[Segment
 def grid_columns(sheet: Sheet) -> list[str]:
     """Baseline, then the protocol's monitoring_times, else every checkpoint and end + 15, + 30 min."""
     times = sheet.protocol.monitoring_times
-    if not times:
+    if sheet.protocol.continuous:
+        # Hourly while the container runs (at most the first 8 h; a new sheet for the next bag).
+        last = min(8, int(sheet.figures.bag_duration.rounded // 60))
+        times = tuple(f"{h} h" for h in range(1, max(last, 1) + 1))
+    elif not times:
         points = sheet.figures.checkpoints
         times = (
             tuple(
@@ -472,6 +583,7 @@ def cover_row(
     page: its overrides (reason and operator) and its warnings in their own columns. Lines without
     a sheet are built by batch, with their problem in the last column."""
     f = sheet.figures
+    continuous = sheet.protocol.continuous
     override = "; ".join(
         f"{o.limit}: {clean(o.reason)} ({clean(o.operator)})" for o in sheet.overrides
     )
@@ -480,8 +592,8 @@ def cover_row(
         line,
         sheet.order.patient_id or "",
         status,
-        f.dose.text,
-        f.drug_volume.text,
+        dose_rate(sheet) if continuous else f.dose.text,
+        f.drug_volume.text if "drug_volume" in f.values else "neat",
         f.rate.text,
         override or "none",
         warnings,
