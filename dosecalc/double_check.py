@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from typing import Any
 
 from dosecalc.checkcode import FORMAT
 from dosecalc.display import figure, format_quantity
@@ -139,7 +140,77 @@ def double_check(
     return DoubleCheck(sheet, tuple(entries))
 
 
+def _compare_continuous(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
+    """A continuous infusion (issue 11): what the entries would give, as a dose rate in the
+    prescription's unit and as the time the container lasts."""
+    figs, p, r = sheet.figures, sheet.protocol, sheet.result
+    assert r.config is not None
+    checked = compiled(r.config)
+    d = p.dose_unit
+    if "drawn" in parsed and "drug_volume" not in figs.values:
+        raise InputError(
+            Problem(
+                "drawn",
+                "not_used",
+                f"drawn: protocol {p.id} runs its container neat: nothing is drawn up (compare "
+                "--vial, --rate and --vtbi)",
+            )
+        )
+
+    def used(field: str, unit: str) -> Decimal:
+        q = parsed.get(field)
+        return q.to(unit) if q is not None else figs.values[ENTRIES[field][1]].rounded
+
+    rx = figs.of(r.config.prescribed)
+    with localcontext(EXACT):
+        vial, rate, vtbi = used("vial", f"{d}/mL"), used("rate", "mL/h"), used("vtbi", "mL")
+        if "drug_volume" in figs.values:
+            drawn = used("drawn", "mL")
+            amount = checked["drawn_dose"].value({"drug_volume": drawn, "stock": vial})
+            concentration = checked["concentration"].value(
+                {"drug_amount": amount, "total_volume": r.values["total_volume"]}
+            )
+        else:
+            concentration = checked["concentration"].value({"stock": vial})
+        per_hour = checked["pump_dose_rate"].value({"rate": rate, "concentration": concentration})
+        per_kg = checked["pump_dose_rate_per_kg"].value(
+            {"pump_dose_rate": per_hour, "dosing_weight_kg": r.values["dosing_weight_kg"]}
+        )
+        working = p.unit("{d}/kg/h" if p.per == "kg" else "{d}/h")
+        value = per_kg if p.per == "kg" else per_hour
+        gives = Quantity(value, working, "", "").to(rx.unit)
+        minutes = checked["pump_minutes"].value({"total_volume": vtbi, "rate": rate})
+    gives_text = figure(gives, rx.step, rx.unit).exact_text
+    rate_text, vtbi_text = format_quantity(rate, "mL/h"), format_quantity(vtbi, "mL")
+    at_rate = (
+        f"{rate_text} of {format_quantity(concentration, f'{d}/mL')} gives {gives_text}, not the "
+        f"{rx.text} prescribed"
+    )
+    lasts = figure(minutes, p.steps["duration"], "min").exact_text
+    with_vtbi = f"a VTBI of {vtbi_text} at {rate_text} runs {lasts}, not {figs.bag_duration.text}"
+    if vtbi > r.values["total_volume"]:
+        with_vtbi += f"; only {figs.total_volume.text} is in the bag: the pump would run it dry"
+    implied = {"vial": at_rate, "drawn": at_rate, "rate": at_rate, "vtbi": with_vtbi}
+    return _entries(figs, parsed, implied)
+
+
+def _entries(figs: Any, parsed: Mapping[str, Quantity], implied: Mapping[str, str]) -> list[Entry]:
+    entries = []
+    for field, q in parsed.items():
+        _, name, label = ENTRIES[field]
+        printed = figs.values[name]
+        same = q.to(printed.unit) == printed.rounded
+        entries.append(
+            Entry(
+                field, label, q.text.strip(" "), printed.text, same, "" if same else implied[field]
+            )
+        )
+    return entries
+
+
 def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
+    if sheet.protocol.continuous:
+        return _compare_continuous(sheet, parsed)
     figs, p, r = sheet.figures, sheet.protocol, sheet.result
     d = p.dose_unit
     s = p.steps
@@ -222,15 +293,4 @@ def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
             "run the bag dry"
         )
     implied = {"vial": in_syringe, "drawn": in_syringe, "rate": at_rate, "vtbi": with_vtbi}
-
-    entries = []
-    for field, q in parsed.items():
-        _, name, label = ENTRIES[field]
-        printed = figs.values[name]
-        same = q.to(printed.unit) == printed.rounded
-        entries.append(
-            Entry(
-                field, label, q.text.strip(" "), printed.text, same, "" if same else implied[field]
-            )
-        )
-    return entries
+    return _entries(figs, parsed, implied)

@@ -25,7 +25,12 @@ def verdict(check: DoubleCheck) -> str:
 def not_entered(check: DoubleCheck) -> list[str]:
     """What the nurse did not enter: a match says nothing about these."""
     entered = {e.field for e in check.entries}
-    return [label for field, (_, _, label) in ENTRIES.items() if field not in entered]
+    shown = check.sheet.figures.values  # a neat infusion has no volume drawn up
+    return [
+        label
+        for field, (_, name, label) in ENTRIES.items()
+        if field not in entered and name in shown
+    ]
 
 
 def text(check: DoubleCheck) -> str:
