@@ -158,3 +158,157 @@ def test_the_shipped_example_file_is_valid(runner: CliRunner) -> None:
     example = Path(__file__).parent.parent / "examples" / "protocols-more.toml"
     result = runner.invoke(cli, ["protocols", "check", str(example)])
     assert result.exit_code == 0, result.stderr
+
+
+# --- continuous infusions ----------------------------------------------------------------------
+
+
+def test_dopamine_5_mcg_kg_min_for_80_kg_from_400_mg_in_250_ml(runner: CliRunner) -> None:
+    # 5 mcg/kg/min x 80 kg = 400 mcg/min = 24,000 mcg/h (300 mcg/kg/h); 400 mg/250 mL =
+    # 1.6 mg/mL = 1,600 mcg/mL; 24,000 / 1,600 = 15 mL/h; the bag: 250 mL / 15 mL/h = 16.667 h =
+    # 1,000 min. Titration: 2, 5, 10, 20 mcg/kg/min x 80 kg x 60 / 1,600 = 6, 15, 30, 60 mL/h.
+    data = sheet_json(runner, "--protocol", "dopamine", "--weight", "80 kg")
+    assert (data["rate_ml_per_h"], data["total_volume_ml"]) == (15, 250)
+    assert (data["dose_rate"], data["dose_rate_unit"]) == (400, "mcg/min")
+    assert (data["dose_rate_per_kg"], data["dose_rate_per_kg_unit"]) == (5, "mcg/kg/min")
+    assert (data["dose_rate_per_h"], data["dose_rate_per_kg_per_h"]) == (24000, 300)
+    assert (data["concentration"], data["concentration_unit"]) == (1600, "mcg/mL")
+    assert data["bag_duration_min"] == 1000
+    assert data["stock_label"] == "400 mg/250 mL"
+    assert [(t["dose_rate"], t["rate_ml_per_h"]) for t in data["titration"]] == [
+        (2, 6),
+        (5, 15),
+        (10, 30),
+        (20, 60),
+    ]
+    assert "dose" not in data
+    assert "duration_min" not in data
+    assert data["reverse_check"]["agrees"] is True
+
+
+def test_heparin_from_a_bag_made_up_on_the_ward_with_a_titration_step(runner: CliRunner) -> None:
+    # 25,000 units of 1,000 units/mL = 25 mL, added to 225 mL: 250 mL at 100 units/mL.
+    # 18 units/kg/h x 80 kg = 1,440 units/h / 100 units/mL = 14.4 mL/h; 250 / 14.4 h x 60 =
+    # 1,041.667 min, printed 1,041.7 min. titration_step 2 units/kg/h from the hard limits 10 to 30:
+    # 10, 12, ..., 30 (11 rows), each x 80 / 100 = 0.8 mL/h per unit/kg/h.
+    data = sheet_json(runner, "--protocol", "heparin", "--weight", "80 kg")
+    assert (data["drug_volume_ml"], data["diluent_volume_ml"], data["total_volume_ml"]) == (
+        25,
+        225,
+        250,
+    )
+    assert data["drug_amount"] == 25000
+    assert data["concentration"] == 100
+    assert data["rate_ml_per_h"] == 14.4
+    assert data["bag_duration_min"] == 1041.7
+    assert (data["dose_rate"], data["dose_rate_unit"]) == (1440, "units/h")
+    rows = [(t["dose_rate"], t["rate_ml_per_h"]) for t in data["titration"]]
+    assert rows[0] == (10, 8)
+    assert rows[4] == (18, 14.4)
+    assert rows[-1] == (30, 24)
+    assert len(rows) == 11
+
+
+def test_a_starting_dose_rate_other_than_the_protocols(runner: CliRunner) -> None:
+    # 7.5 mcg/kg/min x 80 kg = 600 mcg/min x 60 / 1,600 mcg/mL = 22.5 mL/h.
+    data = sheet_json(
+        runner, "--protocol", "dopamine", "--weight", "80 kg", "--dose-rate", "7.5 mcg/kg/min"
+    )
+    assert data["rate_ml_per_h"] == 22.5
+    assert data["changed_from_protocol"] == [
+        {"field": "dose_rate", "protocol": "5 mcg/kg/min", "used": "7.5 mcg/kg/min"}
+    ]
+    # 25 mcg/kg/min is above the hard limit of 20: refused.
+    base = ["--protocols", str(PROTOCOLS), "sheet", "--protocol", "dopamine", "--weight", "80 kg"]
+    result = runner.invoke(cli, [*base, "--dose-rate", "25 mcg/kg/min"])
+    assert result.exit_code == 1
+    assert "above the hard limit 20 mcg/kg/min" in result.stderr
+    # A duration has no meaning for a continuous infusion: refused, naming --dose-rate.
+    result = runner.invoke(cli, [*base, "--duration", "40 min"])
+    assert result.exit_code == 2
+    assert "--dose-rate" in result.stderr
+
+
+def test_a_titration_row_above_the_rate_hard_limit_is_marked_not_to_run(runner: CliRunner) -> None:
+    # 140 kg: 20 mcg/kg/min x 140 x 60 / 1,600 = 105 mL/h, above the rate hard limit 100 mL/h.
+    result = runner.invoke(
+        cli,
+        ["--protocols", str(PROTOCOLS), "sheet", "--protocol", "dopamine", "--weight", "140 kg"],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "105 mL/h OUTSIDE THE RATE HARD LIMITS: do not run" in result.stdout
+    # 5 mcg/kg/min x 140 x 60 / 1,600 = 26.25 mL/h, printed 26.3 mL/h: the sheet's own rate.
+    assert "26.3 mL/h (this sheet)" in result.stdout
+
+
+def test_the_double_check_of_a_continuous_infusion(runner: CliRunner) -> None:
+    # 150 mL/h x 1,600 mcg/mL = 240,000 mcg/h / 80 kg = 3,000 mcg/kg/h = 50 mcg/kg/min.
+    args = ["--protocols", str(PROTOCOLS), "check", "--protocol", "dopamine", "--weight", "80 kg"]
+    result = runner.invoke(cli, [*args, "--operator", "RN Kim", "--rate", "150 mL/h"])
+    assert result.exit_code == 1
+    assert "150 mL/h of 1,600 mcg/mL gives 50 mcg/kg/min, not the 5 mcg/kg/min" in result.stdout
+    fine = runner.invoke(cli, [*args, "--operator", "RN Kim", "--rate", "15 mL/h"])
+    assert fine.exit_code == 0, fine.stderr
+
+
+CONTINUOUS = """
+format = 1
+default = "x"
+
+[protocols.x]
+name = "x"
+drug = "dopamine"
+indication = "x"
+version = "1"
+dose_rate = "5 mcg/kg/min"
+stock = ["400 mg/250 mL"]
+preparation = "neat"
+advisory = "x"
+monitoring = ["x"]
+[protocols.x.round]
+weight = "0.1 kg"
+volume = "1 mL"
+rate = "0.1 mL/h"
+concentration = "1 mcg/mL"
+dose_rate = "1 mcg/h"
+dose_rate_per_kg = "0.1 mcg/kg/h"
+[protocols.x.limits]
+weight = { hard = ["30 kg", "200 kg"] }
+dose_rate_per_kg = { hard = ["1 mcg/kg/min", "20 mcg/kg/min"] }
+rate = { hard = ["1 mL/h", "999 mL/h"] }
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code"),
+    [
+        # A titration entry outside the hard limits of the dose rate (1 to 20 mcg/kg/min).
+        ('preparation = "neat"', 'preparation = "neat"\ntitration = ["25 mcg/kg/min"]',
+         "titration_outside_limits"),
+        # A per-mL stock run neat gives no container volume: vtbi is required.
+        ('stock = ["400 mg/250 mL"]', 'stock = ["1.6 mg/mL"]', "missing"),
+        # A dose and a dose rate: a continuous infusion has no dose.
+        ('preparation = "neat"', 'preparation = "neat"\ndose = "1 mg/kg"', "not_for_continuous"),
+        # A bag made up on the ward needs the drug amount.
+        ('preparation = "neat"', 'preparation = "add"\ndiluent = "x"\ndiluent_volume = "250 mL"', "missing"),
+        # A VTBI larger than the premixed bag.
+        ('preparation = "neat"', 'preparation = "neat"\nvtbi = "300 mL"', "vtbi_above_container"),
+        # The rate hard limit is required.
+        ('rate = { hard = ["1 mL/h", "999 mL/h"] }', "", "missing"),
+    ],
+)  # fmt: skip
+def test_a_continuous_protocol_that_cannot_be_safe_is_refused(
+    tmp_path: Path, old: str, new: str, code: str
+) -> None:
+    assert old in CONTINUOUS
+    path = tmp_path / "p.toml"
+    path.write_text(CONTINUOUS.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(protocols.ProtocolFileError) as raised:
+        protocols.load(path)
+    assert code in {p.code for p in raised.value.problems}
+
+
+def test_the_continuous_example_itself_loads(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(CONTINUOUS, encoding="utf-8")
+    assert protocols.load(path).protocols["x"].continuous == "min"

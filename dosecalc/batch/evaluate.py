@@ -26,6 +26,7 @@ from dosecalc.errors import DosecalcError, InputError, LimitError, Problem
 from dosecalc.model import (
     PATIENT_ID,
     TEXT_LIMITS,
+    Figures,
     Order,
     Sheet,
     check_patient_id,
@@ -153,10 +154,17 @@ def failure_object(
     return {**error_object(error), "status": status, "line": line, "patient_id": patient_id}
 
 
+def figure_cell(figures: Figures, name: str) -> str:
+    """A figure as a results.csv cell, or empty where the sheet has no such figure."""
+    found = figures.values.get(name)
+    return "" if found is None else found.json
+
+
 def success(line: int, sheet: Sheet, ctx: Context, key: str) -> Outcome:
     options = ctx.options
     f = sheet.figures
     status = WARNING if sheet.warnings else OK
+    rate = f.values.get("dose_rate_per_min") or f.dose_rate
     row = ResultRow(
         line=str(line),
         patient_id=sheet.order.patient_id or "",
@@ -167,11 +175,18 @@ def success(line: int, sheet: Sheet, ctx: Context, key: str) -> Outcome:
         weight_kg=f.weight_kg.json,
         dosing_weight_kg=f.dosing_weight_kg.json,
         dosing_weight_basis=dosing_basis(sheet)[0],
-        dose=f.dose.json,
-        dose_unit=f.dose.unit,
-        drug_volume_ml=f.drug_volume.json,
+        dose=figure_cell(f, "dose"),
+        dose_unit=f.dose.unit if "dose" in f.values else "",
+        drug_volume_ml=figure_cell(f, "drug_volume"),
         total_volume_ml=f.total_volume.json,
         rate_ml_per_h=f.rate.json,
+        preparation=sheet.protocol.preparation,
+        concentration=f.concentration.json,
+        concentration_unit=f.concentration.unit,
+        dose_rate=rate.json,
+        dose_rate_unit=rate.unit,
+        bag_duration_min=figure_cell(f, "bag_duration"),
+        drops_per_min=figure_cell(f, "drops_per_min"),
         message="; ".join(f"{w.code}: {w.message}" for w in sheet.warnings),
     )
     sheets: tuple[tuple[str, bytes], ...] = ()

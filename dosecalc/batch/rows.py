@@ -65,6 +65,14 @@ class ResultRow(NamedTuple):
     rate_ml_per_h: str = ""
     dosing_weight_kg: str = ""  # issue 10: the weight the dose is based on, and which it is
     dosing_weight_basis: str = ""
+    # Issue 11: what a pharmacist checks across a day's preparations and continuous infusions.
+    preparation: str = ""
+    concentration: str = ""
+    concentration_unit: str = ""
+    dose_rate: str = ""  # the patient's dose rate, in the prescription's unit where per minute
+    dose_rate_unit: str = ""
+    bag_duration_min: str = ""  # continuous infusions: how long the container lasts
+    drops_per_min: str = ""  # gravity infusions
     message: str = ""
 
     def failed(self, status: str, message: str) -> ResultRow:
