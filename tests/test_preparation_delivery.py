@@ -1105,9 +1105,12 @@ def test_example_dopamine_premix_for_80_kg(runner: CliRunner) -> None:
 
 def test_example_vancomycin_for_68_kg(runner: CliRunner) -> None:
     # 1,020 mg; 20.4 mL of 50 mg/mL; 204 mL at 5 mg/mL; 102 min; 120 mL/h; flush 20 mL = 10 min.
+    # Diluent 204 - 20.4 = 183.6 mL, on this protocol's 1 mL volume step: 184 mL.
     data = sheet(runner, EXAMPLES, "vancomycin-5mg-per-ml", "68 kg")
     assert data["drug_volume_ml"] == number("20.4")
     assert data["total_volume_ml"] == number("204")
+    assert data["diluent_volume_ml"] == number("184")
+    assert mg_per_ml(data["final_concentration"], data["concentration_unit"]) == number("5")
     assert data["duration_min"] == number("102")
     assert data["rate_ml_per_h"] == number("120")
     assert data["flush_minutes"] == number("10")
