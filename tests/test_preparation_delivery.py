@@ -157,15 +157,17 @@ rate = { hard = ["1 mL/h", "999 mL/h"] }
 """,
 )
 
-# Dopamine 5 mcg/kg/min from a premixed 400 mg/250 mL bag (1,600 mcg/mL), used neat.
+# Dopamine 5 mcg/kg/min from a premixed 400 mg/250 mL bag (1,600 mcg/mL), used neat. A continuous
+# infusion has no dose, duration or checkpoint_every.
 DOPAMINE_BODY = """
 drug = "dopamine"
 dose_rate = "5 mcg/kg/min"
 stock = ["400 mg/250 mL"]
 preparation = "neat"
 titration = ["2 mcg/kg/min", "5 mcg/kg/min", "10 mcg/kg/min"]
-checkpoint_every = "60 min"
 """
+# Steps are written in the unit their figures print in: dose_rate_per_h in mcg/h, per kg in
+# mcg/kg/h, and the patient's rate in the prescription's unit (round.dose_rate_per_min, mcg/min).
 DOPAMINE_STEPS = """
 weight = "0.1 kg"
 dose = "1 mcg"
@@ -173,8 +175,9 @@ drug_volume = "0.1 mL"
 volume = "0.1 mL"
 rate = "0.1 mL/h"
 concentration = "1 mcg/mL"
-dose_rate = "0.1 mcg/min"
-dose_rate_per_kg = "0.1 mcg/kg/min"
+dose_rate = "1 mcg/h"
+dose_rate_per_kg = "0.1 mcg/kg/h"
+dose_rate_per_min = "0.1 mcg/min"
 """
 DOPAMINE_LIMITS = """
 weight = { hard = ["30 kg", "250 kg"] }
@@ -222,7 +225,6 @@ dose_rate = "18 units/kg/h"
 stock = ["100 units/mL"]
 vtbi = "250 mL"
 preparation = "neat"
-checkpoint_every = "60 min"
 """,
     """
 weight = "0.1 kg"
@@ -249,7 +251,6 @@ drug = "magnesium sulfate"
 dose_rate = "2 g/h"
 stock = ["20 g/500 mL"]
 preparation = "neat"
-checkpoint_every = "60 min"
 """,
     """
 weight = "0.1 kg"
