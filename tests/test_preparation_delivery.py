@@ -940,6 +940,8 @@ def test_heparin_18_units_per_kg_per_h_from_100_units_per_ml(
     data = sheet(runner, continuous, "heparin", "80 kg")
     assert (data["dose_rate_per_kg"], data["dose_rate_per_kg_unit"]) == (18, "units/kg/h")
     assert (data["dose_rate"], data["dose_rate_unit"]) == (1440, "units/h")
+    assert data["dose_rate_per_h"] == number("1440")
+    assert data["dose_rate_per_kg_per_h"] == number("18")
     assert data["rate_ml_per_h"] == number("14.4")
     assert data["bag_duration_min"] == number("1041.7")
 
