@@ -1133,3 +1133,23 @@ def test_example_metronidazole_by_gravity(runner: CliRunner) -> None:
     assert data["total_volume_ml"] == number("100")
     assert data["rate_ml_per_h"] == number("100")
     assert data["drops_per_min"] == number("33")
+
+
+@pytest.mark.parametrize(
+    ("pid", "weight"),
+    [
+        ("acetylcysteine-bag1-5-20kg", "20 kg"),
+        ("dopamine-premix-1600", "80 kg"),
+        ("vancomycin-5mg-per-ml", "68 kg"),
+        ("ondansetron-ponv-child", "20 kg"),
+        ("metronidazole-premix-gravity", "70 kg"),
+    ],
+)
+def test_every_example_protocol_prints_a_text_sheet(
+    runner: CliRunner, pid: str, weight: str
+) -> None:
+    args = ["--protocols", str(EXAMPLES), "sheet", "--protocol", pid, "--weight", weight]
+    result = runner.invoke(cli, [*args, "--date", DATE])
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert pid in result.stdout
