@@ -755,6 +755,16 @@ def test_a_10_mg_per_min_cap_turns_60_min_of_1000_mg_into_100_min(
     assert "DURATION_LENGTHENED" in codes(data)
 
 
+def test_a_fixed_dose_sheet_prints_as_text(runner: CliRunner, library: Path) -> None:
+    # A fixed 1,000 mg dose has no dose per kg: the text sheet (and its summary) must still print.
+    # 1,000 mg over 100 min, 162 mL/h (above).
+    args = ["--protocols", str(library), "sheet", "--protocol", "capped", "--weight", "70 kg"]
+    result = runner.invoke(cli, [*args, "--date", DATE])
+    assert result.exit_code == 0, repr(result.exception)
+    assert "162 mL/h" in result.stdout
+    assert "100 min" in result.stdout
+
+
 def test_a_dose_within_the_cap_keeps_the_protocols_duration(
     runner: CliRunner, library: Path
 ) -> None:
