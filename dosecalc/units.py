@@ -66,7 +66,9 @@ KINDS: dict[str, Kind] = {
     "duration": Kind("a duration", ("min", "h", "s"), "min", "40 min"),
     "concentration": Kind("a concentration", ("mg/mL", "mcg/mL"), "mg/mL", "10 mg/mL"),
     "rate": Kind("a rate", ("mL/h", "mL/min"), "mL/h", "150 mL/h"),
-    "dose_rate": Kind("a dose rate", ("mg/h", "mcg/h", "mg/min", "mcg/min"), "mg/h", "54 mg/h"),
+    "dose_rate": Kind(
+        "a dose rate", ("mg/h", "mcg/h", "g/h", "mg/min", "mcg/min", "g/min"), "mg/h", "54 mg/h"
+    ),
     "dose_rate_per_kg": Kind(
         "a dose rate per kg",
         ("mg/kg/h", "mcg/kg/h", "mg/kg/min", "mcg/kg/min"),

@@ -119,8 +119,9 @@ def _what(sheet: Sheet) -> list[Line]:
     """The summary's dose (or dose rate) and what to draw up or hang."""
     f, drug = sheet.figures, clean(sheet.protocol.drug)
     if not sheet.protocol.continuous:
+        rx = f.of(prescription_operand(sheet.protocol)).text
         return [
-            Line("Dose", f"{f.dose.text} ({f.dose_per_kg.text})"),
+            Line("Dose", f.dose.text if rx == f.dose.text else f"{f.dose.text} ({rx})"),
             Line("Draw up", f"{f.drug_volume.text} of {drug} {stock(sheet)}"),
         ]
     if "drug_volume" in f.values:
