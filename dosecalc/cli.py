@@ -748,13 +748,15 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
         ("drug", clean(p.drug)),
         ("indication", clean(p.indication)),
         ("version", clean(p.version)),
-        ("dose", p.dose.text),
-        ("duration", p.duration.text),
+        ("dose rate" if p.continuous else "dose", p.dose.text),
+        *(("duration", p.duration.text) for _ in [p.duration] if p.duration is not None),
         ("stock", ", ".join(s.text for s in p.stock)),
         ("preparation", p.preparation),
         *(
             (key.replace("_", " "), clean(value) if isinstance(value, str) else value.text)
             for key in (
+                "vtbi",
+                "drug_amount",
                 "diluent",
                 "diluent_volume",
                 "diluent_volume_per_kg",
@@ -768,7 +770,12 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
             )
             if (value := getattr(p, key))
         ),
-        ("checkpoint every", p.checkpoint_every.text),
+        *(("titration", ", ".join(t.text for t in p.titration)) for _ in [1] if p.titration),
+        *(
+            ("checkpoint every", p.checkpoint_every.text)
+            for _ in [1]
+            if p.checkpoint_every is not None
+        ),
         ("max rounding change", f"{format_number(p.max_rounding_change * 100)}%"),
     ]
     rows += _basis_rows(p)

@@ -27,7 +27,14 @@ from dosecalc.dosing import Result, calculate
 from dosecalc.errors import InputError, LimitError, Problem, arithmetic_error
 from dosecalc.limits import Breach, Notice, check, rounding_notices
 from dosecalc.protocols import DROP_FACTORS, Library, Limit, Protocol, prescription
-from dosecalc.quantities import CONSTANTS, DISPLAY_UNITS, OPERANDS, QUANTITIES, compiled
+from dosecalc.quantities import (
+    CONSTANTS,
+    DISPLAY_UNITS,
+    OPERANDS,
+    OPTIONAL_STEPS,
+    QUANTITIES,
+    compiled,
+)
 from dosecalc.sanitize import has_unsafe, terminal
 from dosecalc.sanitize import text as clean
 from dosecalc.units import STRENGTH, Quantity, parse_quantity
@@ -739,7 +746,9 @@ def _figures(protocol: Protocol, r: Result) -> Figures:
         unit = DISPLAY_UNITS.get(unit, unit)
         value = r.values[spec.name]
         values[spec.name] = (
-            _exact(value, unit) if spec.step is None else figure(value, s[spec.step], unit)
+            _exact(value, unit)
+            if spec.step is None
+            else figure(value, s.get(spec.step) or OPTIONAL_STEPS[spec.step], unit)
         )
     operands = {}
     for name, value in r.values.items():

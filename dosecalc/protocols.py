@@ -699,7 +699,7 @@ class _Checker:
                     "unused_key",
                     "this protocol computes no quantity rounded with this step: leave it out",
                 )
-            elif used or key == "drops_per_min":  # --drop-factor adds drops to any sheet
+            elif used:
                 steps.setdefault(key, default)
         if len(self.problems) > before:
             return None
