@@ -844,7 +844,8 @@ def test_results_csv_gives_the_dosing_weight_and_basis(runner: CliRunner, tmp_pa
     assert lines[0].endswith(",message")
     assert ",155.5,73,ideal," in lines[1]
     assert ",155.4,72,actual," in lines[2]
-    assert ",invalid,,,,,,,,,height: protocol ketamine-iv does not use" in lines[3]
+    # An invalid row: every figure column empty (8 before dosing_weight_basis, 7 after it).
+    assert ",invalid,,,,,,,,,,,,,,,,height: protocol ketamine-iv does not use" in lines[3]
 
 
 def test_the_dose_key_accepts_every_form_and_refuses_the_rest(tmp_path: Path) -> None:
