@@ -284,3 +284,35 @@ def test_chromium_prints_a_long_infusions_html_on_one_page_with_no_overlapping_w
     assert not overlaps(page, tolerance=1.3), overlaps(page, tolerance=1.3)[:5]
     text = " ".join(w.text for w in page)
     assert f"{minutes} min (end)" in text
+
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "protocols-more.toml"
+DELIVERY = Path(__file__).parent / "data" / "delivery_protocols.toml"
+# Issue 11: each kind of sheet (per-kg diluent by gravity, a continuous infusion with its
+# titration table, to a concentration with a lengthened duration and a flush, a neat push, a
+# premixed bag by gravity, a bag made up on the ward with an 11-row titration table).
+NEW_SHEETS = [
+    (EXAMPLES, "acetylcysteine-bag1-5-20kg", "20 kg"),
+    (EXAMPLES, "dopamine-premix-1600", "80 kg"),
+    (EXAMPLES, "vancomycin-5mg-per-ml", "68 kg"),
+    (EXAMPLES, "ondansetron-ponv-child", "20 kg"),
+    (EXAMPLES, "metronidazole-premix-gravity", "70 kg"),
+    (DELIVERY, "heparin", "80 kg"),
+    (DELIVERY, "dopamine", "140 kg"),
+]
+
+
+@pytest.mark.parametrize("paper", list(PAPERS))
+def test_each_kind_of_preparation_and_delivery_sheet_is_one_page(
+    tmp_path: Path, paper: str
+) -> None:
+    need("pdftotext", "poppler-utils")
+    problems = []
+    for path, protocol_id, weight in NEW_SHEETS:
+        library = protocols.load(path)
+        order = Order(weight=weight, date="2026-11-21", protocol_id=protocol_id,
+                      patient_id="P-0042", name="Zoë " * 10)  # fmt: skip
+        pdf = tmp_path / f"{protocol_id}.pdf"
+        pdf.write_bytes(render(make_sheet(library, order), "pdf", paper=paper))
+        problems += check_pdf(pdf, paper)
+    assert not problems, "\n".join(problems[:20])

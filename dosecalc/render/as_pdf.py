@@ -239,6 +239,19 @@ class _Page:
         pdf.cell(right_width, 6, _t(right), align="R")
         pdf.set_y(y + 8.5)
 
+    def wrapped(self, text: str, width: float) -> list[str]:
+        """`text` in body type broken at spaces into lines no wider than `width` (a box's note:
+        "of metronidazole 500 mg/100 mL (5 mg/mL)" must not run into the next box)."""
+        self.font(self.style.body)
+        lines: list[str] = []
+        for word in text.split(" "):
+            joined = f"{lines[-1]} {word}" if lines else word
+            if lines and self.pdf.get_string_width(_t(joined)) <= width:
+                lines[-1] = joined
+            else:
+                lines.append(word)
+        return lines
+
     def box_width(self, rows: Sequence[tuple[str, str]], size: float) -> float:
         """The width a box needs for its label/value rows at `size` pt."""
         self.font(size, bold=True)
@@ -561,7 +574,7 @@ def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
         dose_rows,
         size=10.5,
         border=0.6,
-        notes=(dose_note, f"check code {sheet.check_code}"),
+        notes=(*page.wrapped(dose_note, dose_width - 6), f"check code {sheet.check_code}"),
     )
     pdf.set_y(top + st.heading_gap)
     pump_end = page.boxed(
