@@ -53,7 +53,7 @@ def test_json_sheet_has_exactly_the_documented_keys_and_rounded_numbers(runner: 
         "dosing_weight_kg", "dose_per_kg", "dose_per_kg_unit", "dose", "dose_unit", "stock",
         "stock_unit", "drug_volume_ml", "diluent_volume_ml", "total_volume_ml", "duration_min",
         "rate_ml_per_h", "concentration", "concentration_unit", "dose_rate_per_h",
-        "dose_rate_per_kg_per_h", "stock_label", "diluent", "preparation",
+        "dose_rate_per_kg_per_h", "stock_label", "stock_per_ml", "diluent", "preparation",
         "max_rounding_change_percent", "checkpoints", "reverse_check", "check_code",
         "changed_from_protocol", "warnings", "overrides", "status",
     ]  # fmt: skip

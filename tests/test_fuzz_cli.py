@@ -60,6 +60,8 @@ SHEET_KEYS = {
     "max_rounding_change_percent", "reverse_check", "changed_from_protocol", "stock_label",
     # issue 13 (a protocol with a pre-infusion gate adds "preinfusion"; the test protocols have none)
     "check_code",
+    # issue 11
+    "stock_per_ml",
 }  # fmt: skip
 NUMBER_KEYS = {
     "weight_kg", "dosing_weight_kg", "dose_per_kg", "dose", "stock", "drug_volume_ml",

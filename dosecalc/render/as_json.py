@@ -83,6 +83,7 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
     keys.update(
         {
             "stock_label": sheet.result.chosen_stock.text.strip(),
+            "stock_per_ml": f.stock,  # the same as `stock`, under the name issue 11 gives it
             "diluent": p.diluent or None,
             "preparation": p.preparation,
             "max_rounding_change_percent": _percent(p.max_rounding_change),
