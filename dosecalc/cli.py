@@ -487,6 +487,15 @@ CHECK_EXIT_HELP = (
 @click.option("--duration", metavar="QUANTITY", help='Infusion duration ("40 min").')
 @click.option("--stock", metavar="QUANTITY", help='Vial strength prescribed ("50 mg/mL").')
 @click.option(
+    "--dose-rate",
+    metavar="QUANTITY",
+    help='Dose rate of a continuous infusion, as prescribed ("7.5 mcg/kg/min").',
+)
+@click.option(
+    "--height", metavar="QUANTITY", help='Height, where the protocol needs it ("170 cm").'
+)
+@click.option("--sex", metavar="female|male", help="Sex, where the protocol needs it.")
+@click.option(
     "--override", "override_reason", metavar="REASON", help="Reason to pass a soft limit."
 )
 @click.option("--vial", metavar="QUANTITY", help='Strength on the vial in your hands: "10 mg/mL".')
@@ -511,6 +520,9 @@ def check(
     dose: str | None,
     duration: str | None,
     stock: str | None,
+    dose_rate: str | None,
+    height: str | None,
+    sex: str | None,
     override_reason: str | None,
     vial: str | None,
     drawn: str | None,
@@ -563,6 +575,9 @@ def check(
         stock=stock,
         override_reason=override_reason,
         operator=operator,
+        dose_rate=dose_rate,
+        height=height,
+        sex=sex,
     )
     entered = {"vial": vial, "drawn": drawn, "rate": rate, "vtbi": vtbi}
     confirm = confirm_on_terminal(operator) if is_interactive() else None

@@ -13,17 +13,18 @@ from decimal import Decimal
 
 from dosecalc.display import format_quantity, round_half_up
 from dosecalc.errors import InputError, LimitError, Problem
+from dosecalc.exact import EXACT
 from dosecalc.protocols import (
     MAX_CHECKPOINTS,
     Protocol,
     dose_as_drawn,
     fixed_values,
-    prepared_volume,
     prescription,
     round_up,
+    settled,
 )
 from dosecalc.quantities import Compiled, Config, compiled, formulas
-from dosecalc.units import Quantity
+from dosecalc.units import Quantity, label_volume
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,14 @@ def choose_stock(protocol: Protocol, stock: Quantity | None) -> Quantity:
     if stock is None:
         return protocol.stock[0]
     unit = protocol.unit("{d}/mL")
-    for listed in protocol.stock:
-        if listed.to(unit) == stock.to(unit):
-            return listed
+    same = [listed for listed in protocol.stock if listed.to(unit) == stock.to(unit)]
+    # A container given with its volume ("800 mg/500 mL") is that container where the list has it
+    # (a continuous infusion runs the bag's volume), else any of the same strength.
+    bag = label_volume(stock)
+    exact = [listed for listed in same if bag is not None and label_volume(listed) == bag]
+    runs_bag = protocol.continuous and protocol.preparation == "neat" and protocol.vtbi is None
+    if exact or (same and not (runs_bag and bag is not None)):
+        return (exact or same)[0]
     allowed = ", ".join(s.text for s in protocol.stock)
     raise InputError(
         Problem(
@@ -129,10 +135,7 @@ def calculate(
     for formula in formulas(config):
         if "duration" in formula.operands and lengthened_from is None:
             lengthened_from = _settle_duration(protocol, values, checked, duration is not None)
-        if formula.target == "container_volume":
-            values[formula.target] = prepared_volume(protocol, checked[formula.target], values)
-        else:
-            values[formula.target] = checked[formula.target].value(values)
+        values[formula.target] = settled(protocol, checked[formula.target], values)
     used = {name for f in formulas(config) for name in (f.target, *f.operands)}
     for name in [n for n in values if n not in used or n == "minimum_duration"]:
         del values[name]
@@ -204,7 +207,7 @@ def _continuous(
     def run(start: dict[str, Decimal]) -> dict[str, Decimal]:
         found = dict(start)
         for formula in steps:
-            found[formula.target] = checked[formula.target].value(found)
+            found[formula.target] = settled(protocol, checked[formula.target], found)
         return found
 
     values = run(values)
@@ -259,6 +262,8 @@ def _settle_duration(
                 f"{format_quantity(round_half_up(dose, protocol.steps['dose']), protocol.dose_unit)}"
                 f" at no more than {protocol.max_dose_rate.text.strip()}"
             )
+    if protocol.max_dose_rate is not None:
+        shortest = _programmable(protocol, values, checked, shortest)
     if minutes >= shortest:
         return Decimal(0)
     if typed:
@@ -272,6 +277,41 @@ def _settle_duration(
         )
     values["duration"] = shortest
     return minutes
+
+
+def _programmable(
+    protocol: Protocol,
+    values: Mapping[str, Decimal],
+    checked: Mapping[str, Compiled],
+    start: Decimal,
+) -> Decimal:
+    """The shortest duration from `start` up, in duration steps, whose rate as programmed (rounded
+    to the rate step) runs the bag as drawn no faster than max_dose_rate: the pump runs the printed
+    rate, and rounding it up can push the dose rate over the maximum."""
+    assert protocol.max_dose_rate is not None
+    steps = protocol.steps
+    fastest = protocol.max_dose_rate.to(protocol.unit("{d}/h"))
+    total = values["total_volume"]
+    strongest = max(
+        EXACT.divide(dose_as_drawn(protocol, values), total),
+        EXACT.divide(
+            round_half_up(values["dose"], steps["dose"]), round_half_up(total, steps["volume"])
+        ),
+        round_half_up(values["concentration"], steps["concentration"]),
+    )
+    minutes = start
+    for _ in range(MAX_LENGTHENING_STEPS):
+        rate = checked["rate"].value({**values, "duration": minutes})
+        programmed = round_half_up(rate, steps["rate"])
+        pump = checked["pump_dose_rate"].value({"rate": programmed, "concentration": strongest})
+        if pump <= fastest:
+            return minutes
+        minutes += steps["duration"]
+    return minutes  # past any hard limit by now: the duration limit refuses the sheet
+
+
+# How far past the dose / max_dose_rate the programmed rate may push the duration, in steps.
+MAX_LENGTHENING_STEPS = 10_000
 
 
 def _checkpoints(

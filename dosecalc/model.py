@@ -257,7 +257,11 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
     problems += _continuous_inputs(protocol, order)
     for name, text, kind in (
         ("weight", order.weight, "weight"),
-        ("dose", order.dose_rate if protocol.continuous else order.dose, rx_kind),
+        (
+            _rx_key(protocol),
+            order.dose_rate if protocol.continuous else order.dose,
+            rx_kind,
+        ),
         ("duration", order.duration, "duration"),
         ("stock", order.stock, _stock_kind(protocol)),
         ("height", order.height, "height"),
@@ -288,7 +292,7 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
             problems.extend(exc.problems)
     problems += _basis_inputs(protocol, order)
     if (order.dose or order.dose_rate) is not None and not problems:
-        problems += _override_allowed(protocol, parsed["dose"])
+        problems += _override_allowed(protocol, parsed[_rx_key(protocol)])
     if problems:
         raise InputError(problems)
     weight = parsed["weight"]
@@ -296,7 +300,7 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
     result, breaches, figures, notices, reverse = _calculated(
         protocol,
         weight,
-        parsed["dose"],
+        parsed[_rx_key(protocol)],
         parsed["duration"],
         parsed["stock"],
         parsed["height"],
@@ -358,12 +362,17 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
     )
 
 
+def _rx_key(protocol: Protocol) -> str:
+    """The order field that changes the prescription: the dose, or a continuous infusion's rate."""
+    return "dose_rate" if protocol.continuous else "dose"
+
+
 def _continuous_inputs(protocol: Protocol, order: Order) -> list[Problem]:
     """A continuous infusion takes a dose rate, not a dose and duration; a dose the other way
     round (issue 11)."""
     pid = protocol.id
     if protocol.continuous:
-        return [
+        problems = [
             Problem(
                 field,
                 "not_used",
@@ -374,13 +383,24 @@ def _continuous_inputs(protocol: Protocol, order: Order) -> list[Problem]:
             for field, value in (("dose", order.dose), ("duration", order.duration))
             if value is not None
         ]
+        if order.drop_factor is not None and protocol.drop_factor is None:
+            problems.append(
+                Problem(
+                    "drop_factor",
+                    "not_used",
+                    f"drop_factor: protocol {pid} is a continuous infusion run by a pump: it names "
+                    "no giving set for a gravity drip",
+                )
+            )
+        return problems
     if order.dose_rate is not None:
         return [
             Problem(
                 "dose_rate",
                 "not_used",
                 f"dose_rate: protocol {pid} gives a dose over a duration, not a continuous "
-                "infusion: use --dose and --duration",
+                "infusion: give a dose and duration instead (--dose, --duration; day list: the "
+                "dose and duration columns)",
             )
         ]
     return []
@@ -612,7 +632,7 @@ def _changes(
         used = result.values[field]
         if used != default.to(unit):
             text = format_quantity(used, unit)
-            entered = typed.get(key)
+            entered = typed.get(_rx_key(protocol) if key == "dose" else key)
             if entered is not None and entered.text.strip() != text:
                 text = f"{clean(entered.text.strip())} = {text}"
             found.append(

@@ -904,6 +904,14 @@ class _Checker:
                         f"{format_quantity(hard.high, limit.unit)})",
                     )
                     continue
+                if found and q.to(limit.unit) <= found[-1].to(limit.unit):
+                    self.add(
+                        f"{full}[{i}]",
+                        "titration_order",
+                        f"'{q.text}' is not above the entry before it ({found[-1].text}): list "
+                        "each dose rate once, from the lowest to the highest",
+                    )
+                    continue
                 found.append(q)
         elif "titration_step" in body:
             full = f"{path}.titration_step"
@@ -1291,7 +1299,12 @@ class _Checker:
             if q is None:
                 continue
             reference = KINDS[kind].reference
-            if any(q.to(reference) == other.to(reference) for other in found):
+            if any(
+                q.to(reference) == other.to(reference) and label_volume(q) == label_volume(other)
+                for other in found
+            ):
+                # The same strength in another container ("400 mg/250 mL", "800 mg/500 mL") is
+                # another bag: a continuous infusion runs its volume.
                 self.add(f"{full}[{i}]", "duplicate", "is listed twice")
                 continue
             found.append(q)
@@ -1653,10 +1666,7 @@ def reachable(p: Protocol) -> dict[str, Interval]:
         for formula in formulas(config):
             # Cut to the quantity's own hard limit before it feeds the next formula: a dose below
             # its hard minimum is refused, so the smallest dose that goes on is that minimum.
-            if formula.target == "container_volume":
-                value = prepared_volume(p, checked[formula.target], values)
-            else:
-                value = checked[formula.target].value(values)
+            value = settled(p, checked[formula.target], values)
             values[formula.target] = clamp(formula.target, value)
         for name, value in values.items():
             found.setdefault(name, []).append(value)
@@ -1741,6 +1751,18 @@ def dose_as_drawn(p: Protocol, values: Mapping[str, Decimal]) -> Decimal:
 def round_up(value: Decimal, step: Decimal) -> Decimal:
     units = EXACT.divide(value, step).to_integral_value(rounding=ROUND_CEILING, context=EXACT)
     return EXACT.multiply(units, step)
+
+
+def settled(p: Protocol, formula: Compiled, values: Mapping[str, Decimal]) -> Decimal:
+    """A formula's value where the sheet sets it to what a nurse measures or programs: the
+    container's volume (prepared_volume), the rate as programmed (rounded to the rate step);
+    else its exact value."""
+    target = formula.formula.target
+    if target == "container_volume":
+        return prepared_volume(p, formula, values)
+    if target == "programmed_rate":
+        return round_half_up(formula.value(values), p.steps["rate"])
+    return formula.value(values)
 
 
 def prepared_volume(p: Protocol, formula: Compiled, values: Mapping[str, Decimal]) -> Decimal:

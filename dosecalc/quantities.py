@@ -277,7 +277,7 @@ QUANTITIES: tuple[Spec, ...] = (
         None,
         None,
         "drug_amount",
-        None,
+        "drug_amount_unit",
         None,
         "Drug in the bag",
     ),
@@ -395,8 +395,9 @@ CONSTANTS: dict[str, Constant] = {
 OPERANDS: dict[str, tuple[str, str]] = {
     **{s.name: (s.kind, s.unit) for s in QUANTITIES},
     "container_volume": ("volume", "mL"),
-    # The shortest duration a maximum dose rate allows (issue 11).
+    # The shortest duration a maximum dose rate allows, and the rate as programmed (issue 11).
     "minimum_duration": ("duration", "min"),
+    "programmed_rate": ("rate", "mL/h"),
     "devine_base": ("weight", "kg"),
     "cm_per_inch": ("", "cm/in"),
     "elapsed": ("duration", "min"),
@@ -513,11 +514,14 @@ _DROPS = Formula(
     "{rate} x {drop_factor}",
     "min/h",
 )
+# The rate as programmed (the rate rounded to its step, dosing.py): what the pump runs at, so how
+# long a flush or a bag lasts comes from it, not from the exact rate nobody programs.
+_PROGRAMMED_RATE = Formula("programmed_rate", ("rate",), lambda r: r)
 _FLUSH = Formula(
     "flush_minutes",
-    ("flush_volume", "rate"),
+    ("flush_volume", "programmed_rate"),
     lambda v, r: v / r,
-    "{flush_volume} / {rate}",
+    "{flush_volume} / {programmed_rate}",
     "min/h",
 )
 _COMMON_TAIL: tuple[Formula, ...] = (
@@ -644,7 +648,7 @@ def formulas(config: Config | str) -> tuple[Formula, ...]:
     if config.drops:
         tail = (*tail, _DROPS)
     if config.flush:
-        tail = (*tail, _FLUSH)
+        tail = (*tail, _PROGRAMMED_RATE, _FLUSH)
     return head + preparation + tail
 
 
@@ -712,11 +716,12 @@ def _continuous(c: Config) -> tuple[Formula, ...]:
             f"{{{rate_from}}} / {{concentration}}",
             "min/h" if per_min else "",
         ),
+        _PROGRAMMED_RATE,
         Formula(
             "bag_duration",
-            ("total_volume", "rate"),
+            ("total_volume", "programmed_rate"),
             lambda v, r: v / r,
-            "{total_volume} / {rate}",
+            "{total_volume} / {programmed_rate}",
             "min/h",
         ),
     ]

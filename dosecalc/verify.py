@@ -276,6 +276,20 @@ def _delivery(protocol: Protocol, figures: Mapping[str, Figure]) -> list[Problem
                     f"{fastest.text.strip()}",
                 )
             )
+        # The pump runs the printed rate, of the bag as labelled (or as its printed dose and
+        # volume make it, whichever is stronger).
+        rate, concentration = figures["rate"], figures["concentration"]
+        strongest = max(concentration.rounded, dose.rounded / total.rounded)
+        per_hour = fastest.to(protocol.unit("{d}/h"))
+        if rate.rounded * strongest > per_hour:
+            problems.append(
+                Problem(
+                    "rate",
+                    "printed_max_dose_rate",
+                    f"{rate.text} of {concentration.text} runs faster than max_dose_rate "
+                    f"{fastest.text.strip()}",
+                )
+            )
     return problems
 
 

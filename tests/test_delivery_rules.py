@@ -312,3 +312,127 @@ def test_the_continuous_example_itself_loads(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
     path.write_text(CONTINUOUS, encoding="utf-8")
     assert protocols.load(path).protocols["x"].continuous == "min"
+
+
+# --- found by the issue 11 attack ----------------------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_the_bag_lasts_as_long_as_the_programmed_rate_runs_it(runner: CliRunner) -> None:
+    # 2 mcg/kg/min x 70 kg = 140 mcg/min x 60 / 1,600 mcg/mL = 5.25 mL/h, programmed 5.5 mL/h
+    # (0.5 mL/h step, half-up). The bag: 250 mL / 5.5 mL/h x 60 = 2,727.27 min, printed 2,727 min
+    # (45 h 27 min); not 250 / 5.25 x 60 = 2,857 min, which would run the bag dry 2 h early.
+    args = ["--protocols", str(DATA / "attack11_bag_lasts.toml"), "sheet", "--weight", "70 kg"]
+    result = runner.invoke(cli, [*args, "--dose-rate", "2 mcg/kg/min", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["rate_ml_per_h"], data["bag_duration_min"]) == (5.5, 2727)
+    text = runner.invoke(cli, [*args, "--dose-rate", "2 mcg/kg/min"]).stdout
+    assert "250 mL / 5.5 mL/h x 60 min/h = 2,727.27 min, given as 2,727 min" in text
+    assert "45 h 27 min" in text
+
+
+def test_the_flush_runs_at_the_programmed_rate(runner: CliRunner) -> None:
+    # Vancomycin 15 mg/kg x 68 kg = 1,020 mg in 204 mL over 200 min: 204 / 200 x 60 = 61.2 mL/h,
+    # programmed 61 mL/h (1 mL/h step); the flush 20 mL / 61 mL/h x 60 = 19.67 min: 19.7 min.
+    data = sheet_json(runner, "--protocol", "vanco", "--weight", "68 kg", "--duration", "200 min")
+    assert (data["rate_ml_per_h"], data["flush_minutes"]) == (61, 19.7)
+
+
+def test_the_programmed_rate_keeps_to_the_maximum_dose_rate(runner: CliRunner) -> None:
+    # 15 mg/kg x 88 kg = 1,320 mg at 8 mg/mL = 165 mL; at no more than 11 mg/min: 120 min, where
+    # 165 mL / 120 min x 60 = 82.5 mL/h would be programmed 85 mL/h (5 mL/h step, half-up):
+    # 85 x 8 = 680 mg/h = 11.33 mg/min, too fast. The duration is lengthened in 0.1 min steps until
+    # the programmed rate keeps to it: at 120.1 min, 165 / 120.1 x 60 = 82.43 mL/h -> 80 mL/h,
+    # 80 x 8 = 640 mg/h = 10.67 mg/min.
+    args = ["--protocols", str(DATA / "attack11_max_rate.toml"), "sheet", "--weight", "88 kg"]
+    result = runner.invoke(cli, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["duration_min"], data["rate_ml_per_h"]) == (120.1, 80)
+    # A typed 120 min is refused: its programmed rate runs faster than 11 mg/min.
+    typed = runner.invoke(cli, [*args, "--duration", "120 min"])
+    assert typed.exit_code == 1
+    assert (
+        "too_fast"
+        in runner.invoke(cli, [*args, "--duration", "120 min", "--format", "json"]).stdout
+    )
+
+
+def test_the_double_check_takes_the_dose_rate_the_sheet_used(runner: CliRunner) -> None:
+    # The sheet at 2 mcg/kg/min programs 5.5 mL/h (above); the double check with the same rate
+    # matches it, and without it compares with the protocol's 5 mcg/kg/min (13.1 mL/h -> 13 mL/h).
+    args = ["--protocols", str(DATA / "attack11_bag_lasts.toml"), "check", "--weight", "70 kg",
+            "--rate", "5.5 mL/h", "--operator", "RN Kim"]  # fmt: skip
+    assert runner.invoke(cli, [*args, "--dose-rate", "2 mcg/kg/min"]).exit_code == 0
+    assert runner.invoke(cli, args).exit_code == 1
+
+
+def test_a_titration_row_outside_the_rate_limits_is_flagged_in_json(runner: CliRunner) -> None:
+    # 140 kg: 20 mcg/kg/min -> 105 mL/h, above the rate hard limit 100 mL/h (see above).
+    data = sheet_json(runner, "--protocol", "dopamine", "--weight", "140 kg")
+    flags = [(t["dose_rate"], t["within_rate_hard_limits"]) for t in data["titration"]]
+    assert flags == [(2, True), (5, True), (10, True), (20, False)]
+
+
+def test_a_bag_made_on_the_ward_gives_its_drug_amount_with_its_unit(runner: CliRunner) -> None:
+    data = sheet_json(runner, "--protocol", "heparin", "--weight", "80 kg")
+    assert (data["drug_amount"], data["drug_amount_unit"]) == (25000, "units")
+
+
+def test_a_pump_only_continuous_infusion_refuses_a_drop_factor(runner: CliRunner) -> None:
+    result = runner.invoke(
+        cli,
+        ["--protocols", str(PROTOCOLS), "sheet", "--protocol", "dopamine", "--weight", "80 kg",
+         "--drop-factor", "20 gtt/mL"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "names no giving set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "titration",
+    [
+        '["5 mcg/kg/min", "5 mcg/kg/min"]',  # twice
+        '["5 mcg/kg/min", "2 mcg/kg/min"]',  # falling
+        '["0.3 mg/kg/h", "5 mcg/kg/min"]',  # 0.3 mg/kg/h is 5 mcg/kg/min: the same rate twice
+    ],
+)
+def test_a_titration_list_not_rising_is_refused(tmp_path: Path, titration: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        CONTINUOUS.replace(
+            'preparation = "neat"', f'preparation = "neat"\ntitration = {titration}'
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(protocols.ProtocolFileError) as raised:
+        protocols.load(path)
+    assert "titration_order" in {p.code for p in raised.value.problems}
+
+
+def test_the_same_strength_in_another_bag_is_another_container(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # 400 mg/250 mL and 800 mg/500 mL are both 1.6 mg/mL, in bags of 250 and 500 mL: a
+    # continuous infusion runs the bag it hangs. 5 mcg/kg/min x 80 kg x 60 / 1,600 = 15 mL/h; the
+    # 500 mL bag lasts 500 / 15 x 60 = 2,000 min.
+    path = tmp_path / "p.toml"
+    path.write_text(
+        CONTINUOUS.replace(
+            'stock = ["400 mg/250 mL"]', 'stock = ["400 mg/250 mL", "800 mg/500 mL"]'
+        ),
+        encoding="utf-8",
+    )
+    base = ["--protocols", str(path), "sheet", "--weight", "80 kg", "--format", "json"]
+    big = json.loads(runner.invoke(cli, [*base, "--stock", "800 mg/500 mL"]).stdout)
+    assert (big["stock_label"], big["total_volume_ml"], big["bag_duration_min"]) == (
+        "800 mg/500 mL",
+        500,
+        2000,
+    )
+    # A bag of that strength the list does not have (1,600 mg in 1,000 mL) is refused, not
+    # taken as the 250 mL bag.
+    other = runner.invoke(cli, [*base, "--stock", "1600 mg/1000 mL"])
+    assert other.exit_code == 2

@@ -91,8 +91,14 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
     )
     reverse = sheet.reverse
     if isinstance(reverse, RateCheck):
+        hard = p.limits["rate"].hard
         keys["titration"] = [
-            {"dose_rate": dose_rate, "rate_ml_per_h": rate} for dose_rate, rate in f.titration
+            {
+                "dose_rate": dose_rate,
+                "rate_ml_per_h": rate,
+                "within_rate_hard_limits": hard is None or hard.contains(rate.rounded),
+            }
+            for dose_rate, rate in f.titration
         ]
         keys["reverse_check"] = {
             "dose_rate": reverse.dose_rate,

@@ -328,7 +328,7 @@ def _volume_rule(sheet: Sheet) -> str:
         )
     if p.diluent_volume_per_kg is not None:
         bounds = [
-            f"{word} {q.text.strip()}"
+            f"{word} {format_quantity(q.to('mL'), 'mL')}"
             for word, q in (("at least", p.diluent_volume_min), ("at most", p.diluent_volume_max))
             if q is not None
         ]
