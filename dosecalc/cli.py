@@ -133,17 +133,15 @@ def complete_protocol_id(ctx: click.Context, param: click.Parameter, incomplete:
     from click.shell_completion import CompletionItem
 
     try:
-        from dosecalc import protocols
+        from dosecalc import protocols_file
 
         chosen = ctx.params.get("protocols_file") or (ctx.find_root().params.get("protocols_file"))
         path, origin = _protocols_source(chosen)
-        library = protocols.load(path, origin)
+        listed = protocols_file.inventory(path, origin)  # the ids, as `protocols list` shows them
     except Exception:  # completion must never print a traceback into the user's shell
         return []
     return [
-        CompletionItem(pid, help=p.name)
-        for pid, p in library.protocols.items()
-        if pid.startswith(incomplete)
+        CompletionItem(e.id, help=e.name) for e in listed.entries if e.id.startswith(incomplete)
     ]
 
 
