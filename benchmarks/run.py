@@ -5,8 +5,9 @@
     python benchmarks/run.py --smoke          # tiny sizes, well under a minute: what CI runs
     python benchmarks/run.py --only startup,check --json out.json
 
-hyperfine times every command (warm-up runs, then several timed runs; figures are medians of wall
-time, with mean CPU time, user + system, beside them: read the CPU figure on a busy machine).
+hyperfine times every command (a warm-up run, then timed runs; start-up commands alternate with
+their baseline in rounds of two runs; figures are medians of wall time, with mean CPU time, user +
+system, beside them: read the CPU figure on a busy machine).
 Figures, each against its baseline (issue 14's targets):
   1. batch: `dosecalc batch --format jsonl` of a day list with unique weights (floor.unique_list:
      45-140 kg at 0.01 kg, one row in ten in lb, the protocols of --protocol-ids in turn) vs
@@ -76,8 +77,8 @@ class Sizes:
 
 
 PRESETS = {
-    "full": Sizes(10, 3, 100_000, 10_000, 1_000_000, 200),
-    "quick": Sizes(7, 2, 20_000, 10_000, 100_000, 50),
+    "full": Sizes(20, 3, 100_000, 10_000, 1_000_000, 200),
+    "quick": Sizes(10, 2, 20_000, 10_000, 100_000, 50),
     "smoke": Sizes(2, 1, 200, 100, 1_000, 2),
 }
 
@@ -152,27 +153,42 @@ def checked(
 
 
 def hyperfine(
-    commands: Sequence[Sequence[str]], runs: int, cwd: Path, warmup: int = 1, output: str = "null"
+    commands: Sequence[Sequence[str]],
+    runs: int,
+    cwd: Path,
+    warmup: int = 1,
+    output: str = "null",
+    rounds: int = 1,
 ) -> list[tuple[float, float]]:
-    """(median wall seconds, mean user + system seconds) of each command, timed by hyperfine in one
-    invocation; a non-zero exit of any run is a Failure."""
+    """(median wall seconds, mean user + system seconds) of each command, timed by hyperfine; a
+    non-zero exit of any run is a Failure. With `rounds`, hyperfine is called that many times with
+    runs / rounds runs of each command, so that subject and baseline alternate: on a shared machine
+    the load moves between hyperfine's blocks of runs, and a ratio of two blocks would carry it."""
+    times: list[list[float]] = [[] for _ in commands]
+    cpu: list[list[float]] = [[] for _ in commands]
     report = cwd / "hyperfine.json"
-    cmd = ["hyperfine", "-N", "--style", "none", "--warmup", str(warmup), "--runs", str(runs)]
-    cmd += ["--output", output, "--export-json", str(report)]
-    cmd += [shlex.join(c) for c in commands]
-    done = subprocess.run(
-        cmd, cwd=cwd, env=child_env(), capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise Failure(f"hyperfine: {done.stderr.strip()[-400:]}")
-    results = json.loads(report.read_text(encoding="utf-8"))["results"]
-    return [(statistics.median(r["times"]), r["user"] + r["system"]) for r in results]
+    for round_ in range(rounds):
+        cmd = ["hyperfine", "-N", "--style", "none", "--runs", str(max(1, runs // rounds))]
+        cmd += ["--warmup", str(warmup if round_ == 0 else 0)]
+        cmd += ["--output", output, "--export-json", str(report)]
+        cmd += [shlex.join(c) for c in commands]
+        done = subprocess.run(
+            cmd, cwd=cwd, env=child_env(), capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise Failure(f"hyperfine: {done.stderr.strip()[-400:]}")
+        for i, r in enumerate(json.loads(report.read_text(encoding="utf-8"))["results"]):
+            times[i] += r["times"]
+            cpu[i] += [r["user"] + r["system"]] * len(r["times"])
+    return [(statistics.median(t), statistics.mean(c)) for t, c in zip(times, cpu, strict=True)]
 
 
 def timed_pair(
     name: str, subject: list[str], base: list[str], runs: int, cwd: Path, **kw: object
 ) -> Figure:
-    (value, cpu), (baseline, baseline_cpu) = hyperfine([subject, base], runs, cwd)
+    """Subject and baseline alternating in rounds of two runs each."""
+    timing = hyperfine([subject, base], runs, cwd, rounds=max(1, runs // 2))
+    (value, cpu), (baseline, baseline_cpu) = timing
     return Figure(name, value, baseline, cpu, baseline_cpu, **kw)  # type: ignore[arg-type]
 
 
