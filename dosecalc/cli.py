@@ -1,7 +1,9 @@
 """The command line: click commands only. Parse, call the core, and turn errors into exit codes here.
 
 Imports other than click are made where they are used, so `--help`, `--version` and `protocols
-list` load little beyond click (issue 6: within 1.5x of `import click`).
+list` load little beyond click (issues 6 and 14: within 1.5x of `import click`). `protocols list`
+shows the file's inventory (protocols_file.inventory) without pint; every command that computes a
+dose loads and checks the whole file with pint (protocols.load).
 
 Every dosecalc error carries its exit code (errors.py) and is reported once, by `Dosecalc.invoke`;
 `main` adds the codes of the process itself: 130 (Ctrl-C), 141 (broken pipe) and 4 (stdout failed).
@@ -131,32 +133,28 @@ def complete_protocol_id(ctx: click.Context, param: click.Parameter, incomplete:
     from click.shell_completion import CompletionItem
 
     try:
-        from dosecalc import protocols
+        from dosecalc import protocols_file
 
         chosen = ctx.params.get("protocols_file") or (ctx.find_root().params.get("protocols_file"))
         path, origin = _protocols_source(chosen)
-        library = protocols.load(path, origin)
+        listed = protocols_file.inventory(path, origin)  # the ids, as `protocols list` shows them
     except Exception:  # completion must never print a traceback into the user's shell
         return []
     return [
-        CompletionItem(pid, help=p.name)
-        for pid, p in library.protocols.items()
-        if pid.startswith(incomplete)
+        CompletionItem(e.id, help=e.name) for e in listed.entries if e.id.startswith(incomplete)
     ]
 
 
 def _protocols_source(chosen: str | None) -> tuple[str, str]:
     """Which protocols file: the option, else $DOSECALC_PROTOCOLS, else the config file's, else the
-    shipped one (protocols.resolve for all but the config file)."""
-    import os
+    shipped one (protocols_file.resolve for all but the config file)."""
+    from dosecalc import protocols_file
 
-    from dosecalc import protocols
-
-    if chosen is None and not os.environ.get(protocols.ENV_PROTOCOLS):
+    if chosen is None and not os.environ.get(protocols_file.ENV_PROTOCOLS):
         configured = _config().get("protocols")
         if configured is not None:
             return configured, "config"
-    return protocols.resolve(chosen)
+    return protocols_file.resolve(chosen)
 
 
 def _config() -> Any:
@@ -226,9 +224,20 @@ def paper_option(func: F) -> F:
 
 
 def load_library(protocols_file: str | None, fmt: str = "text") -> Any:
-    """The protocols library from the command's option or the group's (they must agree)."""
+    """The protocols library from the command's option or the group's (they must agree), loaded
+    and validated in full (pint checks every unit and formula)."""
     from dosecalc import protocols
 
+    path, origin = protocols_source(protocols_file, fmt)
+    try:
+        return protocols.load(path, origin)
+    except ProtocolFileError as exc:
+        fail(exc, fmt)
+
+
+def protocols_source(protocols_file: str | None, fmt: str = "text") -> tuple[str, str]:
+    """Which protocols file the command uses, and why: the command's option or the group's (they
+    must agree), never an empty one, then the environment, the settings file, the shipped file."""
     ctx = click.get_current_context()
     group_value = (ctx.find_root().obj or {}).get("protocols_file")
     if protocols_file and group_value and protocols_file != group_value:
@@ -254,11 +263,7 @@ def load_library(protocols_file: str | None, fmt: str = "text") -> Any:
             ),
             fmt,
         )
-    path, origin = _protocols_source(chosen)
-    try:
-        return protocols.load(path, origin)
-    except ProtocolFileError as exc:
-        fail(exc, fmt)
+    return _protocols_source(chosen)
 
 
 def today() -> str:
@@ -439,7 +444,16 @@ def sheet(
         result = calculate(library, order, confirm)
     except (InputError, LimitError) as exc:
         _refuse(exc, audit_log, order, library, fmt)
-    data = render(result, fmt, paper=paper)
+    # Rendered once, before the record is logged: a text sheet for stdout in the console's own
+    # form (styled at a terminal), every other sheet as the bytes written.
+    console: Any = None
+    if fmt == "text" and not to_file:
+        from dosecalc.render.as_text import for_console, make_console
+
+        console = make_console(sys.stdout)
+        shown = for_console(result, console)
+    else:
+        data = render(result, fmt, paper=paper)
     if audit_log:  # logged before the sheet is shown: never a sheet without its record
         _audit(audit_log, order, library, fmt, sheet=result)
     for warning in result.warnings:
@@ -456,10 +470,9 @@ def sheet(
                 _audit(audit_log, order, library, fmt, error=exc, event="output_failed")
             fail(exc, fmt)
         click.echo(f"dosecalc: sheet written to {shown_path(output)}", err=True)  # type: ignore[arg-type]
-    elif fmt == "text":
-        from dosecalc.render.as_text import make_console, print_sheet
-
-        print_sheet(result, make_console(sys.stdout))
+    elif console is not None:
+        console.file.write(shown)
+        console.file.flush()
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -696,7 +709,8 @@ def config_command(
     """
     from click.core import ParameterSource
 
-    from dosecalc import config, protocols
+    from dosecalc import config
+    from dosecalc.protocols_file import shipped_path
     from dosecalc.sanitize import terminal
 
     printable = partial(terminal, limit=None)  # paths and values in full, escaped
@@ -717,7 +731,7 @@ def config_command(
     where = settings.path or f"none (${config.ENV_CONFIG} is empty)"
     state = "" if not settings.path else (" (found)" if settings.found else " (not found)")
     click.echo(f"{'config file':<11}  {printable(where)}{state}")
-    for key, value, source in config.effective(settings, given, protocols.shipped_path()):
+    for key, value, source in config.effective(settings, given, shipped_path()):
         click.echo(f"{key:<11}  {printable(value)}  [{printable(source)}]")
 
 
@@ -729,17 +743,23 @@ def protocols() -> None:
 @protocols.command("list")
 @protocols_option
 def protocols_list(protocols_file: str | None) -> None:
-    """List the protocols in the file in use."""
+    """List the protocols in the file in use: id, name, version, and the file's SHA-256.
+
+    A list, not a validation: the file is read and its ids, names and versions checked, as every
+    sheet reads it; its units, formulas and limits are checked by every sheet and by `protocols
+    check`."""
+    from dosecalc import protocols_file as source
     from dosecalc import sanitize
 
-    library = load_library(protocols_file)
-    click.echo(
-        f"{sanitize.terminal(library.path, None)} (sha256 {library.sha256}, {library.origin})"
-    )
-    for pid, p in library.protocols.items():
-        marker = "*" if pid == library.default else " "
-        name, version = sanitize.text(p.name), sanitize.text(p.version)
-        click.echo(f"{marker} {pid}  {name}  (version {version})")
+    path, origin = protocols_source(protocols_file)
+    try:
+        listed = source.inventory(path, origin)
+    except ProtocolFileError as exc:
+        fail(exc)
+    click.echo(f"{sanitize.terminal(listed.path, None)} (sha256 {listed.sha256}, {listed.origin})")
+    for pid, name, version in listed.entries:
+        marker = "*" if pid == listed.default else " "
+        click.echo(f"{marker} {pid}  {sanitize.text(name)}  (version {sanitize.text(version)})")
 
 
 @protocols.command("show")

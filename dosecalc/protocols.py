@@ -7,10 +7,8 @@ its SHA-256 and the protocol's version are carried to every sheet.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
@@ -21,6 +19,22 @@ from typing import Any, NamedTuple
 from dosecalc.display import format_percent, format_quantity, round_half_up
 from dosecalc.errors import InputError, Problem, ProtocolFileError
 from dosecalc.exact import EXACT
+from dosecalc.protocols_file import (  # noqa: F401 - re-exported: protocols.X stays valid
+    ENV_PROTOCOLS,
+    MAX_DOTS,
+    MAX_FILE_BYTES,
+    MAX_KEY_PARTS,
+    MAX_KEYS,
+    MAX_NESTING,
+    PROTOCOL_ID,
+    TOP_KEYS,
+    Checks,
+    _shape_problem,
+    _toml_type,
+    read,
+    resolve,
+    shipped_path,
+)
 from dosecalc.quantities import (
     BY_NAME,
     DEVINE_BASE,
@@ -38,7 +52,7 @@ from dosecalc.quantities import (
     formulas,
     limit_carriers,
 )
-from dosecalc.sanitize import has_unsafe, terminal
+from dosecalc.sanitize import terminal
 from dosecalc.units import (
     FAMILIES,
     KINDS,
@@ -52,26 +66,7 @@ from dosecalc.units import (
     unit_of,
 )
 
-ENV_PROTOCOLS = "DOSECALC_PROTOCOLS"
-MAX_FILE_BYTES = 1024 * 1024
-# Bounds checked on the text before tomllib parses it: tomllib recurses once per level of nesting
-# (50,000 levels: RecursionError) and its memory grows with the square of the dotted-key segments
-# (20,000 keys in 44 KB: 2.4 GB). A real protocols file needs a few levels and a few hundred keys.
-MAX_NESTING = 16  # levels of [ ] and { } in one value or header
-MAX_KEY_PARTS = 8  # segments of one dotted key or table header
-MAX_KEYS = 4000  # key = value pairs in the file
-MAX_DOTS = 8 * MAX_KEYS  # dots outside strings and comments, in the whole file
-_TOML_TOKEN = re.compile(
-    r'"""(?:[^\\]|\\.)*?"""'  # multi-line basic string
-    r"|'''.*?'''"  # multi-line literal string
-    r'|"(?:[^"\\\n]|\\.)*"'  # basic string
-    r"|'[^'\n]*'"  # literal string
-    r"|#[^\n]*"  # comment
-    r"|[\[\]{}=.,\n]",  # what nesting and keys are made of
-    re.DOTALL,
-)
 MAX_CHECKPOINTS = 60
-PROTOCOL_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 # monitoring_times: "10 min" after the start, or "end + 15 min" after the end (whole minutes).
 MONITORING_TIME = re.compile(
     r"(?:(?P<start>0|[1-9][0-9]{0,3}) min|end \+ (?P<after>[1-9][0-9]{0,3}) min)"
@@ -209,7 +204,6 @@ OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset(
 # they are required, and a checklist printed as boxes to tick.
 PREINFUSION_OPTIONS = frozenset({"required", "checklist"})
 MAX_CHECKLIST_ITEMS = 12
-TOP_KEYS = frozenset({"format", "default", "protocols"})
 
 
 class Bounds(NamedTuple):
@@ -385,66 +379,12 @@ class Library:
         return self.protocols[wanted]
 
 
-# --- finding the file ---------------------------------------------------------------------------
-
-
-def shipped_path() -> str:
-    """The protocols.toml shipped with dosecalc: in the wheel, or at the source tree's root."""
-    # dosecalc is installed as files (never zipped), so the package folder is the resource root.
-    # os.path rather than importlib.resources or pathlib: `protocols list` and `--help` stay within
-    # 1.5x of `import click` (issue 6), and those imports cost 8 ms each.
-    here = os.path.dirname(os.path.realpath(__file__))
-    packaged = os.path.join(here, "data", "protocols.toml")
-    return (
-        packaged
-        if os.path.isfile(packaged)
-        else os.path.join(os.path.dirname(here), "protocols.toml")
-    )
-
-
-def resolve(option: str | None, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """Which file to use, and why: the option, else the environment variable, else the shipped one."""
-    environ = os.environ if environ is None else environ
-    if option:
-        return option, "option"
-    if environ.get(ENV_PROTOCOLS):
-        return environ[ENV_PROTOCOLS], "environment"
-    return shipped_path(), "shipped"
+# --- reading the file (protocols_file.py) ---------------------------------------------------
 
 
 def load(path: str | os.PathLike[str], origin: str = "option") -> Library:
     """Read and validate a protocols file; raise ProtocolFileError listing every problem."""
-    where = str(path)
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise _file_error(
-            where, "unreadable", f"cannot read the protocols file: {reason}"
-        ) from None
-    except ValueError:  # a NUL byte in the path
-        raise _file_error(where, "unreadable", "the protocols file name is not valid") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise _file_error(where, "too_large", f"is larger than {MAX_FILE_BYTES} bytes")
-    digest = hashlib.sha256(raw).hexdigest()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raise _file_error(
-            where, "bom", "starts with a byte-order mark (BOM): save it as UTF-8 without BOM"
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _file_error(where, "encoding", f"is not valid UTF-8 (byte {exc.start})") from None
-    shape = _shape_problem(text)
-    if shape is not None:
-        raise _file_error(where, "too_complex", shape)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise _file_error(where, "toml", f"is not valid TOML: {exc}") from None
-    except (RecursionError, MemoryError):  # the bounds above should make this unreachable
-        raise _file_error(where, "too_complex", "is too deeply nested to read") from None
+    where, digest, data = read(path)
     checker = _Checker()
     default, protocols = checker.library(data)
     if checker.problems:
@@ -452,88 +392,11 @@ def load(path: str | os.PathLike[str], origin: str = "option") -> Library:
     return Library(where, digest, origin, default, protocols)
 
 
-def _shape_problem(text: str) -> str | None:
-    """Why the text is too deeply nested or has too many keys to hand to tomllib, or None.
-
-    A scan of the text outside strings and comments that stops at the first bound passed, so that a
-    hostile file is refused in a fraction of a second. A dot in a number counts as a key segment:
-    the bounds leave room for that."""
-    line, depth, keys, dots, run = 1, 0, 0, 0, 0
-    for match in _TOML_TOKEN.finditer(text):
-        piece = match.group()
-        if piece == "\n":
-            line, run = line + 1, 0
-        elif piece in ("[", "{"):
-            depth, run = depth + 1, 0
-            if depth > MAX_NESTING:
-                return f"line {line}: is nested more than {MAX_NESTING} levels deep"
-        elif piece in ("]", "}"):
-            depth, run = max(0, depth - 1), 0
-        elif piece == ".":
-            dots, run = dots + 1, run + 1
-            if run >= MAX_KEY_PARTS:
-                return f"line {line}: a dotted key has more than {MAX_KEY_PARTS} parts"
-            if dots > MAX_DOTS:
-                return f"line {line}: the file has more than {MAX_DOTS} dotted-key parts"
-        elif piece == "=":
-            keys, run = keys + 1, 0
-            if keys > MAX_KEYS:
-                return f"line {line}: the file has more than {MAX_KEYS} keys"
-        elif piece == ",":
-            run = 0
-        else:
-            line += piece.count("\n")  # a multi-line string or a comment
-    return None
-
-
-def _file_error(where: str, code: str, message: str) -> ProtocolFileError:
-    return ProtocolFileError(Problem("protocols", code, f"{terminal(where, 200)}: {message}"))
-
-
 # --- validation ---------------------------------------------------------------------------------
 
 
-class _Checker:
+class _Checker(Checks):
     """Walks the parsed TOML, collecting every problem with its key path."""
-
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-
-    def add(self, path: str, code: str, message: str) -> None:
-        self.problems.append(Problem(path, code, f"{path}: {message}"))
-
-    def keys(self, table: Mapping[str, Any], path: str, allowed: frozenset[str]) -> None:
-        for key in table:
-            if key not in allowed:
-                self.add(
-                    f"{path}.{key}" if path else key,
-                    "unknown_key",
-                    f"unknown key (accepted: {', '.join(sorted(allowed))})",
-                )
-
-    def text(self, table: Mapping[str, Any], key: str, path: str, multiline: bool = False) -> str:
-        full = f"{path}.{key}"
-        if key not in table:
-            self.add(full, "missing", "is required")
-            return ""
-        value = table[key]
-        return self._text_value(value, full, multiline)
-
-    def _text_value(self, value: Any, full: str, multiline: bool = False) -> str:
-        if not isinstance(value, str):
-            self.add(full, "wrong_type", f"must be text in quotes, not {_toml_type(value)}")
-            return ""
-        if not value.strip():
-            self.add(full, "empty", "must not be empty")
-            return ""
-        if has_unsafe(value.replace("\n", "") if multiline else value):
-            self.add(full, "control_character", "contains a control or format character")
-            return ""
-        limit = 4000 if multiline else 200
-        if len(value) > limit:
-            self.add(full, "too_long", f"is longer than {limit} characters")
-            return ""
-        return value
 
     def quantity(self, value: Any, full: str, kind: str) -> Quantity | None:
         if not isinstance(value, str):
@@ -551,41 +414,13 @@ class _Checker:
             return None
 
     def library(self, data: Mapping[str, Any]) -> tuple[str, dict[str, Protocol]]:
-        self.keys(data, "", TOP_KEYS)
-        fmt = data.get("format")
-        if "format" not in data:
-            self.add("format", "missing", "is required (format = 1)")
-        elif type(fmt) is not int or fmt != 1:
-            self.add("format", "unsupported", "must be 1")
-        table = data.get("protocols")
+        table = self.top(data)
         protocols: dict[str, Protocol] = {}
-        if not isinstance(table, dict) or not table:
-            self.add("protocols", "missing", "must be a table with at least one protocol")
-            table = {}
-        for pid, body in table.items():
-            path = f"protocols.{pid}"
-            if not PROTOCOL_ID.fullmatch(pid):
-                self.add(
-                    path,
-                    "bad_id",
-                    "protocol ids are 1-64 lower-case letters, digits, '-' or '_', "
-                    "starting with a letter or digit",
-                )
-                continue
-            if not isinstance(body, dict):
-                self.add(path, "wrong_type", "must be a table")
-                continue
+        for pid, body, path in self.bodies(table):
             protocol = self.protocol(pid, body, path)
             if protocol is not None:
                 protocols[pid] = protocol
-        default = data.get("default")
-        if "default" not in data:
-            self.add("default", "missing", "is required: the id of the default protocol")
-            default = ""
-        elif not isinstance(default, str) or default not in table:
-            self.add("default", "unknown_protocol", "does not name a protocol in this file")
-            default = ""
-        return default, protocols
+        return self.default(data, table), protocols
 
     def protocol(self, pid: str, body: Mapping[str, Any], path: str) -> Protocol | None:
         before = len(self.problems)
@@ -1805,17 +1640,3 @@ def _short(value: Decimal) -> Decimal:
 def _present(q: Quantity | None) -> Quantity:
     assert q is not None
     return q
-
-
-def _toml_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, float):
-        return f"the number {value}" if value == value else "nan"
-    if isinstance(value, int):
-        return f"the number {value}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__

@@ -946,11 +946,23 @@ def _compiled(config: Config) -> dict[str, Compiled]:
     return compile_formulas(formulas(config) + CHECKS, config.dose_unit)
 
 
-compiled.cache_clear = _compiled.cache_clear  # type: ignore[attr-defined]
+def _cache_clear() -> None:
+    _compiled.cache_clear()
+    _compiled_formula.cache_clear()
+
+
+compiled.cache_clear = _cache_clear  # type: ignore[attr-defined]
 
 
 def compile_formulas(found: tuple[Formula, ...], dose_unit: str) -> dict[str, Compiled]:
-    return {f.target: compile_formula(f, dose_unit) for f in found}
+    return {f.target: _compiled_formula(f, dose_unit) for f in found}
+
+
+@lru_cache(maxsize=512)
+def _compiled_formula(formula: Formula, dose_unit: str) -> Compiled:
+    """compile_formula once per process for a formula that several configurations share (76
+    compilations of 28 distinct formulas for the shipped file): each is still checked by pint."""
+    return compile_formula(formula, dose_unit)
 
 
 def compile_formula(formula: Formula, dose_unit: str) -> Compiled:

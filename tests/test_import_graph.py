@@ -60,10 +60,18 @@ def test_a_whole_json_sheet_can_be_made_without_click_or_rich() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["--version"], ["sheet", "--help"], ["protocols", "--help"]],
+    [
+        ["--help"],
+        ["--version"],
+        ["sheet", "--help"],
+        ["protocols", "--help"],
+        ["--protocols", str(TEST_PROTOCOLS), "protocols", "list"],
+    ],
     ids=" ".join,
 )
-def test_help_and_version_do_not_import_pint(argv: list[str]) -> None:
+def test_help_version_and_the_protocols_list_do_not_import_pint(argv: list[str]) -> None:
+    # Issue 14: `protocols list` computes no dose; it lists the file's ids, names and versions
+    # (protocols_file.inventory) and leaves the unit checks to every sheet and `protocols check`.
     done = python(CLI_WRAPPER, *argv)
     assert "Traceback" not in done.stderr
     assert done.stdout.strip()  # help or version text was printed
@@ -76,7 +84,8 @@ def test_help_and_version_do_not_import_pint(argv: list[str]) -> None:
         ["sheet", "--weight", "72 kg"],
         ["sheet", "--weight", "72 kg", "--format", "json"],
         ["protocols", "check", str(TEST_PROTOCOLS)],
-        ["protocols", "list"],
+        ["protocols", "show", "ketamine-iv"],
+        ["check", "--weight", "72 kg", "--operator", "RN Kim", "--rate", "155.4 mL/h"],
     ],
     ids=" ".join,
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dosecalc import protocols
+from dosecalc import protocols, protocols_file
 from dosecalc.cli import cli
 from dosecalc.errors import ProtocolFileError
 
@@ -370,6 +370,75 @@ def test_protocols_list_shows_every_protocol_and_marks_the_default(runner: CliRu
     assert any(line.startswith("  dex-load ") for line in lines)
     assert any(line.startswith("  ketamine-undiluted ") for line in lines)
     assert "(version test-1)" in lines[1]
+
+
+@pytest.mark.parametrize("path", [TEST_PROTOCOLS, SHIPPED_PROTOCOLS], ids=["test", "shipped"])
+def test_the_protocols_list_shows_what_the_full_load_finds(path: Path) -> None:
+    # `protocols list` reads the inventory without pint (issue 14): the same file, hash, default,
+    # ids, names and versions, in the same order, as the full load a sheet makes.
+    library = protocols.load(path, "option")
+    listed = protocols_file.inventory(path, "option")
+    assert (listed.path, listed.sha256, listed.origin, listed.default) == (
+        library.path,
+        library.sha256,
+        library.origin,
+        library.default,
+    )
+    assert [tuple(e) for e in listed.entries] == [
+        (pid, p.name, p.version) for pid, p in library.protocols.items()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "code"),
+    [
+        (("format = 1", "format = 2"), "format", "unsupported"),
+        (('default = "ketamine-iv"', 'default = "nope"'), "default", "unknown_protocol"),
+        (('version = "test-1"', "version = 1"), f"{KET}.version", "wrong_type"),
+        (('name = "Ketamine IV', 'name = "\u202eKetamine IV'), f"{KET}.name", "control_character"),
+        (("[protocols.ketamine-iv]", "[protocols.Ketamine]"), "protocols.Ketamine", "bad_id"),
+    ],
+)
+def test_the_protocols_list_refuses_a_file_whose_listed_keys_are_wrong(
+    runner: CliRunner, tmp_path: Path, edit: tuple[str, str], field: str, code: str
+) -> None:
+    path = write(tmp_path, edited(edit))
+    with pytest.raises(ProtocolFileError) as caught:
+        protocols_file.inventory(path)
+    assert (field, code) in {(p.field, p.code) for p in caught.value.problems}
+    result = runner.invoke(cli, ["--protocols", str(path), "protocols", "list"])
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert field in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text", [b"\xef\xbb\xbf" + BASE.encode("utf-8"), b"format = [", b"\xff\xfe"]
+)
+def test_the_protocols_list_reads_the_file_as_a_sheet_does(
+    runner: CliRunner, tmp_path: Path, text: bytes
+) -> None:
+    # BOM, bad TOML, not UTF-8: the same refusal (exit 3, same message) as a sheet's.
+    path = write(tmp_path, text)
+    listed = runner.invoke(cli, ["--protocols", str(path), "protocols", "list"])
+    sheet = runner.invoke(cli, ["--protocols", str(path), *SHEET])
+    assert listed.exit_code == sheet.exit_code == 3
+    assert listed.stderr == sheet.stderr
+
+
+def test_the_protocols_list_does_not_check_units_but_a_sheet_and_protocols_check_do(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # The documented limit of the list (its --help says so): a wrong unit is found by every
+    # command that computes a dose, never let through to a sheet.
+    path = write(tmp_path, edited(('duration = "40 min"', 'duration = "40 mL"')))
+    listed = runner.invoke(cli, ["--protocols", str(path), "protocols", "list"])
+    assert listed.exit_code == 0, listed.stderr
+    assert "ketamine-iv" in listed.stdout
+    for args in (SHEET, ["protocols", "check", str(path)]):
+        result = runner.invoke(cli, ["--protocols", str(path), *args])
+        assert result.exit_code == 3
+        assert f"{KET}.duration" in result.stderr
 
 
 def test_protocols_show_prints_one_protocol_in_full(runner: CliRunner) -> None:

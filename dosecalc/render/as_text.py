@@ -149,13 +149,17 @@ def summary(sheet: Sheet) -> Panel:
 
 def print_sheet(sheet: Sheet, console: Console) -> None:
     """To a terminal with style; anywhere else, the same plain text `render` writes to files."""
+    console.file.write(for_console(sheet, console))
+    console.file.flush()
+
+
+def for_console(sheet: Sheet, console: Console) -> str:
+    """What `print_sheet` writes to `console`: styled at a terminal, else the plain text."""
     if console.is_terminal:
         with console.capture() as captured:
             console.print(build(sheet))
-        console.file.write(captured.get().replace(JOIN, " "))
-        console.file.flush()
-    else:
-        console.file.write(plain(sheet))
+        return captured.get().replace(JOIN, " ")
+    return plain(sheet)
 
 
 def plain(sheet: Sheet) -> str:
