@@ -630,15 +630,23 @@ def _fitted(pdf: _Document, sheet: Sheet) -> Style:
 
 def render(sheet: Sheet, paper: str = DEFAULT_PAPER) -> bytes:
     """One sheet as a PDF: one page for every order inside the shipped protocols' hard limits."""
+    return render_fitted(sheet, paper)[0]
+
+
+def render_fitted(sheet: Sheet, paper: str = DEFAULT_PAPER) -> tuple[bytes, int]:
+    """The sheet as a PDF, and the index in STYLES of the style it was drawn in: the style that
+    `_fitted` would choose for the same sheet and paper (a combined PDF given it draws the page
+    once, not once to fit and once to keep)."""
     title = " ".join(
         f"{content.title(sheet)} {sheet.order.patient_id or ''} {sheet.order.date}".split()
     )
-    for style in STYLES:  # usually the first style fits, and this is the only document made
+    index = 0
+    while True:  # usually the first style fits, and this is the only document made
         pdf = _document(paper, sheet.order.date, title)
-        _sheet_page(pdf, sheet, style)
-        if pdf.page_no() == 1:
-            break
-    return bytes(pdf.output())
+        _sheet_page(pdf, sheet, STYLES[index])
+        if pdf.page_no() == 1 or index == len(STYLES) - 1:
+            return bytes(pdf.output()), index
+        index += 1
 
 
 def render_combined(
@@ -648,11 +656,13 @@ def render_combined(
     title: str,
     date: str,
     paper: str = DEFAULT_PAPER,
+    styles: Sequence[int | None] | None = None,
 ) -> bytes:
     """A cover page listing every day-list line (content.COVER_COLUMNS), then one page per sheet.
 
     `cover` holds one tuple per input line in input order, refused lines included (build a produced
-    sheet's with content.cover_row); `sheets` the produced sheets in the same order.
+    sheet's with content.cover_row); `sheets` the produced sheets in the same order; `styles`, where
+    known, the index in STYLES each sheet fitted in on `paper` (render_fitted), else None.
     """
     pdf = _document(paper, date[:10], _t(title))  # "2026-11-21 to 2026-11-22": the first
     pdf.footer_text = f"dosecalc {__version__} | {title} | {date}"
@@ -683,8 +693,13 @@ def render_combined(
             pdf.multi_cell(width, 3.4, cell, align="L")
             x += width
         pdf.set_xy(MARGIN, y + height)
-    scratch = _document(paper, date, "") if sheets else None
-    for sheet in sheets:
-        assert scratch is not None
-        _sheet_page(pdf, sheet, _fitted(scratch, sheet))
+    known = list(styles) if styles is not None else [None] * len(sheets)
+    scratch = _document(paper, date, "") if None in known else None
+    for sheet, index in zip(sheets, known, strict=True):
+        if index is None:
+            assert scratch is not None
+            style = _fitted(scratch, sheet)
+        else:
+            style = STYLES[index]
+        _sheet_page(pdf, sheet, style)
     return bytes(pdf.output())
