@@ -504,14 +504,51 @@ class _Page:
         pdf.set_y(top + height + 1)
 
 
+@cache
+def _font_template(style: str) -> Any:
+    """fpdf2's TTFFont for one of our fonts, made once per process: reading the character widths
+    and glyph ids of DejaVu (several thousand characters) is most of what add_font costs."""
+    fonts = resources.files("dosecalc").joinpath("fonts")
+    with resources.as_file(fonts.joinpath(FONT_FILES[style])) as path:
+        scratch = FPDF()
+        scratch.add_font(FONT, style, str(path))
+    font: Any = next(iter(scratch.fonts.values()))
+    if font.color_font is not None or font.is_compressed or font.is_cff:  # pragma: no cover
+        raise AssertionError("the embedded fonts are plain TrueType")
+    return font
+
+
+def _add_fonts(pdf: FPDF) -> None:
+    """pdf.add_font for each of our fonts, from the per-process template: the widths, glyph ids
+    and metrics are shared (read only); everything a document changes is its own: a fresh
+    fontTools font (output subsets it in place; opening it lazily costs nothing), the font
+    descriptor (output fills it in), the widths (a defaultdict: reading adds keys), the subset
+    and the missing glyphs. The bytes are those of add_font (tests/test_pdf_fonts.py)."""
+    import copy
+
+    from fontTools import ttLib
+    from fpdf.fonts import SubsetMap
+
+    for style in FONT_FILES:
+        template = _font_template(style)
+        font = copy.copy(template)
+        font.i = len(pdf.fonts) + 1
+        tt = ttLib.TTFont(template.ttffile, recalcTimestamp=False, fontNumber=0, lazy=True)
+        font.ttfont = tt
+        font.desc = copy.copy(template.desc)
+        font.cw = copy.copy(template.cw)
+        font.missing_glyphs = []
+        font.biggest_size_pt = 0
+        font._hbfont = None
+        font.subset = SubsetMap(font)
+        pdf.fonts[f"{FONT.lower()}{style}"] = font
+
+
 def _document(paper: str, date: str, title: str) -> _Document:
     """An empty PDF with the fonts, metadata and deterministic dates set."""
     _, width, height = PAPERS[paper]
     pdf = _Document(unit="mm", format=(width, height))
-    fonts = resources.files("dosecalc").joinpath("fonts")
-    for style, name in FONT_FILES.items():
-        with resources.as_file(fonts.joinpath(name)) as path:
-            pdf.add_font(FONT, style, str(path))
+    _add_fonts(pdf)
     pdf.set_margins(MARGIN, MARGIN, MARGIN)
     # Overflow continues on a new page rather than being clipped (the layout fits one page).
     pdf.set_auto_page_break(True, MARGIN + FOOTER)
