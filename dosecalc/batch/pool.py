@@ -30,6 +30,7 @@ MIN_BYTES = 32 * 1024
 MIN_BYTES_SHEETS = 2 * 1024
 
 _CTX: Context | None = None  # in a worker: set before it forks, inherited
+_STOP: Any = None  # in a worker: the main process's "stop now" event
 
 
 def usable_cpus() -> int:
@@ -51,17 +52,37 @@ def jobs_for(ctx: Context, size: int | None) -> int:
     return min(usable_cpus(), 8)
 
 
-def _start(ctx: Context) -> None:
-    global _CTX
+def _start(ctx: Context, parent: int, stop: Any) -> None:
+    global _CTX, _STOP
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    _CTX = ctx
+    _die_with(parent)
+    _CTX, _STOP = ctx, stop
+
+
+def _die_with(parent: int) -> None:
+    """A worker ends when the main process does, even by SIGKILL: it holds copies of the main
+    process's descriptors (the output folder's lock among them) and patient data."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    if os.getppid() != parent:  # the main process died before the line above took effect
+        os._exit(1)
 
 
 def _work(rows: list[RawRow]) -> list[Outcome]:
     ctx = _CTX
     assert ctx is not None
-    # A Sheet holds the Library: it is not sent back; the main process makes the few it keeps.
-    return [evaluate(raw, ctx)._replace(sheet=None) for raw in rows]
+    done = []
+    for raw in rows:
+        if _STOP.is_set():  # the run is stopping (Ctrl-C, a refusal): nobody reads this chunk
+            return []
+        # A Sheet holds the Library: it is not sent back; the main process makes the few it keeps.
+        done.append(evaluate(raw, ctx)._replace(sheet=None))
+    return done
 
 
 class Workers:
@@ -73,11 +94,13 @@ class Workers:
         if jobs > 1:
             import multiprocessing
 
+            fork = multiprocessing.get_context("fork")
+            self.stop = fork.Event()
             self.executor = ProcessPoolExecutor(
                 jobs,
-                mp_context=multiprocessing.get_context("fork"),
+                mp_context=fork,
                 initializer=_start,
-                initargs=(ctx,),
+                initargs=(ctx, os.getpid(), self.stop),
             )
             # Fork every worker now, before the progress display starts its thread.
             self.executor.submit(os.getpid).result()
@@ -112,17 +135,13 @@ class Workers:
         return outcome._replace(sheet=kept_sheet(raw, outcome, self.ctx))
 
     def close(self, wait: bool = False) -> None:
-        """Stop the workers: once every row is in (`wait`), or at once (after Ctrl-C or a
-        refusal their work is not needed)."""
+        """Stop the workers: once every row is in (`wait`), or soon (after Ctrl-C or a refusal
+        their work is not needed): chunks not started are cancelled and a chunk under way stops
+        at its next row. Never killed: a worker killed while sending its results would leave
+        the pool waiting for the rest of them for ever."""
         executor, self.executor = self.executor, None
         if executor is None:
             return
-        if wait:
-            executor.shutdown(wait=True)
-            return
-        processes: dict[Any, Any] = getattr(executor, "_processes", None) or {}
-        executor.shutdown(wait=False, cancel_futures=True)
-        for process in list(processes.values()):
-            if process.is_alive():
-                process.terminate()
-        executor.shutdown(wait=True)
+        if not wait:
+            self.stop.set()
+        executor.shutdown(wait=True, cancel_futures=True)
