@@ -929,6 +929,12 @@ BATCH_EXIT_HELP = (
 @click.option(
     "--quiet", "-q", is_flag=True, help="No progress display on stderr (shown at a terminal only)."
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    metavar="N",
+    help="Processes computing rows (default: the CPUs, for a long list); the output is the same.",
+)
 @order_options
 @protocols_option
 def batch(
@@ -943,6 +949,7 @@ def batch(
     force: bool,
     audit_log: str | None,
     quiet: bool,
+    jobs: int | None,
     protocol_id: str | None,
     operator: str | None,
     date: str | None,
@@ -973,6 +980,7 @@ def batch(
         combined=Path(combined) if combined is not None else None,
         audit_log=Path(audit_log) if audit_log else None,
         quiet=quiet,
+        jobs=jobs,
     )
     report = core.run(
         library,

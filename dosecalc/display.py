@@ -6,7 +6,7 @@ step. Nothing in this module imports rich or click.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -29,8 +29,10 @@ def _power_of_ten(step: Decimal) -> Decimal | None:
     return normal if normal.as_tuple().digits == (1,) else None
 
 
+@lru_cache(maxsize=1024)
 def decimals(step: Decimal) -> int:
-    """How many decimal places a step has (0.01 -> 2, 0.5 -> 1, 5 -> 0)."""
+    """How many decimal places a step has (0.01 -> 2, 0.5 -> 1, 5 -> 0). Cached: a sheet asks
+    about the same few protocol steps for every figure (a Decimal is immutable and hashable)."""
     # normalize() in EXACT: at the default 28 digits a longer value (a 60-digit quotient) would
     # first be rounded, and its decimals miscounted.
     exponent = step.normalize(EXACT).as_tuple().exponent
@@ -76,6 +78,9 @@ class Figure(NamedTuple):
 
     @property
     def number(self) -> str:
+        text = self.json  # the same digits without grouping: equal below 1,000
+        if len(text) < 4 or (text.find(".") if "." in text else len(text)) - (text[0] == "-") < 4:
+            return text
         return format_number(self.rounded)
 
     @property
@@ -90,9 +95,7 @@ class Figure(NamedTuple):
     @property
     def exact_number(self) -> str:
         """The unrounded value with two more decimals than the step, for a pencil check."""
-        places = Decimal(1).scaleb(-(decimals(self.step) + 2))
-        with localcontext(EXACT):
-            shown = self.exact.quantize(places, rounding=ROUND_HALF_UP)
+        shown = self.exact.quantize(_finer(self.step), rounding=ROUND_HALF_UP, context=EXACT)
         return format_number(shown)
 
     @property
@@ -114,6 +117,12 @@ class Figure(NamedTuple):
         """Decimals of operand_number as computed (before trailing zeros are dropped); None when
         it is the exact value."""
         return decimals(self.step) + 2 if self.was_rounded else None
+
+
+@lru_cache(maxsize=1024)
+def _finer(step: Decimal) -> Decimal:
+    """The quantum two decimals finer than `step` (0.1 -> 0.001), for exact_number."""
+    return Decimal(1).scaleb(-(decimals(step) + 2))
 
 
 def figure(exact: Decimal, step: Decimal, unit: str) -> Figure:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from dosecalc import sanitize
-from dosecalc.batch.evaluate import Context, evaluate, mark_duplicates
+from dosecalc.batch.evaluate import Context, mark_duplicates
+from dosecalc.batch.pool import Workers, jobs_for
 from dosecalc.batch.progress import Progress, summary
 from dosecalc.batch.read import Source, csv_rows, jsonl_rows
 from dosecalc.batch.rows import (
@@ -162,6 +163,8 @@ def run(
             stack.enter_context(stream)
         spool = Spool()
         stack.callback(spool.close)
+        workers = Workers(ctx, jobs_for(ctx, total))  # forked before the progress thread starts
+        stack.callback(workers.close)
         bar = Progress(stderr, total) if progress and not options.quiet else None
         if bar is not None:
             stack.callback(bar.close)
@@ -169,10 +172,11 @@ def run(
             _combined_precount(stream, total)
         source = Source(stream)
         records: Iterator[RawRow] = jsonl_rows(source) if fmt == "jsonl" else csv_rows(source)[1]
-        for raw in records:
-            spool.add(evaluate(raw, ctx))
+        for outcome in workers.outcomes(records):
+            spool.add(outcome)
             if bar is not None:
                 bar.computed(source.bytes_read)
+        workers.close(wait=True)
         mark_duplicates(spool, ctx)
         report.counts.update(dict.fromkeys(STATUSES, 0))
         counts, report.with_override = spool.counts()

@@ -13,6 +13,7 @@ from dosecalc.batch.rows import (
     BLANK,
     INVALID,
     OK,
+    PRODUCED,
     PROGRAMMED_COLUMNS,
     REFUSED,
     WARNING,
@@ -50,6 +51,7 @@ class Outcome(NamedTuple):
     audit: str | None = None  # the row's audit record, as JSON without its time
     sheets: tuple[tuple[str, bytes], ...] = ()
     sheet: Sheet | None = None  # kept only for --combined
+    pdf_style: int | None = None  # --combined with pdf sheets: the style the sheet's PDF fitted in
 
     @property
     def line(self) -> int:
@@ -88,6 +90,14 @@ def evaluate(raw: RawRow, ctx: Context) -> Outcome:
         return failure(raw.line, cells, ctx, exc, key)
     assert key is not None
     return success(raw.line, sheet, ctx, key)
+
+
+def kept_sheet(raw: RawRow, outcome: Outcome, ctx: Context) -> Sheet | None:
+    """The Sheet of a row that produced one (for --combined), made again from its cells in this
+    process: the same cells, protocols file and options give the same Sheet (a pure function)."""
+    if outcome.status not in PRODUCED:
+        return None
+    return make_sheet(ctx.library, to_order(raw.cells or {}, ctx.options), confirm=None)
 
 
 def programmed_matches(library: Library, order: Order, cells: dict[str, str]) -> None:
@@ -189,14 +199,19 @@ def success(line: int, sheet: Sheet, ctx: Context, key: str) -> Outcome:
         drops_per_min=figure_cell(f, "drops_per_min"),
         message="; ".join(f"{w.code}: {w.message}" for w in sheet.warnings),
     )
-    sheets: tuple[tuple[str, bytes], ...] = ()
+    sheets: list[tuple[str, bytes]] = []
     jsonl = None
+    pdf_style = None
     if options.out is not None:
         stem = f"{sheet.order.date}_{sheet.order.patient_id}"
-        sheets = tuple(
-            (f"{stem}.{extension(fmt)}", render(sheet, fmt, paper=options.paper))
-            for fmt in options.sheets
-        )
+        for fmt in options.sheets:
+            if fmt == "pdf" and options.combined is not None:
+                from dosecalc.render.as_pdf import render_fitted
+
+                data, pdf_style = render_fitted(sheet, options.paper)
+            else:
+                data = render(sheet, fmt, paper=options.paper)
+            sheets.append((f"{stem}.{extension(fmt)}", data))
     elif options.output_format == "jsonl":
         jsonl = sheet_json(sheet, extra={"status": status, "line": line})
     return Outcome(
@@ -205,8 +220,9 @@ def success(line: int, sheet: Sheet, ctx: Context, key: str) -> Outcome:
         overridden=bool(sheet.overrides),
         jsonl=jsonl,
         audit=audit_record(sheet.order, ctx, line, sheet=sheet),
-        sheets=sheets,
+        sheets=tuple(sheets),
         sheet=sheet if options.combined is not None else None,
+        pdf_style=pdf_style,
     )
 
 

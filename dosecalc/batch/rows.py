@@ -111,6 +111,7 @@ class Options:
     combined: Path | None = None  # one PDF: a cover page, then a page per sheet
     audit_log: Path | None = None  # one record per row and one for the run
     quiet: bool = False  # no progress display
+    jobs: int | None = None  # worker processes for phase 1; None: the CPUs, for a long list
 
 
 @dataclass

@@ -42,6 +42,7 @@ class Spool:
         self._rows: list[tuple[Any, ...]] = []
         self._sheets: list[tuple[Any, ...]] = []
         self.kept: dict[int, Sheet] = {}  # for --combined only (at most MAX_COMBINED)
+        self.styles: dict[int, int | None] = {}  # the PDF style each kept sheet fitted in
 
     def close(self) -> None:
         self.db.close()
@@ -61,6 +62,7 @@ class Spool:
                     )
                 )
             self.kept[line] = outcome.sheet
+            self.styles[line] = outcome.pdf_style
         self._rows.append(
             (
                 line,
@@ -126,6 +128,7 @@ class Spool:
         )
         self.db.execute("DELETE FROM sheets WHERE line = ?", (line,))
         self.kept.pop(line, None)
+        self.styles.pop(line, None)
 
     # --- phase 2 --------------------------------------------------------------------------------
 

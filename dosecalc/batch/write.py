@@ -355,17 +355,18 @@ def combined_pdf(spool: Spool, options: Options) -> bytes:
     from dosecalc.render import content
     from dosecalc.render.as_pdf import render_combined
 
-    cover, sheets = [], []
+    cover, sheets, styles = [], [], []
     for row, _ in spool.rows():
         sheet = spool.kept.get(int(row.line)) if row.status in PRODUCED else None
         if sheet is not None:
             cover.append(content.cover_row(sheet, row.line, row.status))
             sheets.append(sheet)
+            styles.append(spool.styles.get(int(row.line)))
         else:
             cover.append((row.line, row.patient_id, row.status, "", "", "", "", row.message))
     return render_combined(
         cover, sheets, title="Day list dose sheets", date=cover_date(spool, options),
-        paper=options.paper,
+        paper=options.paper, styles=styles,
     )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from dosecalc import __version__
 from dosecalc.display import Figure, format_number
 from dosecalc.errors import DosecalcError
-from dosecalc.model import Sheet, dosing_basis
+from dosecalc.model import Gate, Sheet, dosing_basis
 from dosecalc.quantities import QUANTITIES, Config
 from dosecalc.verify import RateCheck
 
@@ -127,9 +127,10 @@ def _percent(fraction: Decimal) -> JsonNumber:
 
 def _preinfusion(sheet: Sheet) -> dict[str, Any]:
     """Only when the protocol has a gate or vitals were given (other sheets are unchanged)."""
-    gate = sheet.gate
-    if gate is None:
-        return {}
+    return {} if sheet.gate is None else _preinfusion_keys(sheet.gate)
+
+
+def _preinfusion_keys(gate: Gate) -> dict[str, Any]:
     return {
         "preinfusion": {
             "readings": [
@@ -141,9 +142,9 @@ def _preinfusion(sheet: Sheet) -> dict[str, Any]:
     }
 
 
-def _tail(sheet: Sheet) -> dict[str, Any]:
+def _tail(sheet: Sheet, gate: bool = True) -> dict[str, Any]:
     return {
-        **_preinfusion(sheet),
+        **(_preinfusion(sheet) if gate else {}),
         "changed_from_protocol": [
             {"field": c.field, "protocol": c.protocol, "used": c.used} for c in sheet.changes
         ],
@@ -184,8 +185,17 @@ def sheet_json(sheet: Sheet, indent: int | None = None, extra: dict[str, Any] | 
     items = _kept_items("protocol", sheet.protocol, _protocol_keys, sheet, indent)
     items = items + _items(_order_keys(sheet), indent, 0)
     items += _kept_items("calculation", sheet.figures, _calculation, sheet, indent)
-    items += _items({**_tail(sheet), **(extra or {})}, indent, 0)
+    if sheet.gate is not None:
+        items.append(_gate_item(sheet.gate, indent))
+    items += _items({**_tail(sheet, gate=False), **(extra or {})}, indent, 0)
     return _join(items, "{", "}", indent, 0)
+
+
+@lru_cache(maxsize=256)
+def _gate_item(gate: Gate, indent: int | None) -> str:
+    """The "preinfusion" key's JSON text: the same for every row of a protocol whose vitals are
+    the same (a day list without vitals: every row), so it is written once per distinct Gate."""
+    return _items(_preinfusion_keys(gate), indent, 0)[0]
 
 
 def error_object(error: DosecalcError) -> dict[str, Any]:

@@ -517,14 +517,51 @@ class _Page:
         pdf.set_y(top + height + 1)
 
 
+@cache
+def _font_template(style: str) -> Any:
+    """fpdf2's TTFFont for one of our fonts, made once per process: reading the character widths
+    and glyph ids of DejaVu (several thousand characters) is most of what add_font costs."""
+    fonts = resources.files("dosecalc").joinpath("fonts")
+    with resources.as_file(fonts.joinpath(FONT_FILES[style])) as path:
+        scratch = FPDF()
+        scratch.add_font(FONT, style, str(path))
+    font: Any = next(iter(scratch.fonts.values()))
+    if font.color_font is not None or font.is_compressed or font.is_cff:  # pragma: no cover
+        raise AssertionError("the embedded fonts are plain TrueType")
+    return font
+
+
+def _add_fonts(pdf: FPDF) -> None:
+    """pdf.add_font for each of our fonts, from the per-process template: the widths, glyph ids
+    and metrics are shared (read only); everything a document changes is its own: a fresh
+    fontTools font (output subsets it in place; opening it lazily costs nothing), the font
+    descriptor (output fills it in), the widths (a defaultdict: reading adds keys), the subset
+    and the missing glyphs. The bytes are those of add_font (tests/test_pdf_fonts.py)."""
+    import copy
+
+    from fontTools import ttLib
+    from fpdf.fonts import SubsetMap
+
+    for style in FONT_FILES:
+        template = _font_template(style)
+        font = copy.copy(template)
+        font.i = len(pdf.fonts) + 1
+        tt = ttLib.TTFont(template.ttffile, recalcTimestamp=False, fontNumber=0, lazy=True)
+        font.ttfont = tt
+        font.desc = copy.copy(template.desc)
+        font.cw = copy.copy(template.cw)
+        font.missing_glyphs = []
+        font.biggest_size_pt = 0
+        font._hbfont = None
+        font.subset = SubsetMap(font)
+        pdf.fonts[f"{FONT.lower()}{style}"] = font
+
+
 def _document(paper: str, date: str, title: str) -> _Document:
     """An empty PDF with the fonts, metadata and deterministic dates set."""
     _, width, height = PAPERS[paper]
     pdf = _Document(unit="mm", format=(width, height))
-    fonts = resources.files("dosecalc").joinpath("fonts")
-    for style, name in FONT_FILES.items():
-        with resources.as_file(fonts.joinpath(name)) as path:
-            pdf.add_font(FONT, style, str(path))
+    _add_fonts(pdf)
     pdf.set_margins(MARGIN, MARGIN, MARGIN)
     # Overflow continues on a new page rather than being clipped (the layout fits one page).
     pdf.set_auto_page_break(True, MARGIN + FOOTER)
@@ -644,15 +681,23 @@ def _fitted(pdf: _Document, sheet: Sheet) -> Style:
 
 def render(sheet: Sheet, paper: str = DEFAULT_PAPER) -> bytes:
     """One sheet as a PDF: one page for every order inside the shipped protocols' hard limits."""
+    return render_fitted(sheet, paper)[0]
+
+
+def render_fitted(sheet: Sheet, paper: str = DEFAULT_PAPER) -> tuple[bytes, int]:
+    """The sheet as a PDF, and the index in STYLES of the style it was drawn in: the style that
+    `_fitted` would choose for the same sheet and paper (a combined PDF given it draws the page
+    once, not once to fit and once to keep)."""
     title = " ".join(
         f"{content.title(sheet)} {sheet.order.patient_id or ''} {sheet.order.date}".split()
     )
-    for style in STYLES:  # usually the first style fits, and this is the only document made
+    index = 0
+    while True:  # usually the first style fits, and this is the only document made
         pdf = _document(paper, sheet.order.date, title)
-        _sheet_page(pdf, sheet, style)
-        if pdf.page_no() == 1:
-            break
-    return bytes(pdf.output())
+        _sheet_page(pdf, sheet, STYLES[index])
+        if pdf.page_no() == 1 or index == len(STYLES) - 1:
+            return bytes(pdf.output()), index
+        index += 1
 
 
 def render_combined(
@@ -662,11 +707,13 @@ def render_combined(
     title: str,
     date: str,
     paper: str = DEFAULT_PAPER,
+    styles: Sequence[int | None] | None = None,
 ) -> bytes:
     """A cover page listing every day-list line (content.COVER_COLUMNS), then one page per sheet.
 
     `cover` holds one tuple per input line in input order, refused lines included (build a produced
-    sheet's with content.cover_row); `sheets` the produced sheets in the same order.
+    sheet's with content.cover_row); `sheets` the produced sheets in the same order; `styles`, where
+    known, the index in STYLES each sheet fitted in on `paper` (render_fitted), else None.
     """
     pdf = _document(paper, date[:10], _t(title))  # "2026-11-21 to 2026-11-22": the first
     pdf.footer_text = f"dosecalc {__version__} | {title} | {date}"
@@ -697,8 +744,13 @@ def render_combined(
             pdf.multi_cell(width, 3.4, cell, align="L")
             x += width
         pdf.set_xy(MARGIN, y + height)
-    scratch = _document(paper, date, "") if sheets else None
-    for sheet in sheets:
-        assert scratch is not None
-        _sheet_page(pdf, sheet, _fitted(scratch, sheet))
+    known = list(styles) if styles is not None else [None] * len(sheets)
+    scratch = _document(paper, date, "") if None in known else None
+    for sheet, index in zip(sheets, known, strict=True):
+        if index is None:
+            assert scratch is not None
+            style = _fitted(scratch, sheet)
+        else:
+            style = STYLES[index]
+        _sheet_page(pdf, sheet, style)
     return bytes(pdf.output())
