@@ -142,6 +142,7 @@ def baseline(daylist: Path, protocols_file: Path, out: object = sys.stdout) -> N
                 "dose_rate_per_h": round(dose_rate, 1),
                 "dose_rate_per_kg_per_h": round(dose_rate / dosing, 3),
                 "stock_label": p["stock_label"],
+                "stock_per_ml": p["stock"],
                 "diluent": p["diluent"],
                 "preparation": p["preparation"],
                 "max_rounding_change_percent": 5,
