@@ -784,35 +784,15 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
         ("indication", clean(p.indication)),
         ("version", clean(p.version)),
         ("dose rate" if p.continuous else "dose", p.dose.text),
-        *(("duration", p.duration.text) for _ in [p.duration] if p.duration is not None),
+        *_settings(p, ("duration",)),
         ("stock", ", ".join(s.text for s in p.stock)),
         ("preparation", p.preparation),
-        *(
-            (key.replace("_", " "), clean(value) if isinstance(value, str) else value.text)
-            for key in (
-                "vtbi",
-                "drug_amount",
-                "diluent",
-                "diluent_volume",
-                "diluent_volume_per_kg",
-                "diluent_volume_min",
-                "diluent_volume_max",
-                "final_concentration",
-                "max_dose_rate",
-                "min_duration",
-                "drop_factor",
-                "flush_volume",
-            )
-            if (value := getattr(p, key))
-        ),
-        *(("titration", ", ".join(t.text for t in p.titration)) for _ in [1] if p.titration),
-        *(
-            ("checkpoint every", p.checkpoint_every.text)
-            for _ in [1]
-            if p.checkpoint_every is not None
-        ),
-        ("max rounding change", f"{format_number(p.max_rounding_change * 100)}%"),
+        *_settings(p, PREPARATION_SETTINGS),
     ]
+    if p.titration:
+        rows.append(("titration", ", ".join(t.text for t in p.titration)))
+    rows += _settings(p, ("checkpoint_every",))
+    rows.append(("max rounding change", f"{format_number(p.max_rounding_change * 100)}%"))
     rows += _basis_rows(p)
     rows += [(f"round {k}", format_quantity(v, _step_unit(p, k))) for k, v in p.steps.items()]
     for name, limit in p.limits.items():
@@ -831,6 +811,37 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
     click.echo(f"{'advisory':>20}: {clean(p.advisory, keep_newlines=True).strip()}")
     for item in p.monitoring:
         click.echo(f"{'monitoring':>20}: {clean(item)}")
+
+
+# The preparation and delivery keys `protocols show` prints, where a protocol has them (issue 11).
+PREPARATION_SETTINGS = (
+    "vtbi",
+    "drug_amount",
+    "diluent",
+    "diluent_volume",
+    "diluent_volume_per_kg",
+    "diluent_volume_min",
+    "diluent_volume_max",
+    "final_concentration",
+    "max_dose_rate",
+    "min_duration",
+    "drop_factor",
+    "flush_volume",
+)
+
+
+def _settings(p: Any, keys: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The protocol's settings among `keys` that it has, as (label, text) rows."""
+    from dosecalc.sanitize import text
+
+    rows = []
+    for key in keys:
+        value = getattr(p, key)
+        if value:
+            rows.append(
+                (key.replace("_", " "), text(value) if isinstance(value, str) else value.text)
+            )
+    return rows
 
 
 def _basis_rows(p: Any) -> list[tuple[str, str]]:
