@@ -769,6 +769,7 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
     """Show one protocol in full."""
     from dosecalc import sanitize
     from dosecalc.display import format_number, format_quantity
+    from dosecalc.protocols import SETTINGS
 
     clean = sanitize.text  # protocol text shown as it is, unsafe characters removed
 
@@ -787,7 +788,7 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
         *_settings(p, ("duration",)),
         ("stock", ", ".join(s.text for s in p.stock)),
         ("preparation", p.preparation),
-        *_settings(p, PREPARATION_SETTINGS),
+        *_settings(p, SETTINGS),
     ]
     if p.titration:
         rows.append(("titration", ", ".join(t.text for t in p.titration)))
@@ -811,23 +812,6 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
     click.echo(f"{'advisory':>20}: {clean(p.advisory, keep_newlines=True).strip()}")
     for item in p.monitoring:
         click.echo(f"{'monitoring':>20}: {clean(item)}")
-
-
-# The preparation and delivery keys `protocols show` prints, where a protocol has them (issue 11).
-PREPARATION_SETTINGS = (
-    "vtbi",
-    "drug_amount",
-    "diluent",
-    "diluent_volume",
-    "diluent_volume_per_kg",
-    "diluent_volume_min",
-    "diluent_volume_max",
-    "final_concentration",
-    "max_dose_rate",
-    "min_duration",
-    "drop_factor",
-    "flush_volume",
-)
 
 
 def _settings(p: Any, keys: tuple[str, ...]) -> list[tuple[str, str]]:

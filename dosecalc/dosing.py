@@ -23,7 +23,7 @@ from dosecalc.protocols import (
     round_up,
     settled,
 )
-from dosecalc.quantities import Compiled, Config, compiled, formulas
+from dosecalc.quantities import Compiled, Config, Formula, compiled, formulas
 from dosecalc.units import Quantity, label_volume
 
 
@@ -55,6 +55,9 @@ class Result:
     # The duration the protocol or order gave, in min, where a maximum dose rate or minimum
     # duration made the sheet's longer (issue 11); else None.
     lengthened_from: Decimal | None = None
+    lengthened_because: str = (
+        ""  # the rule that lengthened it: "1,020 mg at no more than 10 mg/min"
+    )
 
     @property
     def capped(self) -> bool:
@@ -131,24 +134,12 @@ def calculate(
             basis = "actual"
     config = protocol.config(basis, drops="drop_factor" in values)
     checked = compiled(config)
-    lengthened_from = None
+    lengthened: tuple[Decimal | None, str] | None = None
     for formula in formulas(config):
-        if "duration" in formula.operands and lengthened_from is None:
-            lengthened_from = _settle_duration(protocol, values, checked, duration is not None)
+        if "duration" in formula.operands and lengthened is None:
+            lengthened = _settle_duration(protocol, values, checked, duration is not None)
         values[formula.target] = settled(protocol, checked[formula.target], values)
-    used = {name for f in formulas(config) for name in (f.target, *f.operands)}
-    for name in [n for n in values if n not in used or n == "minimum_duration"]:
-        del values[name]
-    if values.get("diluent_volume", 0) < 0:
-        raise LimitError(
-            Problem(
-                "drug_volume",
-                "make_up_overflow",
-                f"drug volume {format_quantity(values['drug_volume'], 'mL')} is more than the "
-                f"final volume {format_quantity(values['total_volume'], 'mL')} of a make-up-to "
-                "preparation",
-            )
-        )
+    _keep_reported(values, formulas(config))
     minutes = values["duration"]
     assert protocol.checkpoint_every is not None  # a dose given over a duration has them
     every = protocol.checkpoint_every.to("min")
@@ -166,7 +157,6 @@ def calculate(
         shown = (duration or protocol.given_over).text.strip()
         raise LimitError(Problem("duration", "hard_limit", f"duration '{shown}' is {reason}"))
     checkpoints = _checkpoints(every, values, checked)
-    values.pop("container_volume", None)
     return Result(
         protocol_id=protocol.id,
         dose_unit=d,
@@ -178,7 +168,8 @@ def calculate(
         height=height,
         sex=sex,
         config=config,
-        lengthened_from=lengthened_from or None,
+        lengthened_from=lengthened[0] if lengthened else None,
+        lengthened_because=lengthened[1] if lengthened else "",
     )
 
 
@@ -200,7 +191,8 @@ def _continuous(
     }
     if drop_factor is not None:
         values["drop_factor"] = drop_factor.to("gtt/mL")
-    config = protocol.config(drops=drop_factor is not None or None)
+    # A drop factor given for this sheet adds drops; else the protocol's own decides.
+    config = protocol.config(drops=True if drop_factor is not None else None)
     checked = compiled(config)
     steps = formulas(config)
 
@@ -214,18 +206,7 @@ def _continuous(
     titration = tuple(
         (t.to(rx_unit), run({**values, rx_name: t.to(rx_unit)})["rate"]) for t in protocol.titration
     )
-    used = {name for f in steps for name in (f.target, *f.operands)}
-    for name in [n for n in values if n not in used or n == "container_volume"]:
-        del values[name]
-    if values.get("diluent_volume", 0) < 0:
-        raise LimitError(
-            Problem(
-                "drug_volume",
-                "make_up_overflow",
-                f"drug volume {format_quantity(values['drug_volume'], 'mL')} is more than the "
-                f"final volume {format_quantity(values['total_volume'], 'mL')}",
-            )
-        )
+    _keep_reported(values, steps)
     return Result(
         protocol_id=protocol.id,
         dose_unit=protocol.dose_unit,
@@ -238,13 +219,35 @@ def _continuous(
     )
 
 
+# Operands a calculation works with but a sheet does not report.
+_WORKING_ONLY = ("container_volume", "minimum_duration")
+
+
+def _keep_reported(values: dict[str, Decimal], steps: tuple[Formula, ...]) -> None:
+    """Drop what the sheet's formulas do not use and the working-only operands; refuse a bag whose
+    drug volume overflows its final volume (make-up-to)."""
+    used = {name for f in steps for name in (f.target, *f.operands)}
+    for name in [n for n in values if n not in used or n in _WORKING_ONLY]:
+        del values[name]
+    if values.get("diluent_volume", 0) < 0:
+        raise LimitError(
+            Problem(
+                "drug_volume",
+                "make_up_overflow",
+                f"drug volume {format_quantity(values['drug_volume'], 'mL')} is more than the "
+                f"final volume {format_quantity(values['total_volume'], 'mL')} of a make-up-to "
+                "preparation",
+            )
+        )
+
+
 def _settle_duration(
     protocol: Protocol, values: dict[str, Decimal], checked: Mapping[str, Compiled], typed: bool
-) -> Decimal:
+) -> tuple[Decimal | None, str]:
     """Lengthen the duration to the shortest the protocol allows for this dose: min_duration, and
-    the dose (as computed, or as printed where that is more) at max_dose_rate, rounded up to the
-    duration step. A typed duration that is too short is refused (too_fast); the protocol's own
-    is lengthened. Returns the duration it was lengthened from, or 0 (unchanged)."""
+    the dose as drawn at max_dose_rate (rounded up to the duration step, then as far as the rate
+    as programmed needs). A typed duration that is too short is refused (too_fast); the protocol's
+    own is lengthened. Returns the duration it was lengthened from (None: unchanged) and why."""
     minutes = values["duration"]
     step = protocol.steps["duration"]
     shortest = Decimal(0)
@@ -252,20 +255,21 @@ def _settle_duration(
     if protocol.min_duration is not None:
         shortest = protocol.min_duration.to("min")
         why = f"min_duration {protocol.min_duration.text.strip()}"
-    if "minimum_duration" in checked:
+    fastest = protocol.max_dose_rate
+    if fastest is not None:
         dose = dose_as_drawn(protocol, values)
+        rule = (
+            f"{format_quantity(round_half_up(dose, protocol.steps['dose']), protocol.dose_unit)} "
+            f"at no more than {fastest.text.strip()}"
+        )
         need = round_up(checked["minimum_duration"].value({**values, "dose": dose}), step)
         if need > shortest:
-            assert protocol.max_dose_rate is not None
-            shortest = need
-            why = (
-                f"{format_quantity(round_half_up(dose, protocol.steps['dose']), protocol.dose_unit)}"
-                f" at no more than {protocol.max_dose_rate.text.strip()}"
-            )
-    if protocol.max_dose_rate is not None:
-        shortest = _programmable(protocol, values, checked, shortest)
+            shortest, why = need, rule
+        programmable = _programmable(protocol, values, checked, shortest)
+        if programmable > shortest:
+            shortest, why = programmable, f"{rule} at the rate as programmed"
     if minutes >= shortest:
-        return Decimal(0)
+        return None, ""
     if typed:
         raise LimitError(
             Problem(
@@ -276,7 +280,7 @@ def _settle_duration(
             )
         )
     values["duration"] = shortest
-    return minutes
+    return minutes, f"{why} needs at least {format_quantity(shortest, 'min')}"
 
 
 def _programmable(

@@ -24,6 +24,7 @@ from dosecalc.protocols import Library
 from dosecalc.quantities import compiled, formulas
 from dosecalc.sanitize import terminal
 from dosecalc.units import STRENGTH, Quantity, parse_quantity
+from dosecalc.verify import pump_gives
 
 # Entry field -> (units.KINDS kind, the printed figure it is compared with, label).
 ENTRIES: dict[str, tuple[str, str, str]] = {
@@ -172,13 +173,9 @@ def _compare_continuous(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[En
             )
         else:
             concentration = checked["concentration"].value({"stock": vial})
-        per_hour = checked["pump_dose_rate"].value({"rate": rate, "concentration": concentration})
-        per_kg = checked["pump_dose_rate_per_kg"].value(
-            {"pump_dose_rate": per_hour, "dosing_weight_kg": r.values["dosing_weight_kg"]}
+        _, _, gives = pump_gives(
+            p, r.config, rate, concentration, r.values["dosing_weight_kg"], rx.unit
         )
-        working = p.unit("{d}/kg/h" if p.per == "kg" else "{d}/h")
-        value = per_kg if p.per == "kg" else per_hour
-        gives = Quantity(value, working, "", "").to(rx.unit)
         minutes = checked["pump_minutes"].value({"total_volume": vtbi, "rate": rate})
     gives_text = figure(gives, rx.step, rx.unit).exact_text
     rate_text, vtbi_text = format_quantity(rate, "mL/h"), format_quantity(vtbi, "mL")

@@ -324,7 +324,7 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
                 "DURATION_LENGTHENED",
                 f"duration {figures.duration.text if figures else ''} instead of the "
                 f"protocol's {format_quantity(result.lengthened_from, 'min')}: "
-                + _lengthened_reason(protocol),
+                f"{result.lengthened_because} (protocol {protocol.id})",
             )
         )
     if changes:
@@ -404,15 +404,6 @@ def _continuous_inputs(protocol: Protocol, order: Order) -> list[Problem]:
             )
         ]
     return []
-
-
-def _lengthened_reason(protocol: Protocol) -> str:
-    rules = []
-    if protocol.max_dose_rate is not None:
-        rules.append(f"no faster than {protocol.max_dose_rate.text.strip()}")
-    if protocol.min_duration is not None:
-        rules.append(f"no shorter than {protocol.min_duration.text.strip()}")
-    return f"protocol {protocol.id} runs this dose {' and '.join(rules)}"
 
 
 def _off_step(protocol: Protocol, duration: Quantity) -> list[Problem]:

@@ -130,6 +130,22 @@ DILUENT_KEYS = frozenset(
         "final_concentration",
     }
 )
+# The preparation and delivery settings a protocol may have, in the order `protocols show` prints
+# them (each a Protocol attribute).
+SETTINGS = (
+    "vtbi",
+    "drug_amount",
+    "diluent",
+    "diluent_volume",
+    "diluent_volume_per_kg",
+    "diluent_volume_min",
+    "diluent_volume_max",
+    "final_concentration",
+    "max_dose_rate",
+    "min_duration",
+    "drop_factor",
+    "flush_volume",
+)
 PREPARATION_KEYS: dict[str, frozenset[str]] = {
     "add": frozenset(
         {

@@ -28,6 +28,7 @@ from dosecalc.quantities import (
     formulas,
     limit_carriers,
 )
+from dosecalc.units import Quantity
 
 
 @dataclass(frozen=True)
@@ -374,6 +375,30 @@ def _step(protocol: Protocol, key: str) -> str:
     return format_quantity(protocol.steps[key], BY_NAME[key].unit)
 
 
+def pump_gives(
+    protocol: Protocol,
+    config: Config,
+    rate: Decimal,
+    concentration: Decimal,
+    weight: Decimal,
+    unit: str,
+) -> tuple[Decimal, Decimal, Decimal]:
+    """What a pump rate of a concentration gives a patient of `weight`: (dose rate per h, per kg
+    per h, and the prescription's rate in `unit`, "mcg/kg/min"), with the pint-checked formulas and
+    pint's factor into `unit`. The reverse check of a continuous sheet (printed figures) and the
+    double check (a nurse's entries) both ask it."""
+    checked = compiled(config)
+    with localcontext(EXACT):
+        per_hour = checked["pump_dose_rate"].value({"rate": rate, "concentration": concentration})
+        per_kg = checked["pump_dose_rate_per_kg"].value(
+            {"pump_dose_rate": per_hour, "dosing_weight_kg": weight}
+        )
+        working = protocol.unit("{d}/kg/h" if config.per == "kg" else "{d}/h")
+        value = per_kg if config.per == "kg" else per_hour
+        in_unit = Quantity(value, working, "", BY_NAME[config.prescribed].kind).to(unit)
+    return per_hour, per_kg, in_unit
+
+
 def verify_continuous(
     protocol: Protocol,
     result: Result,
@@ -386,8 +411,6 @@ def verify_continuous(
     its hard limit, each printed line of arithmetic true, each titration row's printed rate within
     max_rounding_change of its exact rate, and the reverse check from the printed rate. Raises
     LimitError."""
-    from dosecalc.units import Quantity
-
     config = result.config or protocol.config()
     checked = compiled(config)
     limit = protocol.max_rounding_change
@@ -440,18 +463,17 @@ def verify_continuous(
 
         v = result.values
         rate_fig, concentration = figures["rate"], figures["concentration"]
-        per_hour = checked["pump_dose_rate"].value(
-            {"rate": rate_fig.rounded, "concentration": concentration.rounded}
-        )
-        per_kg = checked["pump_dose_rate_per_kg"].value(
-            {"pump_dose_rate": per_hour, "dosing_weight_kg": figures["dosing_weight_kg"].rounded}
-        )
-        agrees = abs(per_hour - v["dose_rate"]) <= limit * v["dose_rate"]
         rx_name = config.prescribed
         rx_fig = figures[rx_name]
-        from_printed = per_kg if config.per == "kg" else per_hour
-        working = protocol.unit("{d}/kg/h" if config.per == "kg" else "{d}/h")
-        in_rx = Quantity(from_printed, working, "", BY_NAME[rx_name].kind).to(rx_fig.unit)
+        per_hour, per_kg, in_rx = pump_gives(
+            protocol,
+            config,
+            rate_fig.rounded,
+            concentration.rounded,
+            figures["dosing_weight_kg"].rounded,
+            rx_fig.unit,
+        )
+        agrees = abs(per_hour - v["dose_rate"]) <= limit * v["dose_rate"]
         agrees = agrees and abs(in_rx - v[rx_name]) <= limit * v[rx_name]
         if not agrees:
             problems.append(
