@@ -46,7 +46,11 @@ def message(protocol: Sequence[str], figures: Mapping[str, Figure]) -> bytes:
         *protocol,
         *(f"{key}={figures[name].text}" for key, name in COVERED if name in figures),
     ]
-    return json.dumps(items, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    return _ENCODER.encode(items).encode("ascii")
+
+
+# json.dumps(items, ensure_ascii=True, separators=(",", ":")) without a new encoder for each call.
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 
 
 def code(protocol_id: str, version: str, sha256: str, figures: Mapping[str, Figure]) -> str:

@@ -95,7 +95,7 @@ class Figure(NamedTuple):
     @property
     def exact_number(self) -> str:
         """The unrounded value with two more decimals than the step, for a pencil check."""
-        shown = self.exact.quantize(_finer(self.step), rounding=ROUND_HALF_UP, context=EXACT)
+        shown = self.exact.quantize(finer(self.step), rounding=ROUND_HALF_UP, context=EXACT)
         return format_number(shown)
 
     @property
@@ -119,15 +119,29 @@ class Figure(NamedTuple):
         return decimals(self.step) + 2 if self.was_rounded else None
 
 
+_new_figure = tuple.__new__  # Figure(...) without the NamedTuple's argument handling
+
+
 @lru_cache(maxsize=1024)
-def _finer(step: Decimal) -> Decimal:
+def finer(step: Decimal) -> Decimal:
     """The quantum two decimals finer than `step` (0.1 -> 0.001), for exact_number."""
     return Decimal(1).scaleb(-(decimals(step) + 2))
 
 
 def figure(exact: Decimal, step: Decimal, unit: str) -> Figure:
-    rounded = round_half_up(exact, step)
-    return Figure(exact, rounded, unit, step, format_number(rounded, grouping=False))
+    # round_half_up and format_number(grouping=False), inlined: a day list makes about thirty
+    # figures a row.
+    quantum = _power_of_ten(step)
+    if quantum is not None:
+        rounded = exact.quantize(quantum, rounding=ROUND_HALF_UP, context=EXACT)
+    else:
+        rounded = round_half_up(exact, step)
+    text = format(rounded, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text == "-0" or not text:
+        text = "0"
+    return _new_figure(Figure, (exact, rounded, unit, step, text))
 
 
 def text_apart(value: Decimal, edge: Decimal, unit: str, step: Decimal) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from dosecalc.display import format_quantity, round_half_up
 from dosecalc.errors import InputError, LimitError, Problem
@@ -135,10 +135,11 @@ def calculate(
     config = protocol.config(basis, drops="drop_factor" in values)
     checked = compiled(config)
     lengthened: tuple[Decimal | None, str] | None = None
-    for formula in formulas(config):
-        if "duration" in formula.operands and lengthened is None:
-            lengthened = _settle_duration(protocol, values, checked, duration is not None)
-        values[formula.target] = settled(protocol, checked[formula.target], values)
+    with localcontext(EXACT):
+        for formula in formulas(config):
+            if "duration" in formula.operands and lengthened is None:
+                lengthened = _settle_duration(protocol, values, checked, duration is not None)
+            values[formula.target] = settled(protocol, checked[formula.target], values)
     _keep_reported(values, formulas(config))
     minutes = values["duration"]
     assert protocol.checkpoint_every is not None  # a dose given over a duration has them
@@ -198,8 +199,9 @@ def _continuous(
 
     def run(start: dict[str, Decimal]) -> dict[str, Decimal]:
         found = dict(start)
-        for formula in steps:
-            found[formula.target] = settled(protocol, checked[formula.target], found)
+        with localcontext(EXACT):
+            for formula in steps:
+                found[formula.target] = settled(protocol, checked[formula.target], found)
         return found
 
     values = run(values)
@@ -330,8 +332,12 @@ def _checkpoints(
         t += every
     times.append(minutes)
     volume, dose = checked["checkpoint_volume"], checked["checkpoint_dose"]
+    at = {
+        name: values[name] for f in (volume, dose) for name in f.formula.operands if name in values
+    }
     points = []
-    for t in times:
-        at = {**values, "elapsed": t}
-        points.append(Checkpoint(t, volume.value(at), dose.value(at)))
+    with localcontext(EXACT):
+        for t in times:
+            at["elapsed"] = t
+            points.append(Checkpoint(t, volume.within(at), dose.within(at)))
     return tuple(points)

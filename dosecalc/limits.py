@@ -99,7 +99,7 @@ def rounding_notices(
     half_step = dose.step / 2
     # The comparisons need every digit: at 28 a repeating quotient can round onto the boundary.
     with localcontext(EXACT):
-        drawn = checked["drawn_dose"].value(
+        drawn = checked["drawn_dose"].within(
             {"drug_volume": drug_volume.rounded, "stock": result.stock}
         )
         if abs(drawn - result.dose) > half_step:
@@ -110,7 +110,7 @@ def rounding_notices(
                     f"{figure(drawn, dose.step, dose.unit).text}, not the {dose.text} prescribed",
                 )
             )
-        delivered = checked["delivered_dose"].value(
+        delivered = checked["delivered_dose"].within(
             {"total_volume": vtbi.rounded, "concentration": result.concentration}
         )
         if abs(delivered - result.dose) > half_step:
@@ -122,7 +122,7 @@ def rounding_notices(
                     "prescribed",
                 )
             )
-        minutes = checked["pump_minutes"].value(
+        minutes = checked["pump_minutes"].within(
             {"total_volume": vtbi.rounded, "rate": rate.rounded}
         )
         if abs(minutes - result.duration) > RATE_ROUNDING_MINUTES:

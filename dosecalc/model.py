@@ -474,14 +474,24 @@ def _gate(
     protocol: Protocol, readings: vitals.Readings, overrides: Sequence[Override]
 ) -> Gate | None:
     """What the sheet shows of the gate; None when there is no gate and no vitals were given."""
+    return _gate_shown(protocol, tuple(readings.values.items()), tuple(overrides))
+
+
+@lru_cache(maxsize=256)  # a day list without vitals: the same Gate on every row of a protocol
+def _gate_shown(
+    protocol: Protocol,
+    readings: tuple[tuple[str, int | None], ...],
+    overrides: tuple[Override, ...],
+) -> Gate | None:
     gate = protocol.preinfusion
-    if gate is None and not readings.given():
+    values = dict(readings)
+    if gate is None and all(v is None for v in values.values()):
         return None
     limits = gate.limits if gate is not None else {}
     overridden = {o.limit: o for o in overrides}
     shown: list[Reading] = []
     for name, vital in vitals.VITALS.items():
-        value = readings.values[name]
+        value = values[name]
         limit = limits.get(name)
         if value is None:
             if limit is None:
@@ -739,6 +749,7 @@ def _apply_limits(
     return [Override(b.limit, b.value_text, reason, operator) for b in soft]
 
 
+@lru_cache(maxsize=1024)  # mostly the protocol's own numbers, the same on every row
 def _exact(value: Decimal, unit: str, finest: int = 0) -> Figure:
     """A figure for an input value shown as given (its own decimals, at least `finest`)."""
     places = max(decimals(value), finest)
@@ -749,46 +760,66 @@ def _figures(protocol: Protocol, r: Result) -> Figures:
     """Each quantity rounded once to its step; inputs without a step shown as given."""
     s = protocol.steps
     d = r.dose_unit
-    values = {}
-    for spec in QUANTITIES:
-        if spec.name not in r.values:
-            continue
-        unit = spec.unit.format(d=d)
-        unit = DISPLAY_UNITS.get(unit, unit)
-        value = r.values[spec.name]
-        values[spec.name] = (
-            _exact(value, unit)
-            if spec.step is None
-            else figure(value, s.get(spec.step) or OPTIONAL_STEPS[spec.step], unit)
-        )
-    operands = {}
-    for name, value in r.values.items():
-        if name in values:
-            continue
-        constant = CONSTANTS.get(name)
-        if constant is not None:
-            unit = constant.shown.partition(" ")[2]
-            operands[name] = _exact(value, unit)
-            continue
-        unit = OPERANDS[name][1].format(d=d) if name in OPERANDS else ""
-        operands[name] = _exact(value, DISPLAY_UNITS.get(unit, unit))
-    rx_unit = values[prescription(protocol)[0]].unit if r.titration else ""
+    reported, given = _figure_plan(protocol, d, tuple(r.values))
+    values = r.values
+    figs = {
+        name: _exact(values[name], unit) if step is None else figure(values[name], step, unit)
+        for name, unit, step in reported
+    }
+    operands = {name: _exact(values[name], unit) for name, unit in given}
+    rx_unit = figs[prescription(protocol)[0]].unit if r.titration else ""
     return Figures(
         operands=operands,
-        values=values,
+        values=figs,
         titration=tuple(
             (_exact(dose_rate, rx_unit), figure(rate, s["rate"], "mL/h"))
             for dose_rate, rate in r.titration
         ),
         checkpoints=tuple(
             Checkpoint(
-                figure(c.minute, s["duration"], "min"),
+                _minute(c.minute, s["duration"]),
                 figure(c.volume_ml, s["volume"], "mL"),
                 figure(c.dose, s["dose"], d),
             )
             for c in r.checkpoints
         ),
     )
+
+
+@lru_cache(maxsize=1024)
+def _minute(minute: Decimal, step: Decimal) -> Figure:
+    """A checkpoint's minute (the same few on every row of a protocol)."""
+    return figure(minute, step, "min")
+
+
+@lru_cache(maxsize=256)
+def _figure_plan(
+    protocol: Protocol, dose_unit: str, names: tuple[str, ...]
+) -> tuple[tuple[tuple[str, str, Decimal | None], ...], tuple[tuple[str, str], ...]]:
+    """How a result holding `names` is shown, the same for every row of a configuration: the
+    reported quantities in table order as (name, unit, step; None: shown as given), and the other
+    operands as (name, unit), shown as given."""
+    s = protocol.steps
+    reported = []
+    for spec in QUANTITIES:
+        if spec.name not in names:
+            continue
+        unit = spec.unit.format(d=dose_unit)
+        unit = DISPLAY_UNITS.get(unit, unit)
+        step = None if spec.step is None else s.get(spec.step) or OPTIONAL_STEPS[spec.step]
+        reported.append((spec.name, unit, step))
+    shown = {name for name, _, _ in reported}
+    given = []
+    for name in names:
+        if name in shown:
+            continue
+        constant = CONSTANTS.get(name)
+        if constant is not None:
+            given.append((name, constant.shown.partition(" ")[2]))
+            continue
+        unit = OPERANDS[name][1].format(d=dose_unit) if name in OPERANDS else ""
+        given.append((name, DISPLAY_UNITS.get(unit, unit)))
+    return tuple(reported), tuple(given)
 
 
 def dosing_basis(sheet: Sheet) -> tuple[str, str]:

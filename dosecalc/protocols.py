@@ -11,9 +11,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, Decimal
-from functools import cached_property
+from decimal import ROUND_CEILING, Decimal, localcontext
+from functools import cached_property, lru_cache
 from itertools import product
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from dosecalc.display import format_percent, format_quantity, round_half_up
@@ -306,7 +307,7 @@ class Protocol:
         assert self.duration is not None, "a continuous infusion has no duration"
         return self.duration
 
-    @property
+    @cached_property
     def dose_unit(self) -> str:
         """The unit doses are reported in: the prescription's amount ('mg' for mg/kg, 'units' for
         units/kg); a dose written in g is reported in mg."""
@@ -320,7 +321,7 @@ class Protocol:
         """The kind of a field in this protocol's drug amount (a units protocol: dose@units)."""
         return family_kind(kind, self.dose_unit)
 
-    @property
+    @cached_property
     def needs_height(self) -> bool:
         return self.per == "m2" or self.basis != "actual" or self.bmi_trigger is not None
 
@@ -330,7 +331,19 @@ class Protocol:
 
     def config(self, basis: str | None = None, drops: bool | None = None) -> Config:
         """The formulas of a sheet dosing on `basis` (the protocol's own basis by default); `drops`:
-        a drop factor given for this sheet (--drop-factor), else the protocol's."""
+        a drop factor given for this sheet (--drop-factor), else the protocol's. Kept per
+        protocol: a day list asks for it several times a row."""
+        key = (basis, drops)
+        found = self._configs.get(key)
+        if found is None:
+            found = self._configs[key] = self._config(basis, drops)
+        return found
+
+    @cached_property
+    def _configs(self) -> dict[tuple[str | None, bool | None], Config]:
+        return {}
+
+    def _config(self, basis: str | None, drops: bool | None) -> Config:
         return Config(
             self.preparation,
             self.dose_unit,
@@ -1517,7 +1530,8 @@ def reachable(p: Protocol) -> dict[str, Interval]:
         for formula in formulas(config):
             # Cut to the quantity's own hard limit before it feeds the next formula: a dose below
             # its hard minimum is refused, so the smallest dose that goes on is that minimum.
-            value = settled(p, checked[formula.target], values)
+            with localcontext(EXACT):
+                value = settled(p, checked[formula.target], values)
             values[formula.target] = clamp(formula.target, value)
         for name, value in values.items():
             found.setdefault(name, []).append(value)
@@ -1529,6 +1543,7 @@ def _terminates(value: Decimal) -> bool:
     return len(value.normalize(EXACT).as_tuple().digits) < 40
 
 
+@lru_cache(maxsize=256)
 def prescription(p: Protocol) -> tuple[str, str, str]:
     """What the protocol prescribes: (operand name, limit key, working unit)."""
     name = p.config().prescribed
@@ -1538,10 +1553,18 @@ def prescription(p: Protocol) -> tuple[str, str, str]:
     return name, limit, p.unit(template)
 
 
-def fixed_values(p: Protocol, sex: str | None, stock: Quantity | None = None) -> dict[str, Decimal]:
+def fixed_values(
+    p: Protocol, sex: str | None, stock: Quantity | None = None
+) -> Mapping[str, Decimal]:
     """The operands a sheet does not type: the container, the protocol's caps and factors, and the
     published constants (the Devine base by sex; the inch in cm from pint). `stock`: the strength
-    used (a neat continuous infusion runs its premixed bag's volume)."""
+    used (a neat continuous infusion runs its premixed bag's volume). Read-only, made once per
+    protocol, sex and stock: every row of a day list asks for them."""
+    return MappingProxyType(_fixed_values(p, sex, stock))
+
+
+@lru_cache(maxsize=256)
+def _fixed_values(p: Protocol, sex: str | None, stock: Quantity | None) -> dict[str, Decimal]:
     from dosecalc.quantities import CONSTANTS
 
     values: dict[str, Decimal] = {}
@@ -1607,13 +1630,13 @@ def round_up(value: Decimal, step: Decimal) -> Decimal:
 def settled(p: Protocol, formula: Compiled, values: Mapping[str, Decimal]) -> Decimal:
     """A formula's value where the sheet sets it to what a nurse measures or programs: the
     container's volume (prepared_volume), the rate as programmed (rounded to the rate step);
-    else its exact value."""
+    else its exact value. The caller holds localcontext(EXACT) (Compiled.within)."""
     target = formula.formula.target
     if target == "container_volume":
         return prepared_volume(p, formula, values)
     if target == "programmed_rate":
-        return round_half_up(formula.value(values), p.steps["rate"])
-    return formula.value(values)
+        return round_half_up(formula.within(values), p.steps["rate"])
+    return formula.within(values)
 
 
 def prepared_volume(p: Protocol, formula: Compiled, values: Mapping[str, Decimal]) -> Decimal:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Decimal, getcontext, localcontext
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -616,7 +616,7 @@ class Config(NamedTuple):
 
     def dosing_basis(self) -> Config:
         """This configuration without its preparation and delivery options (issue 11)."""
-        return self._replace(volume_per_kg=False, max_rate=False, drops=False, flush=False)
+        return _dosing_basis(self)
 
     @property
     def prescribed(self) -> str:
@@ -630,8 +630,15 @@ class Config(NamedTuple):
         return f"daily_{name}" if self.per_day else name
 
 
+@lru_cache(maxsize=128)
+def _dosing_basis(config: Config) -> Config:
+    return config._replace(volume_per_kg=False, max_rate=False, drops=False, flush=False)
+
+
+@lru_cache(maxsize=128)
 def formulas(config: Config | str) -> tuple[Formula, ...]:
-    """The forward calculation of a sheet, in the order it runs."""
+    """The forward calculation of a sheet, in the order it runs (cached per configuration: every
+    row of a day list asks for it several times)."""
     if isinstance(config, str):
         config = Config(config)
     if config.continuous:
@@ -922,8 +929,17 @@ class Compiled(NamedTuple):
     def value(self, values: Mapping[str, Decimal]) -> Decimal:
         """The exact value, from operands in their working units (60-digit context)."""
         with localcontext(EXACT):
-            raw = self.formula.fn(*(values[name] for name in self.formula.operands))
-            return raw * self.multiply / self.divide
+            return self.within(values)
+
+    def within(self, values: Mapping[str, Decimal]) -> Decimal:
+        """`value`, for a caller that already holds `localcontext(EXACT)` (a loop over a sheet's
+        formulas enters it once, not once a formula)."""
+        assert getcontext().prec == EXACT.prec, "Compiled.within needs localcontext(EXACT)"
+        formula = self.formula
+        raw = formula.fn(*[values[name] for name in formula.operands])
+        if self.divide == 1:  # the common case: one operation fewer
+            return raw * self.multiply
+        return raw * self.multiply / self.divide
 
     def interval(self, ranges: Mapping[str, Interval]) -> Interval:
         with localcontext(EXACT):
@@ -949,6 +965,7 @@ def _compiled(config: Config) -> dict[str, Compiled]:
 def _cache_clear() -> None:
     _compiled.cache_clear()
     _compiled_formula.cache_clear()
+    formulas.cache_clear()
 
 
 compiled.cache_clear = _cache_clear  # type: ignore[attr-defined]

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from functools import lru_cache
 from typing import Any
 
-from dosecalc.display import Figure, figure, format_percent, format_quantity, text_apart
+from dosecalc.display import Figure, figure, finer, format_percent, format_quantity, text_apart
 from dosecalc.dosing import Result
 from dosecalc.errors import LimitError, Problem
 from dosecalc.exact import EXACT
@@ -81,7 +82,7 @@ def verify(
     operands = operands or {}
     problems: list[Problem] = []
     limit = protocol.max_rounding_change
-    allowed = format_percent(limit)
+    allowed = _percent(limit)
     printed = {name: fig.rounded for name, fig in figures.items()}
     # In a make-up-to preparation the diluent is whatever fills the syringe or bag to its mark: it
     # is not held to max_rounding_change (a few hundredths of a mL can be 10% of it), but the
@@ -91,14 +92,16 @@ def verify(
         for name, fig in figures.items()
         if not (name == "diluent_volume" and protocol.preparation in FILLED_TO_MARK)
     }
-    rows = [
-        (f"checkpoint at {c.minute.text}: {kind}", fig)
+    rows: list[tuple[str | tuple[Figure, str], Figure]] = [
+        ((c.minute, kind), fig)
         for c in checkpoints
         for kind, fig in (("volume", c.volume), ("dose", c.dose))
     ]
     with localcontext(EXACT):
         for name, fig in [*held.items(), *rows]:
             if fig.exact != 0 and fig.rounded == 0:
+                if not isinstance(name, str):  # a checkpoint row: (minute, kind)
+                    name = f"checkpoint at {name[0].text}: {name[1]}"
                 problems.append(
                     Problem(
                         name, "printed_zero", f"{_label(name)} {fig.exact_text} is printed as 0"
@@ -121,22 +124,16 @@ def verify(
 
         dose = result.values["dose"]
         dose_fig = figures["dose"]
-        drawn = checked["drawn_dose"].value({**printed, "stock": result.values["stock"]})
-        delivered = checked["delivered_dose"].value(printed)
-        for code, value, what in (
-            (
-                "printed_drawn_dose",
-                drawn,
-                f"{figures['drug_volume'].text} drawn up of {figures['stock'].text} holds",
-            ),
-            (
-                "printed_delivered_dose",
-                delivered,
-                f"a VTBI of {figures['total_volume'].text} at {figures['concentration'].text} "
-                "delivers",
-            ),
-        ):
+        drawn = checked["drawn_dose"].within({**printed, "stock": result.values["stock"]})
+        delivered = checked["delivered_dose"].within(printed)
+        for code, value in (("printed_drawn_dose", drawn), ("printed_delivered_dose", delivered)):
             if abs(value - dose) > limit * dose:
+                what = (
+                    f"{figures['drug_volume'].text} drawn up of {figures['stock'].text} holds"
+                    if code == "printed_drawn_dose"
+                    else f"a VTBI of {figures['total_volume'].text} at "
+                    f"{figures['concentration'].text} delivers"
+                )
                 problems.append(
                     Problem(
                         "dose",
@@ -147,9 +144,9 @@ def verify(
                 )
 
         rate, minutes, vtbi = figures["rate"], figures["duration"], figures["total_volume"]
-        volume = checked["reverse_volume"].value(printed)
+        volume = checked["reverse_volume"].within(printed)
         one_step = (
-            checked["reverse_volume"].value({**printed, "rate": protocol.steps["rate"]})
+            checked["reverse_volume"].within({**printed, "rate": protocol.steps["rate"]})
             + vtbi.step / 2
         )
         if abs(volume - vtbi.rounded) > one_step:
@@ -166,7 +163,7 @@ def verify(
         problems += _hard_limits(protocol, figures, drawn)
         problems += _arithmetic(protocol, {**operands, **figures}, result.basis, config)
 
-        reverse_dose = checked["reverse_dose"].value(
+        reverse_dose = checked["reverse_dose"].within(
             {**printed, "reverse_volume": volume, "drawn_dose": drawn}
         )
         agrees = abs(reverse_dose - dose) <= limit * dose
@@ -175,7 +172,7 @@ def verify(
         per_kg = config.per == "kg" and not config.per_day and not result.capped
         reverse_dpk = None
         if per_kg:
-            reverse_dpk = checked["reverse_dose_per_kg"].value(
+            reverse_dpk = checked["reverse_dose_per_kg"].within(
                 {**printed, "reverse_dose": reverse_dose}
             )
             dpk = result.values["dose_per_kg"]
@@ -299,22 +296,26 @@ def _hard_limits(
 ) -> list[Problem]:
     """Every printed value a hard limit applies to, and the dose drawn up, inside that limit."""
     problems = []
-    carriers = limit_carriers(figures)
-    checks: list[tuple[str, str, Decimal, str]] = [
-        (name, limit_name, fig.rounded, fig.text)
+    carriers = _carriers(tuple(figures))
+    checks: list[tuple[str, str, Decimal, Figure | None]] = [
+        (name, limit_name, fig.rounded, fig)
         for name, fig in figures.items()
         if (limit_name := BY_NAME[name].limit) is not None and carriers[limit_name] == name
     ]
     dose_fig = figures.get("dose")
     if drawn is not None and dose_fig is not None:
-        checks.append(("drawn_dose", "dose", drawn, ""))
-    for name, limit_name, value, text in checks:
+        checks.append(("drawn_dose", "dose", drawn, None))
+    for name, limit_name, value, fig in checks:
         limit = protocol.limits.get(limit_name)
         if limit is None or limit.hard is None or limit.hard.contains(value):
             continue
         side = "below" if value < limit.hard.low else "above"
         edge = limit.hard.low if side == "below" else limit.hard.high
-        shown = text or text_apart(value, edge, limit.unit, figures["dose"].step)
+        shown = (
+            fig.text
+            if fig is not None
+            else text_apart(value, edge, limit.unit, figures["dose"].step)
+        )
         what = "dose drawn up" if name == "drawn_dose" else f"printed {_label(name)}"
         problems.append(
             Problem(
@@ -330,12 +331,43 @@ def _hard_limits(
 def operand_interval(fig: Figure) -> Interval:
     """The values a printed operand can stand for: exact where shown exact, else +- half a unit in
     the last place printed."""
-    places = fig.operand_places
-    if places is None:
+    if not fig.was_rounded:
         return Interval.point(fig.exact)
-    shown = Decimal(fig.operand_number.replace(",", ""))
-    half = Decimal(1).scaleb(-places) / 2
+    shown = operand_point(fig)  # fig.operand_number as a Decimal
+    half = _half_place(fig.step)
     return Interval(shown - half, shown + half)
+
+
+@lru_cache(maxsize=256)
+def _half_place(step: Decimal) -> Decimal:
+    """Half a unit in the last place an operand rounded to `step` prints (operand_places)."""
+    return finer(step) / 2
+
+
+@lru_cache(maxsize=256)
+def _carriers(names: tuple[str, ...]) -> dict[str, str]:
+    """limit_carriers of a sheet's figures, the same for every row of a configuration."""
+    return limit_carriers(names)
+
+
+def operand_point(fig: Figure) -> Decimal:
+    """The value a printed operand shows (the middle of its operand_interval)."""
+    if not fig.was_rounded:
+        return fig.exact
+    return fig.exact.quantize(finer(fig.step), rounding=ROUND_HALF_UP, context=EXACT)
+
+
+def _true_as_shown(line: Compiled, target: Figure, figures: Mapping[str, Figure]) -> bool:
+    """The quick form of the interval check: the line computed from the operands exactly as shown
+    lands inside the values the printed result stands for. The operands as shown lie inside their
+    intervals, so the line's interval holds this value too, and the two intervals overlap. False
+    sends the line to the full interval check (which decides), never to a refusal by itself."""
+    try:
+        value = line.within({name: operand_point(figures[name]) for name in line.formula.operands})
+    except ArithmeticError:  # a zero divisor: the interval check decides, as before
+        return False
+    span = operand_interval(target)
+    return span.low <= value <= span.high
 
 
 def _arithmetic(
@@ -348,6 +380,9 @@ def _arithmetic(
     problems = []
     for line in printed_lines(protocol, basis, config):
         target = figures[line.formula.target]
+        with localcontext(EXACT):
+            if _true_as_shown(line, target, figures):
+                continue
         operands = {name: operand_interval(figures[name]) for name in line.formula.operands}
         if not line.interval(operands).overlaps(operand_interval(target)):
             shown = line.text({name: figures[name].operand_text for name in line.formula.operands})
@@ -359,6 +394,12 @@ def _arithmetic(
                 )
             )
     return problems
+
+
+@lru_cache(maxsize=64)
+def _percent(fraction: Decimal) -> str:
+    """format_percent, once per protocol's max_rounding_change (every sheet names it)."""
+    return format_percent(fraction)
 
 
 def _label(name: str) -> str:
@@ -414,7 +455,7 @@ def verify_continuous(
     config = result.config or protocol.config()
     checked = compiled(config)
     limit = protocol.max_rounding_change
-    allowed = format_percent(limit)
+    allowed = _percent(limit)
     problems: list[Problem] = []
     held = {
         name: fig

@@ -15,6 +15,7 @@ from dosecalc import __version__
 from dosecalc.display import Figure, format_number
 from dosecalc.errors import DosecalcError
 from dosecalc.model import Gate, Sheet, dosing_basis
+from dosecalc.protocols import Protocol
 from dosecalc.quantities import QUANTITIES, Config
 from dosecalc.verify import RateCheck
 
@@ -55,19 +56,16 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
     quantity of the table (quantities.QUANTITIES), with its unit key where it has one."""
     f, p = sheet.figures, sheet.protocol
     keys: dict[str, Any] = {}
-    # A protocol dosing per kg of actual weight without caps keeps the original keys exactly.
-    basis = p.config().dosing_basis() != Config(p.preparation, p.dose_unit)
-    for spec in QUANTITIES:
-        if spec.json is None or spec.name not in f.values:
-            continue
-        fig = f.values[spec.name]
-        keys[spec.json] = fig
-        if spec.json_unit is not None:
-            keys[spec.json_unit] = fig.unit
-        if spec.name == "dosing_weight_kg" and basis:
-            keys["dosing_weight_basis"] = dosing_basis(sheet)[0]
-        if spec.name == "dose" and "dose_uncapped" in f.values:
-            keys["dose_capped"] = sheet.result.capped
+    figures = f.values
+    for key, name, unit_key, after in _quantity_keys(p, tuple(figures)):
+        fig = figures[name]
+        keys[key] = fig
+        if unit_key is not None:
+            keys[unit_key] = fig.unit
+        if after == "dosing_weight_basis":
+            keys[after] = dosing_basis(sheet)[0]
+        elif after == "dose_capped":
+            keys[after] = sheet.result.capped
     if p.continuous:
         # The prescribed rate and the patient's rate under their own keys, in the prescription's
         # unit (per minute: the quantities of the table already carry these keys).
@@ -119,6 +117,27 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
         }
     keys["check_code"] = sheet.check_code
     return keys
+
+
+@lru_cache(maxsize=256)
+def _quantity_keys(
+    p: Protocol, names: tuple[str, ...]
+) -> tuple[tuple[str, str, str | None, str | None], ...]:
+    """The JSON keys of a sheet's quantities, in table order, the same for every row of a
+    configuration: (key, quantity, its unit's key or None, the key that follows it or None)."""
+    # A protocol dosing per kg of actual weight without caps keeps the original keys exactly.
+    basis = p.config().dosing_basis() != Config(p.preparation, p.dose_unit)
+    found = []
+    for spec in QUANTITIES:
+        if spec.json is None or spec.name not in names:
+            continue
+        after = None
+        if spec.name == "dosing_weight_kg" and basis:
+            after = "dosing_weight_basis"
+        if spec.name == "dose" and "dose_uncapped" in names:
+            after = "dose_capped"
+        found.append((spec.json, spec.name, spec.json_unit, after))
+    return tuple(found)
 
 
 def _percent(fraction: Decimal) -> JsonNumber:
@@ -221,6 +240,8 @@ def dumps(value: Any, indent: int | None = None, _level: int = 0) -> str:
         return "null"
     if kind is int:
         return str(value)
+    if kind is bool:
+        return "true" if value else "false"
     if isinstance(value, dict):
         return _join(_items(value, indent, _level), "{", "}", indent, _level)
     if isinstance(value, list | tuple):
@@ -232,7 +253,17 @@ _key = lru_cache(maxsize=1024)(_quote)
 
 
 def _items(mapping: dict[str, Any], indent: int | None, level: int) -> list[str]:
-    return [f"{_key(k)}: {dumps(v, indent, level + 1)}" for k, v in mapping.items()]
+    found = []
+    for k, v in mapping.items():
+        kind = type(v)  # the common cases without a call to dumps
+        if kind is Figure:
+            text = v.json
+        elif kind is str:
+            text = _quote(v)
+        else:
+            text = dumps(v, indent, level + 1)
+        found.append(f"{_key(k)}: {text}")
+    return found
 
 
 def _join(items: list[str], open_: str, close: str, indent: int | None, level: int) -> str:
