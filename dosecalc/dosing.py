@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from functools import lru_cache
+from typing import NamedTuple
 
 from dosecalc.display import format_quantity, round_half_up
 from dosecalc.errors import InputError, LimitError, Problem
@@ -27,8 +29,7 @@ from dosecalc.quantities import Compiled, Config, Formula, compiled, formulas
 from dosecalc.units import Quantity, label_volume
 
 
-@dataclass(frozen=True)
-class Checkpoint:
+class Checkpoint(NamedTuple):  # immutable; a NamedTuple: several a row, cheaply
     minute: Decimal
     volume_ml: Decimal
     dose: Decimal
@@ -228,7 +229,7 @@ _WORKING_ONLY = ("container_volume", "minimum_duration")
 def _keep_reported(values: dict[str, Decimal], steps: tuple[Formula, ...]) -> None:
     """Drop what the sheet's formulas do not use and the working-only operands; refuse a bag whose
     drug volume overflows its final volume (make-up-to)."""
-    used = {name for f in steps for name in (f.target, *f.operands)}
+    used = _used(steps)
     for name in [n for n in values if n not in used or n in _WORKING_ONLY]:
         del values[name]
     if values.get("diluent_volume", 0) < 0:
@@ -241,6 +242,12 @@ def _keep_reported(values: dict[str, Decimal], steps: tuple[Formula, ...]) -> No
                 "preparation",
             )
         )
+
+
+@lru_cache(maxsize=128)
+def _used(steps: tuple[Formula, ...]) -> frozenset[str]:
+    """Every name the formulas of a configuration compute or read."""
+    return frozenset(name for f in steps for name in (f.target, *f.operands))
 
 
 def _settle_duration(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from decimal import Decimal
 from functools import lru_cache
+from typing import NamedTuple
 
 from dosecalc import checkcode, vitals
 from dosecalc.display import (
@@ -80,8 +81,7 @@ class Override:
     operator: str
 
 
-@dataclass(frozen=True)
-class Checkpoint:
+class Checkpoint(NamedTuple):  # immutable; a NamedTuple: several a row, cheaply
     minute: Figure
     volume: Figure
     dose: Figure

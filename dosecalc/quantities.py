@@ -356,7 +356,13 @@ BY_NAME: dict[str, Spec] = {s.name: s for s in QUANTITIES}
 def limit_carriers(present: Collection[str]) -> dict[str, str]:
     """{limit key: the quantity it applies to} among `present`: the last quantity of the table
     naming the limit (a continuous infusion per minute: the dose rate in mcg/kg/min, not the same
-    rate in mcg/kg/h, which is shown but not limited twice)."""
+    rate in mcg/kg/h, which is shown but not limited twice). Read-only: kept per set of names
+    (every row of a configuration has the same)."""
+    return _limit_carriers(tuple(present))
+
+
+@lru_cache(maxsize=256)
+def _limit_carriers(present: tuple[str, ...]) -> dict[str, str]:
     return {s.limit: s.name for s in QUANTITIES if s.limit is not None and s.name in present}
 
 
@@ -937,8 +943,9 @@ class Compiled(NamedTuple):
         assert getcontext().prec == EXACT.prec, "Compiled.within needs localcontext(EXACT)"
         formula = self.formula
         raw = formula.fn(*[values[name] for name in formula.operands])
-        if self.divide == 1:  # the common case: one operation fewer
-            return raw * self.multiply
+        if self.divide == 1:  # the common cases: fewer operations
+            # x 1 changes neither the value nor its digits (every operand has at most 60).
+            return raw if self.multiply == 1 else raw * self.multiply
         return raw * self.multiply / self.divide
 
     def interval(self, ranges: Mapping[str, Interval]) -> Interval:

@@ -92,27 +92,18 @@ def verify(
         for name, fig in figures.items()
         if not (name == "diluent_volume" and protocol.preparation in FILLED_TO_MARK)
     }
-    rows: list[tuple[str | tuple[Figure, str], Figure]] = [
-        ((c.minute, kind), fig)
-        for c in checkpoints
-        for kind, fig in (("volume", c.volume), ("dose", c.dose))
-    ]
     with localcontext(EXACT):
-        for name, fig in [*held.items(), *rows]:
-            if fig.exact != 0 and fig.rounded == 0:
-                if not isinstance(name, str):  # a checkpoint row: (minute, kind)
-                    name = f"checkpoint at {name[0].text}: {name[1]}"
-                problems.append(
-                    Problem(
-                        name, "printed_zero", f"{_label(name)} {fig.exact_text} is printed as 0"
-                    )
-                )
+        for name, fig in _printed_zero(held, checkpoints):
+            problems.append(
+                Problem(name, "printed_zero", f"{_label(name)} {fig.exact_text} is printed as 0")
+            )
         if problems:  # nothing below can divide by a printed zero
             raise LimitError(problems)
 
         problems += _preparation(protocol, figures)
         for name, fig in held.items():
-            if abs(fig.rounded - fig.exact) > limit * abs(fig.exact):
+            # A figure rounding did not change moved by nothing (the common case, checked first).
+            if fig.rounded != fig.exact and abs(fig.rounded - fig.exact) > limit * abs(fig.exact):
                 problems.append(
                     Problem(
                         name,
@@ -208,6 +199,18 @@ def verify(
     )
 
 
+def _printed_zero(
+    held: Mapping[str, Figure], checkpoints: Sequence[Any]
+) -> list[tuple[str, Figure]]:
+    """(name, figure) of every figure and checkpoint row that prints 0 for an amount that is not."""
+    found = [(name, fig) for name, fig in held.items() if fig.rounded == 0 and fig.exact != 0]
+    for c in checkpoints:
+        for kind, fig in (("volume", c.volume), ("dose", c.dose)):
+            if fig.rounded == 0 and fig.exact != 0:
+                found.append((f"checkpoint at {c.minute.text}: {kind}", fig))
+    return found
+
+
 def _preparation(protocol: Protocol, figures: Mapping[str, Figure]) -> list[Problem]:
     """The preparation steps add up as printed: what is drawn up fits in the total volume, and a
     make-up-to's drug volume plus diluent is its final volume (within their printed steps)."""
@@ -296,11 +299,9 @@ def _hard_limits(
 ) -> list[Problem]:
     """Every printed value a hard limit applies to, and the dose drawn up, inside that limit."""
     problems = []
-    carriers = _carriers(tuple(figures))
     checks: list[tuple[str, str, Decimal, Figure | None]] = [
-        (name, limit_name, fig.rounded, fig)
-        for name, fig in figures.items()
-        if (limit_name := BY_NAME[name].limit) is not None and carriers[limit_name] == name
+        (name, limit_name, figures[name].rounded, figures[name])
+        for name, limit_name in _limited(tuple(figures))
     ]
     dose_fig = figures.get("dose")
     if drawn is not None and dose_fig is not None:
@@ -328,6 +329,17 @@ def _hard_limits(
     return problems
 
 
+@lru_cache(maxsize=256)
+def _limited(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(figure, limit) for each figure of `names` a hard limit applies to, in figure order."""
+    carriers = limit_carriers(names)
+    return tuple(
+        (name, limit_name)
+        for name in names
+        if (limit_name := BY_NAME[name].limit) is not None and carriers[limit_name] == name
+    )
+
+
 def operand_interval(fig: Figure) -> Interval:
     """The values a printed operand can stand for: exact where shown exact, else +- half a unit in
     the last place printed."""
@@ -344,12 +356,6 @@ def _half_place(step: Decimal) -> Decimal:
     return finer(step) / 2
 
 
-@lru_cache(maxsize=256)
-def _carriers(names: tuple[str, ...]) -> dict[str, str]:
-    """limit_carriers of a sheet's figures, the same for every row of a configuration."""
-    return limit_carriers(names)
-
-
 def operand_point(fig: Figure) -> Decimal:
     """The value a printed operand shows (the middle of its operand_interval)."""
     if not fig.was_rounded:
@@ -357,17 +363,27 @@ def operand_point(fig: Figure) -> Decimal:
     return fig.exact.quantize(finer(fig.step), rounding=ROUND_HALF_UP, context=EXACT)
 
 
-def _true_as_shown(line: Compiled, target: Figure, figures: Mapping[str, Figure]) -> bool:
+def _true_as_shown(
+    line: Compiled, target: str, figures: Mapping[str, Figure], shown: dict[str, Decimal]
+) -> bool:
     """The quick form of the interval check: the line computed from the operands exactly as shown
     lands inside the values the printed result stands for. The operands as shown lie inside their
     intervals, so the line's interval holds this value too, and the two intervals overlap. False
-    sends the line to the full interval check (which decides), never to a refusal by itself."""
+    sends the line to the full interval check (which decides), never to a refusal by itself.
+    `shown`: operand_point of each figure, filled as the lines need them (a figure is the result
+    of one line and an operand of others). The caller holds localcontext(EXACT)."""
+    for name in (*line.formula.operands, target):
+        if name not in shown:
+            shown[name] = operand_point(figures[name])
     try:
-        value = line.within({name: operand_point(figures[name]) for name in line.formula.operands})
+        value = line.within(shown)
     except ArithmeticError:  # a zero divisor: the interval check decides, as before
         return False
-    span = operand_interval(target)
-    return span.low <= value <= span.high
+    fig = figures[target]
+    if not fig.was_rounded:  # operand_interval: the exact value alone
+        return value == fig.exact
+    half = _half_place(fig.step)
+    return shown[target] - half <= value <= shown[target] + half
 
 
 def _arithmetic(
@@ -378,21 +394,23 @@ def _arithmetic(
 ) -> list[Problem]:
     """Each printed line of arithmetic is true with the numbers shown (to their printed places)."""
     problems = []
-    for line in printed_lines(protocol, basis, config):
-        target = figures[line.formula.target]
-        with localcontext(EXACT):
-            if _true_as_shown(line, target, figures):
+    shown: dict[str, Decimal] = {}
+    with localcontext(EXACT):
+        for line in printed_lines(protocol, basis, config):
+            name = line.formula.target
+            if _true_as_shown(line, name, figures, shown):
                 continue
-        operands = {name: operand_interval(figures[name]) for name in line.formula.operands}
-        if not line.interval(operands).overlaps(operand_interval(target)):
-            shown = line.text({name: figures[name].operand_text for name in line.formula.operands})
-            problems.append(
-                Problem(
-                    line.formula.target,
-                    "printed_arithmetic",
-                    f"the printed line '{shown} = {target.operand_text}' is not true",
+            target = figures[name]
+            operands = {n: operand_interval(figures[n]) for n in line.formula.operands}
+            if not line.interval(operands).overlaps(operand_interval(target)):
+                text = line.text({n: figures[n].operand_text for n in line.formula.operands})
+                problems.append(
+                    Problem(
+                        name,
+                        "printed_arithmetic",
+                        f"the printed line '{text} = {target.operand_text}' is not true",
+                    )
                 )
-            )
     return problems
 
 
