@@ -1503,6 +1503,14 @@ def reachable(p: Protocol) -> dict[str, Interval]:
         return min(max(value, limit.hard.low), limit.hard.high)
 
     found: dict[str, list[Decimal]] = {}
+    # Corners share most operands (stock changes only what follows the dose, sex only the ideal
+    # weight...): a formula's settled value is computed once per distinct set of its operands
+    # (1,696 evaluations, 301 distinct, for the shipped file) and the operands the sheet does not
+    # type once per (sex, stock). Exact Decimal functions of their operands, so the same values.
+    memos: dict[Config, dict[tuple[str, tuple[Decimal, ...]], Decimal]] = {}
+    fixed_once: dict[tuple[str | None, Quantity], dict[str, Decimal]] = {}
+    steps = {config: (formulas(config), compiled(config)) for config in p.configs()}
+    stock_unit = p.unit("{d}/mL")
     rx_name, rx_limit, rx_unit = prescription(p)
     heights = hard("height", Decimal(170)) if p.needs_height else (None,)
     sexes = tuple(DEVINE_BASE) if p.needs_sex else (None,)
@@ -1516,23 +1524,32 @@ def reachable(p: Protocol) -> dict[str, Interval]:
         p.stock,
         sexes,
     ):
-        checked = compiled(config)
-        values = {
-            **fixed_values(p, sex, stock),
-            "weight_kg": weight,
-            rx_name: rx,
-            "stock": stock.to(p.unit("{d}/mL")),
-        }
+        order, checked = steps[config]
+        memo = memos.setdefault(config, {})
+        fixed = fixed_once.get((sex, stock))
+        if fixed is None:
+            fixed = fixed_once[sex, stock] = dict(fixed_values(p, sex, stock))
+            fixed["stock"] = stock.to(stock_unit)
+        values = {**fixed, "weight_kg": weight, rx_name: rx}
         if minutes is not None:
             values["duration"] = minutes
         if height is not None:
             values["height_cm"] = height
-        for formula in formulas(config):
+        for formula in order:
             # Cut to the quantity's own hard limit before it feeds the next formula: a dose below
             # its hard minimum is refused, so the smallest dose that goes on is that minimum.
             with localcontext(EXACT):
-                value = settled(p, checked[formula.target], values)
-            values[formula.target] = clamp(formula.target, value)
+                if formula.target in _READS_MORE:  # reads more than its operands: never memoised
+                    value = clamp(formula.target, settled(p, checked[formula.target], values))
+                else:
+                    key = (formula.target, tuple(values[n] for n in formula.operands))
+                    known = memo.get(key)
+                    if known is None:
+                        known = memo[key] = clamp(
+                            formula.target, settled(p, checked[formula.target], values)
+                        )
+                    value = known
+            values[formula.target] = value
         for name, value in values.items():
             found.setdefault(name, []).append(value)
     return {name: Interval(min(seen), max(seen)) for name, seen in found.items()}
@@ -1627,10 +1644,17 @@ def round_up(value: Decimal, step: Decimal) -> Decimal:
     return EXACT.multiply(units, step)
 
 
+# Targets whose settled value reads more of `values` than the formula's operands (the dose as
+# drawn: dose, drug volume and stock): reachable() does not memoise them by their operands.
+_READS_MORE = frozenset({"container_volume"})
+
+
 def settled(p: Protocol, formula: Compiled, values: Mapping[str, Decimal]) -> Decimal:
     """A formula's value where the sheet sets it to what a nurse measures or programs: the
-    container's volume (prepared_volume), the rate as programmed (rounded to the rate step);
-    else its exact value. The caller holds localcontext(EXACT) (Compiled.within)."""
+    container's volume (prepared_volume, which reads more than the formula's operands: keep
+    _READS_MORE in step), the rate as programmed (rounded to the rate step); else its exact value
+    (a function of the formula's operands only). The caller holds localcontext(EXACT)
+    (Compiled.within)."""
     target = formula.formula.target
     if target == "container_volume":
         return prepared_volume(p, formula, values)
