@@ -150,6 +150,12 @@ class Spool:
         for cells, jsonl in self.db.execute(query, statuses):
             yield ResultRow(*json.loads(cells)), jsonl
 
+    def jsonl(self) -> Iterator[str]:
+        """Every row's JSON Lines text, in line order (stdout output: each row has one)."""
+        for (jsonl,) in self.db.execute("SELECT jsonl FROM rows ORDER BY line"):
+            assert jsonl is not None
+            yield jsonl
+
     def dates(self) -> list[str]:
         """The distinct dates of the rows that produced a sheet, sorted."""
         where = f"$[{ResultRow._fields.index('date')}]"

@@ -372,8 +372,7 @@ def combined_pdf(spool: Spool, options: Options) -> bytes:
 
 def write_stdout(spool: Spool, options: Options, stdout: IO[bytes]) -> None:
     if options.output_format == "jsonl":
-        for _, jsonl in spool.rows():
-            assert jsonl is not None
+        for jsonl in spool.jsonl():
             stdout.write(jsonl.encode("utf-8") + b"\n")
     else:
         for chunk in csv_chunks(row for row, _ in spool.rows()):
