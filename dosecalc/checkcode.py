@@ -9,6 +9,7 @@ base32 (no I, L, O or U: nothing to misread), shown as XXXX-XXXX.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -56,6 +57,10 @@ _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 def code(protocol_id: str, version: str, sha256: str, figures: Mapping[str, Figure]) -> str:
     """'7KQ2-M9XD': the check code of a printed prescription."""
     digest = hashlib.sha256(message((protocol_id, version, sha256), figures)).digest()
-    bits = int.from_bytes(digest[:5], "big")  # 40 bits: 8 characters of 5 bits
-    chars = "".join(ALPHABET[(bits >> (5 * i)) & 31] for i in reversed(range(LENGTH)))
+    # 40 bits: 8 characters of 5 bits, most significant first. base64's base32 reads the bits the
+    # same way, in RFC 4648's alphabet; translated, character for character, into Crockford's.
+    chars = base64.b32encode(digest[:5]).decode("ascii").translate(_CROCKFORD)
     return f"{chars[:4]}-{chars[4:]}"
+
+
+_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET)
