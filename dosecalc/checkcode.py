@@ -9,7 +9,6 @@ base32 (no I, L, O or U: nothing to misread), shown as XXXX-XXXX.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -57,10 +56,9 @@ _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 def code(protocol_id: str, version: str, sha256: str, figures: Mapping[str, Figure]) -> str:
     """'7KQ2-M9XD': the check code of a printed prescription."""
     digest = hashlib.sha256(message((protocol_id, version, sha256), figures)).digest()
-    # 40 bits: 8 characters of 5 bits, most significant first. base64's base32 reads the bits the
-    # same way, in RFC 4648's alphabet; translated, character for character, into Crockford's.
-    chars = base64.b32encode(digest[:5]).decode("ascii").translate(_CROCKFORD)
+    bits = int.from_bytes(digest[:5], "big")  # 40 bits: 8 characters of 5 bits
+    chars = "".join([ALPHABET[(bits >> shift) & 31] for shift in _SHIFTS])
     return f"{chars[:4]}-{chars[4:]}"
 
 
-_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET)
+_SHIFTS = tuple(5 * i for i in reversed(range(LENGTH)))  # most significant character first
