@@ -942,7 +942,7 @@ class Compiled(NamedTuple):
         formulas enters it once, not once a formula)."""
         assert getcontext().prec == EXACT.prec, "Compiled.within needs localcontext(EXACT)"
         formula = self.formula
-        raw = formula.fn(*[values[name] for name in formula.operands])
+        raw = formula.fn(*map(values.__getitem__, formula.operands))
         if self.divide == 1:  # the common cases: fewer operations
             # x 1 changes neither the value nor its digits (every operand has at most 60).
             return raw if self.multiply == 1 else raw * self.multiply
