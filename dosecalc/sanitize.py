@@ -15,7 +15,6 @@ Nothing in this module imports rich, click or fpdf2.
 
 from __future__ import annotations
 
-import html as _html
 import unicodedata
 from collections.abc import Callable, Collection
 
@@ -96,6 +95,8 @@ def _formula_after_separator(cell: str) -> bool:
 
 def html(value: str) -> str:
     """Text for HTML markup: unsafe characters removed, then &, <, >, and both quotes escaped."""
+    import html as _html  # here, not at import: a text or JSON sheet never needs it
+
     return _html.escape(_removed(value), quote=True)
 
 
