@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import getpass
+import tempfile
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 from helpers import SHIPPED_PROTOCOLS, TEST_PROTOCOLS
@@ -45,3 +50,12 @@ def library() -> protocols.Library:
 @pytest.fixture
 def shipped() -> protocols.Library:
     return protocols.load(SHIPPED_PROTOCOLS, "shipped")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Nothing left in /tmp: pytest removes each passed run's folder (tmp_path_retention_policy
+    "failed") but keeps the empty folder above them; remove it too when it is empty (a failed
+    test's folder, kept on purpose, keeps it)."""
+    root = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
+    with contextlib.suppress(OSError):  # absent, or not empty
+        root.rmdir()
