@@ -112,15 +112,6 @@ class Figure(NamedTuple):
     def operand_text(self) -> str:
         return f"{self.operand_number} {self.unit}" if self.unit else self.operand_number
 
-    @property
-    def operand_places(self) -> int | None:
-        """Decimals of operand_number as computed (before trailing zeros are dropped); None when
-        it is the exact value."""
-        return decimals(self.step) + 2 if self.was_rounded else None
-
-
-_new_figure = tuple.__new__  # Figure(...) without the NamedTuple's argument handling
-
 
 @lru_cache(maxsize=1024)
 def finer(step: Decimal) -> Decimal:
@@ -129,19 +120,8 @@ def finer(step: Decimal) -> Decimal:
 
 
 def figure(exact: Decimal, step: Decimal, unit: str) -> Figure:
-    # round_half_up and format_number(grouping=False), inlined: a day list makes about thirty
-    # figures a row.
-    quantum = _power_of_ten(step)
-    if quantum is not None:
-        rounded = exact.quantize(quantum, rounding=ROUND_HALF_UP, context=EXACT)
-    else:
-        rounded = round_half_up(exact, step)
-    text = format(rounded, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    if text == "-0" or not text:
-        text = "0"
-    return _new_figure(Figure, (exact, rounded, unit, step, text))
+    rounded = round_half_up(exact, step)
+    return Figure(exact, rounded, unit, step, format_number(rounded, grouping=False))
 
 
 def text_apart(value: Decimal, edge: Decimal, unit: str, step: Decimal) -> str:

@@ -474,6 +474,8 @@ def _gate(
     protocol: Protocol, readings: vitals.Readings, overrides: Sequence[Override]
 ) -> Gate | None:
     """What the sheet shows of the gate; None when there is no gate and no vitals were given."""
+    if protocol.preinfusion is None and not readings.given():
+        return None
     return _gate_shown(protocol, tuple(readings.values.items()), tuple(overrides))
 
 
@@ -482,11 +484,9 @@ def _gate_shown(
     protocol: Protocol,
     readings: tuple[tuple[str, int | None], ...],
     overrides: tuple[Override, ...],
-) -> Gate | None:
+) -> Gate:
     gate = protocol.preinfusion
     values = dict(readings)
-    if gate is None and all(v is None for v in values.values()):
-        return None
     limits = gate.limits if gate is not None else {}
     overridden = {o.limit: o for o in overrides}
     shown: list[Reading] = []

@@ -333,35 +333,7 @@ class Protocol:
         """The formulas of a sheet dosing on `basis` (the protocol's own basis by default); `drops`:
         a drop factor given for this sheet (--drop-factor), else the protocol's. Kept per
         protocol: a day list asks for it several times a row."""
-        key = (basis, drops)
-        found = self._configs.get(key)
-        if found is None:
-            found = self._configs[key] = self._config(basis, drops)
-        return found
-
-    @cached_property
-    def _configs(self) -> dict[tuple[str | None, bool | None], Config]:
-        return {}
-
-    def _config(self, basis: str | None, drops: bool | None) -> Config:
-        return Config(
-            self.preparation,
-            self.dose_unit,
-            per=self.per,
-            per_day=self.per_day,
-            basis=self.basis if basis is None else basis,
-            weights=self.basis,
-            height=self.needs_height,
-            bsa_formula=self.bsa_formula if self.per == "m2" else "",
-            weight_cap=self.weight_max is not None,
-            dose_cap=self.dose_max is not None,
-            daily_cap=self.daily_dose_max is not None,
-            volume_per_kg=self.diluent_volume_per_kg is not None,
-            max_rate=self.max_dose_rate is not None,
-            drops=self.drop_factor is not None if drops is None else drops,
-            flush=self.flush_volume is not None,
-            continuous=self.continuous,
-        )
+        return _config(self, basis, drops)
 
     def configs(self) -> tuple[Config, ...]:
         """Every configuration a sheet of this protocol can run: with a BMI trigger, below it the
@@ -1558,6 +1530,29 @@ def reachable(p: Protocol) -> dict[str, Interval]:
 def _terminates(value: Decimal) -> bool:
     """False for a 60-digit quotient that does not end (1201 s is 20.01666... min)."""
     return len(value.normalize(EXACT).as_tuple().digits) < 40
+
+
+@lru_cache(maxsize=256)
+def _config(p: Protocol, basis: str | None, drops: bool | None) -> Config:
+    """Protocol.config, kept per (loaded protocol, basis, drops)."""
+    return Config(
+        p.preparation,
+        p.dose_unit,
+        per=p.per,
+        per_day=p.per_day,
+        basis=p.basis if basis is None else basis,
+        weights=p.basis,
+        height=p.needs_height,
+        bsa_formula=p.bsa_formula if p.per == "m2" else "",
+        weight_cap=p.weight_max is not None,
+        dose_cap=p.dose_max is not None,
+        daily_cap=p.daily_dose_max is not None,
+        volume_per_kg=p.diluent_volume_per_kg is not None,
+        max_rate=p.max_dose_rate is not None,
+        drops=p.drop_factor is not None if drops is None else drops,
+        flush=p.flush_volume is not None,
+        continuous=p.continuous,
+    )
 
 
 @lru_cache(maxsize=256)

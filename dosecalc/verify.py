@@ -82,7 +82,7 @@ def verify(
     operands = operands or {}
     problems: list[Problem] = []
     limit = protocol.max_rounding_change
-    allowed = _percent(limit)
+    allowed = format_percent(limit)
     printed = {name: fig.rounded for name, fig in figures.items()}
     # In a make-up-to preparation the diluent is whatever fills the syringe or bag to its mark: it
     # is not held to max_rounding_change (a few hundredths of a mL can be 10% of it), but the
@@ -352,7 +352,8 @@ def operand_interval(fig: Figure) -> Interval:
 
 @lru_cache(maxsize=256)
 def _half_place(step: Decimal) -> Decimal:
-    """Half a unit in the last place an operand rounded to `step` prints (operand_places)."""
+    """Half a unit in the last place an operand rounded to `step` prints (finer: two more
+    decimals than the step)."""
     return finer(step) / 2
 
 
@@ -414,12 +415,6 @@ def _arithmetic(
     return problems
 
 
-@lru_cache(maxsize=64)
-def _percent(fraction: Decimal) -> str:
-    """format_percent, once per protocol's max_rounding_change (every sheet names it)."""
-    return format_percent(fraction)
-
-
 def _label(name: str) -> str:
     spec = BY_NAME.get(name)
     return spec.label.lower() if spec is not None else name.replace("_", " ")
@@ -473,7 +468,7 @@ def verify_continuous(
     config = result.config or protocol.config()
     checked = compiled(config)
     limit = protocol.max_rounding_change
-    allowed = _percent(limit)
+    allowed = format_percent(limit)
     problems: list[Problem] = []
     held = {
         name: fig

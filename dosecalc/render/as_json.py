@@ -17,7 +17,7 @@ from dosecalc.errors import DosecalcError
 from dosecalc.model import Gate, Sheet, dosing_basis
 from dosecalc.protocols import Protocol
 from dosecalc.quantities import QUANTITIES, Config
-from dosecalc.verify import RateCheck, Reverse
+from dosecalc.verify import RateCheck
 
 
 class JsonNumber(str):
@@ -189,95 +189,21 @@ _KEPT_MAX = 4096
 
 
 def _kept_items(part: str, owner: Any, build: Any, sheet: Sheet, indent: int | None) -> list[str]:
-    """build(sheet, indent): the items, kept for `owner` (checked by identity)."""
     key = (part, id(owner), indent)
     kept = _KEPT.get(key)
     if kept is None or kept[0] is not owner:
         if len(_KEPT) >= _KEPT_MAX:
             _KEPT.clear()
-        kept = (owner, build(sheet, indent))
+        kept = (owner, _items(build(sheet), indent, 0))
         _KEPT[key] = kept
     return kept[1]
 
 
-def _protocol_items(sheet: Sheet, indent: int | None) -> list[str]:
-    return _items(_protocol_keys(sheet), indent, 0)
-
-
-def _calculation_items(sheet: Sheet, indent: int | None) -> list[str]:
-    """_items(_calculation(sheet), indent, 0); for a dose on one line (JSON Lines: a batch's
-    every row), written straight from the figures with the keys' text kept per configuration
-    (test_json_lines_write_what_the_sheet_object_holds proves the two the same)."""
-    p = sheet.protocol
-    if indent is not None or p.continuous:
-        return _items(_calculation(sheet), indent, 0)
-    f = sheet.figures
-    figures = f.values
-    items = []
-    for key, name, unit_key, after in _quantity_items(p, tuple(figures)):
-        fig = figures[name]
-        items.append(key + fig.json)
-        if unit_key is not None:
-            items.append(unit_key + _quote(fig.unit))
-        if after is not None:
-            value = (
-                _quote(dosing_basis(sheet)[0])
-                if after == "dosing_weight_basis"
-                else ("true" if sheet.result.capped else "false")
-            )
-            items.append(f"{_key(after)}: {value}")
-    reverse = sheet.reverse
-    assert isinstance(reverse, Reverse)
-    points = ", ".join(
-        f'{{"minute": {c.minute.json}, "volume_ml": {c.volume.json}, "dose": {c.dose.json}}}'
-        for c in f.checkpoints
-    )
-    per_kg = "null" if reverse.dose_per_kg is None else reverse.dose_per_kg.json
-    items += [
-        f'"stock_label": {_quote(sheet.result.chosen_stock.text.strip())}',
-        f'"stock_per_ml": {f.stock.json}',
-        *_settings_items(p),
-        f'"checkpoints": [{points}]',
-        f'"reverse_check": {{"volume_ml": {reverse.volume.json}, "drawn_dose": '
-        f'{reverse.drawn_dose.json}, "dose": {reverse.dose.json}, "dose_per_kg": {per_kg}, '
-        f'"agrees": {"true" if reverse.agrees else "false"}}}',
-        f'"check_code": {_quote(sheet.check_code)}',
-    ]
-    return items
-
-
-@lru_cache(maxsize=256)
-def _quantity_items(
-    p: Protocol, names: tuple[str, ...]
-) -> tuple[tuple[str, str, str | None, str | None], ...]:
-    """_quantity_keys with each key as the text before its value ('"dose": ')."""
-    return tuple(
-        (f"{_key(key)}: ", name, None if unit is None else f"{_key(unit)}: ", after)
-        for key, name, unit, after in _quantity_keys(p, names)
-    )
-
-
-@lru_cache(maxsize=256)
-def _settings_items(p: Protocol) -> tuple[str, ...]:
-    """The diluent, preparation and max_rounding_change_percent items: the protocol's own."""
-    return tuple(
-        _items(
-            {
-                "diluent": p.diluent or None,
-                "preparation": p.preparation,
-                "max_rounding_change_percent": _percent(p.max_rounding_change),
-            },
-            None,
-            0,
-        )
-    )
-
-
 def sheet_json(sheet: Sheet, indent: int | None = None, extra: dict[str, Any] | None = None) -> str:
     """The JSON text of sheet_object(sheet) (plus `extra` keys at the end), built faster."""
-    items = _kept_items("protocol", sheet.protocol, _protocol_items, sheet, indent)
+    items = _kept_items("protocol", sheet.protocol, _protocol_keys, sheet, indent)
     items = items + _items(_order_keys(sheet), indent, 0)
-    items += _kept_items("calculation", sheet.figures, _calculation_items, sheet, indent)
+    items += _kept_items("calculation", sheet.figures, _calculation, sheet, indent)
     if sheet.gate is not None:
         items.append(_gate_item(sheet.gate, indent))
     items += _items({**_tail(sheet, gate=False), **(extra or {})}, indent, 0)
@@ -327,17 +253,7 @@ _key = lru_cache(maxsize=1024)(_quote)
 
 
 def _items(mapping: dict[str, Any], indent: int | None, level: int) -> list[str]:
-    found = []
-    for k, v in mapping.items():
-        kind = type(v)  # the common cases without a call to dumps
-        if kind is Figure:
-            text = v.json
-        elif kind is str:
-            text = _quote(v)
-        else:
-            text = dumps(v, indent, level + 1)
-        found.append(f"{_key(k)}: {text}")
-    return found
+    return [f"{_key(k)}: {dumps(v, indent, level + 1)}" for k, v in mapping.items()]
 
 
 def _join(items: list[str], open_: str, close: str, indent: int | None, level: int) -> str:

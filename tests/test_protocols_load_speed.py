@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from dosecalc import protocols
-from dosecalc.quantities import compiled
 from tests.test_preparation_delivery import CONTINUOUS, INTERMITTENT, write
 
 DATA = Path(__file__).parent / "data"
@@ -56,11 +55,3 @@ def test_reachable_ranges_equal_those_of_every_corner_computed_afresh(
         assert {k: (str(v.low), str(v.high)) for k, v in fast.items()} == {
             k: (str(v.low), str(v.high)) for k, v in slow.items()
         }, p.id
-
-
-def test_formulas_compiled_afresh_equal_the_cached_ones(tmp_path: Path) -> None:
-    libraries = _libraries(tmp_path)
-    configs = {c for library in libraries for p in library.protocols.values() for c in p.configs()}
-    first = {c: compiled(c) for c in configs}
-    compiled.cache_clear()  # type: ignore[attr-defined]
-    assert {c: compiled(c) for c in configs} == first
