@@ -10,9 +10,9 @@ base32 (no I, L, O or U: nothing to misread), shown as XXXX-XXXX.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring_ascii
 
 from dosecalc.display import Figure
 
@@ -46,11 +46,9 @@ def message(protocol: Sequence[str], figures: Mapping[str, Figure]) -> bytes:
         *protocol,
         *(f"{key}={figures[name].text}" for key, name in COVERED if name in figures),
     ]
-    return _ENCODER.encode(items).encode("ascii")
-
-
-# json.dumps(items, ensure_ascii=True, separators=(",", ":")) without a new encoder for each call.
-_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+    # json.dumps(items, ensure_ascii=True, separators=(",", ":")): a list of strings, each written
+    # by json's own C string encoder (without building a JSON encoder for every sheet).
+    return ("[" + ",".join(map(encode_basestring_ascii, items)) + "]").encode("ascii")
 
 
 def code(protocol_id: str, version: str, sha256: str, figures: Mapping[str, Figure]) -> str:

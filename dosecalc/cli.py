@@ -6,7 +6,8 @@ shows the file's inventory (protocols_file.inventory) without pint; every comman
 dose loads and checks the whole file with pint (protocols.load).
 
 Every dosecalc error carries its exit code (errors.py) and is reported once, by `Dosecalc.invoke`;
-`main` adds the codes of the process itself: 130 (Ctrl-C), 141 (broken pipe) and 4 (stdout failed).
+`main` adds the codes of the process itself: 130 (Ctrl-C), 143 (SIGTERM), 141 (broken pipe) and 4
+(stdout failed).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from dosecalc.errors import (
     EXIT_OK,
     EXIT_PROTOCOLS,
     EXIT_REFUSED,
+    EXIT_TERMINATED,
     DosecalcError,
     InputError,
     LimitError,
     OutputError,
     Problem,
     ProtocolFileError,
+    Terminated,
 )
 from dosecalc.render import DEFAULT_PAPER, FORMATS, PAPERS
 
@@ -47,13 +50,15 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PROTOCOLS",
     "EXIT_REFUSED",
+    "EXIT_TERMINATED",
     "cli",
     "main",
 ]
 EXIT_HELP = (
     "Exit codes: 0 sheet produced; 1 refused by a limit; 2 invalid input or usage; "
     "3 invalid protocols file; 4 output incomplete (stdout or a file could not be written "
-    "completely); 130 interrupted (Ctrl-C); 141 broken pipe (the reader of stdout went away)."
+    "completely); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 141 broken pipe (the reader "
+    "of stdout went away)."
 )
 FORMAT_KEY = "dosecalc.format"  # ctx.meta: how a command reports its errors (text, or JSON too)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -878,7 +883,7 @@ BATCH_EXIT_HELP = (
     "rows are still written unless --strict); 2 bad header, a quoted field over several lines, "
     "usage, output folder or audit log (nothing written); 3 invalid protocols file; 4 a write "
     "failed part-way (this run's files removed, or an INCOMPLETE marker left); 130 interrupted "
-    "(Ctrl-C; this run's files removed); 141 broken pipe."
+    "(Ctrl-C; this run's files removed); 143 terminated (SIGTERM; the same); 141 broken pipe."
 )
 
 
@@ -990,9 +995,13 @@ def batch(
 
 
 def main() -> None:
-    """Console-script entry point: the process-level exit codes (130, 141, 4) are decided here."""
+    """Console-script entry point: the process-level exit codes (130, 143, 141, 4) are decided
+    here."""
     if sys.stderr is None:  # `2>&-`: messages go nowhere, but the exit code must still be right
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    from dosecalc import stopping
+
+    replaced = stopping.install()
     try:
         code = cli.main(prog_name="dosecalc", standalone_mode=False)
         _flush_stdout()
@@ -1002,12 +1011,14 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
-    except click.exceptions.Abort:  # click's answer to Ctrl-C or EOF at a prompt
-        click.echo("dosecalc: interrupted; nothing more was written", err=True)
-        code = EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        click.echo("dosecalc: interrupted; nothing more was written", err=True)
-        code = EXIT_INTERRUPTED
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        # Ctrl-C, or SIGTERM (Terminated); click turns either into an Abort raised in its handler.
+        if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):
+            click.echo("dosecalc: terminated (SIGTERM); nothing more was written", err=True)
+            code = EXIT_TERMINATED
+        else:
+            click.echo("dosecalc: interrupted; nothing more was written", err=True)
+            code = EXIT_INTERRUPTED
     except (BrokenPipeError, ReaderGone):
         code = _broken_pipe()
     except OSError as exc:
@@ -1028,6 +1039,8 @@ def main() -> None:
             err=True,
         )
         code = EXIT_INCOMPLETE
+    finally:
+        stopping.restore(replaced)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 

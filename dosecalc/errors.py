@@ -12,6 +12,13 @@ EXIT_PROTOCOLS = 3  # invalid protocols file
 EXIT_INCOMPLETE = 4  # a write failed part-way: what this run wrote was removed or marked INCOMPLETE
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (SIGPIPE), as shells report it
+EXIT_TERMINATED = 143  # SIGTERM (a scheduler's timeout, a service stopping), as shells report it
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by cli.main's handler. A KeyboardInterrupt, so every
+    path that undoes a run on Ctrl-C (a batch removes what it wrote) undoes it on SIGTERM too;
+    main exits 143."""
 
 
 class Problem(NamedTuple):

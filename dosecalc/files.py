@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dosecalc import sanitize
 from dosecalc.errors import OutputError, Problem
+from dosecalc.stopping import held
 
 TEMP_PREFIX = ".dosecalc-tmp-"
 
@@ -52,6 +53,11 @@ def write_atomic(
 
     `data` may be an iterable of chunks, so a large file (a batch's results) is never held in memory.
     """
+    with held():  # Ctrl-C or SIGTERM waits: no temporary file is left behind
+        _write_atomic(path, data, force, field)
+
+
+def _write_atomic(path: Path, data: bytes | Iterable[bytes], force: bool, field: str) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)

@@ -13,6 +13,7 @@ import pty
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -253,6 +254,65 @@ def test_ctrl_c_while_writing_exits_130_and_removes_what_the_run_wrote(
         cli_module.main()
     assert stop.value.code == 130
     assert not out.exists()  # the run made the folder, wrote two sheets, and took it all back
+
+
+def test_sigterm_while_writing_exits_143_and_removes_what_the_run_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dosecalc.batch import write as batch_write
+    from dosecalc.errors import Terminated
+
+    daylist = day_list(tmp_path / "day.csv", 5)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("not this run's")
+    real_write, calls = batch_write.write_atomic, []
+
+    def terminated_on_the_third(path: Path, data: object, **kwargs: object) -> None:
+        calls.append(path.name)
+        if len(calls) == 3:
+            raise Terminated  # what cli.main's SIGTERM handler raises
+        real_write(path, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch_write, "write_atomic", terminated_on_the_third)
+    argv = ["dosecalc", "--protocols", str(TEST_PROTOCOLS), "batch", str(daylist), "--out",
+            str(out), "--date", DATE]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        cli_module.main()
+    assert stop.value.code == 143
+    assert listing(out) == ["keep.txt"]  # the two sheets it wrote are gone, the rest untouched
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # main put the handler back
+
+
+def test_a_real_sigterm_during_the_writes_undoes_the_run(tmp_path: Path) -> None:
+    """A scheduler's timeout or a stopping service sends SIGTERM: the run stops as on Ctrl-C (its
+    files removed, exit 143, no traceback), where the default action would leave a folder of
+    sheets without a manifest. Two worker processes (the default for a list this long)."""
+    daylist = day_list(tmp_path / "day.csv", 3000)
+    out = tmp_path / "out"
+    err = tmp_path / "err.txt"
+    with open(err, "w") as stderr:
+        process = subprocess.Popen(
+            command(str(daylist), "--out", str(out), "--sheets", "json", "--date", DATE),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            while len(listing(out)) < 5:  # the second phase has begun: sheets are landing
+                assert process.poll() is None, f"the run ended first: {err.read_text()[-3000:]}"
+                time.sleep(0.005)
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    text = err.read_text()
+    assert_no_traceback(text)
+    assert code == 143, text
+    assert "out: terminated (SIGTERM); the run stopped part-way: removed the" in text
+    assert "dosecalc: terminated (SIGTERM); nothing more was written" in text
+    assert not out.exists(), listing(out)  # the run made the folder: gone with the files
 
 
 def test_a_broken_pipe_exits_141_without_a_traceback(tmp_path: Path) -> None:

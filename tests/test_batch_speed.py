@@ -177,3 +177,30 @@ def test_a_batch_puts_the_cycle_collector_back(tmp_path: Path, jobs: str) -> Non
     assert result.exit_code == 0, result.output
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+# Text no cell or figure should break: quotes, backslashes, controls, non-ASCII, an astral character.
+AWKWARD = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(AWKWARD, min_size=6, max_size=22))
+def test_json_written_string_by_string_is_what_json_dumps_writes(cells: list[str]) -> None:
+    """The check code's message and a spooled row's cells are written with json's C string encoder
+    directly: the same text json.dumps writes (and reads back the same)."""
+    import json
+
+    from dosecalc import checkcode
+    from dosecalc.batch.rows import ResultRow
+    from dosecalc.batch.spool import cells_json
+
+    row = ResultRow(*cells[: len(ResultRow._fields)])
+    assert cells_json(row) == json.dumps(list(row))
+    assert ResultRow(*json.loads(cells_json(row))) == row
+    unit = cells[3]
+    figures = {"dose": Figure(Decimal("36"), Decimal("36"), unit, Decimal("0.1"), "36")}
+    protocol = (cells[0], cells[1], cells[2])
+    expected = [checkcode.SCHEME, *protocol, f"dose=36 {unit}" if unit else "dose=36"]
+    assert checkcode.message(protocol, figures) == json.dumps(
+        expected, ensure_ascii=True, separators=(",", ":")
+    ).encode("ascii")

@@ -44,7 +44,7 @@ from dosecalc.batch.write import (
     write_folder,
     write_stdout,
 )
-from dosecalc.errors import InputError, OutputError, Problem
+from dosecalc.errors import InputError, OutputError, Problem, Terminated
 from dosecalc.model import TEXT_LIMITS, check_date, check_text
 from dosecalc.protocols import Library
 from dosecalc.render import FORMATS
@@ -214,8 +214,9 @@ def run(
             with contextlib.suppress(OutputError):
                 _run_record(options, ctx, report, inputs, "incomplete")
             raise writer.undo(why) from None
-        except BaseException:  # Ctrl-C: undo, then let it through (main exits 130)
-            _undo_quietly(writer, stderr, "interrupted")
+        except BaseException as exc:  # Ctrl-C or SIGTERM: undo, then let it through (130, 143)
+            why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            _undo_quietly(writer, stderr, why)
             raise
         if bar is not None:
             bar.pause()

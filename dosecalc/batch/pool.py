@@ -77,6 +77,9 @@ GC_YOUNGEST = 20_000
 def _start(ctx: Context, parent: int, stop: Any) -> None:
     global _CTX, _STOP
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    # SIGTERM ends a worker at once (the main process's handler, inherited by the fork, would
+    # raise in the middle of a chunk); the main process stops, and undoes the run, on its own.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with(parent)
     _CTX, _STOP = ctx, stop
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from dosecalc.batch.evaluate import Outcome
@@ -20,6 +21,12 @@ from dosecalc.model import Sheet
 
 INSERT_BATCH = 500
 PAGE = 1000
+
+
+def cells_json(row: ResultRow) -> str:
+    """A row's results.csv cells as the JSON array json.dumps writes (every cell is a str), each
+    cell written by json's own C string encoder: the main process stores one a row."""
+    return "[" + ", ".join(map(encode_basestring_ascii, row)) + "]"
 
 
 class Spool:
@@ -67,7 +74,7 @@ class Spool:
             (
                 line,
                 outcome.status,
-                json.dumps(outcome.row),
+                cells_json(outcome.row),
                 outcome.key,
                 outcome.overridden,
                 outcome.jsonl,
@@ -124,7 +131,7 @@ class Spool:
         self.db.execute(
             "UPDATE rows SET status = ?, cells = ?, overridden = 0, jsonl = ?, audit = ? "
             "WHERE line = ?",
-            (row.status, json.dumps(row), jsonl, audit, line),
+            (row.status, cells_json(row), jsonl, audit, line),
         )
         self.db.execute("DELETE FROM sheets WHERE line = ?", (line,))
         self.kept.pop(line, None)

@@ -33,6 +33,7 @@ from dosecalc.batch.rows import (
 from dosecalc.batch.spool import Spool
 from dosecalc.errors import IncompleteOutputError, OutputError, Problem
 from dosecalc.files import exists_error, shown_path, write_atomic
+from dosecalc.stopping import held
 
 # Shown when files already exist: only the first few names (the list can be long).
 SHOWN_NAMES = 5
@@ -239,10 +240,11 @@ class Writer:
     def file(self, path: Path, data: bytes | Hashed, field: str, listed: bool = True) -> None:
         chunks = data if isinstance(data, Hashed) else Hashed([data])
         existed = self.options.force and os.path.lexists(path)
-        write_atomic(path, chunks, force=self.options.force, field=field)
-        self.paths.append(path)
-        if existed:
-            self.replaced.append(path)
+        with held():  # Ctrl-C or SIGTERM waits until the file is on this run's list (to undo)
+            write_atomic(path, chunks, force=self.options.force, field=field)
+            self.paths.append(path)
+            if existed:
+                self.replaced.append(path)
         if listed:
             self.spool.record_written(path.name, chunks.sha256.hexdigest(), chunks.size)
         self.report.written += 1
@@ -265,7 +267,12 @@ class Writer:
 
     def undo(self, why: str) -> IncompleteOutputError:
         """After a failure part-way: remove the files this run made new; files that replaced
-        older ones (--force) cannot be undone, so an INCOMPLETE marker names them."""
+        older ones (--force) cannot be undone, so an INCOMPLETE marker names them. A second
+        Ctrl-C or SIGTERM waits until the undo is done."""
+        with held():
+            return self._undo(why)
+
+    def _undo(self, why: str) -> IncompleteOutputError:
         left: list[Path] = list(self.replaced)
         for path in self.paths:
             if path in self.replaced:
