@@ -35,14 +35,17 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
+from itertools import islice
 from pathlib import Path
 
 from floor import PROTOCOL_IDS, repeated_list, unique_list
@@ -152,6 +155,34 @@ def checked(
     return done.stdout
 
 
+def streamed(cmd: Sequence[str], cwd: Path, rows: int, timeout: float) -> None:
+    """One untimed run whose JSON Lines on stdout (a pipe) are checked as they come."""
+    err = cwd / "stderr.txt"
+    with (
+        open(err, "wb") as stderr,
+        subprocess.Popen(
+            list(cmd), cwd=cwd, env=child_env(), stdout=subprocess.PIPE, stderr=stderr
+        ) as process,
+    ):
+        watchdog = threading.Timer(timeout, process.kill)
+        watchdog.start()
+        try:
+            out = process.stdout
+            assert out is not None
+            ok = produced(out, rows)
+            for _ in iter(lambda: out.read(1 << 20), b""):  # the rest, if a bad line came first
+                pass
+            code = process.wait()
+        finally:
+            watchdog.cancel()
+    tail = err.read_text("utf-8", "replace").strip().splitlines()[-3:]
+    err.unlink()
+    if code == -signal.SIGKILL:
+        raise Failure(f"timed out after {timeout:.0f} s: {shlex.join(cmd)}")
+    if code != 0 or not ok:
+        raise Failure(f"{shlex.join(cmd)}: exit {code}, expected 0 and {rows} JSON lines; {tail}")
+
+
 def hyperfine(
     commands: Sequence[Sequence[str]],
     runs: int,
@@ -200,16 +231,15 @@ def dosecalc() -> list[str]:
     return [found] if found else [sys.executable, "-m", "dosecalc"]
 
 
-def jsonl_ok(rows: int) -> Callable[[bytes], bool]:
-    """One line per row, each produced (no error object)."""
-
-    def ok(out: bytes) -> bool:
-        lines = out.splitlines()
-        return len(lines) == rows and all(
-            b'"status": "ok"' in x or b'"warning"' in x for x in lines
-        )
-
-    return ok
+def produced(lines: Iterable[bytes], rows: int) -> bool:
+    """One line per row, each produced (no error object); read line by line, never held whole (a
+    million-row run writes gigabytes)."""
+    count = 0
+    for line in lines:
+        if b'"status": "ok"' not in line and b'"warning"' not in line:
+            return False
+        count += 1
+    return count == rows
 
 
 def batch_figures(dc: list[str], args: argparse.Namespace, folder: Path) -> Iterator[Figure]:
@@ -229,14 +259,15 @@ def batch_figures(dc: list[str], args: argparse.Namespace, folder: Path) -> Iter
             # Timed with its output in a file: the last run's lines are the ones checked.
             out = folder / f"{who}.jsonl"
             timing += hyperfine([cmd], args.sizes.big_runs, folder, warmup=0, output=str(out))
-            data = out.read_bytes()
+            with open(out, "rb") as lines:
+                if not produced(lines, rows):
+                    raise Failure(f"{shlex.join(cmd)}: not {rows} JSON lines of produced sheets")
+                lines.seek(0)
+                keys[who] = {}
+                for line in islice(lines, 50):
+                    record = json.loads(line)
+                    keys[who].setdefault(record["protocol_id"], list(record))
             out.unlink()
-            if not jsonl_ok(rows)(data):
-                raise Failure(f"{shlex.join(cmd)}: not {rows} JSON lines of produced sheets")
-            keys[who] = {}
-            for line in data.splitlines()[:50]:
-                record = json.loads(line)
-                keys[who].setdefault(record["protocol_id"], list(record))
         drift = [p for p in keys["subject"] if keys["subject"][p] != keys["floor"].get(p)]
         (value, cpu), (baseline, baseline_cpu) = timing
         yield Figure(
@@ -259,7 +290,7 @@ def rss_figure(dc: list[str], args: argparse.Namespace, folder: Path) -> Iterato
         cmd = [*dc, "--protocols", args.protocols, "batch", str(daylist), "--date", DATE]
         cmd = [sys.executable, "-c", RSS_SHIM, str(out), *cmd, "--format", "jsonl", "--quiet"]
         started = time.perf_counter()
-        checked(cmd, folder, jsonl_ok(rows), f"{rows} JSON lines", 300 + rows * 0.01)
+        streamed(cmd, folder, rows, 300 + rows * 0.01)
         peak[rows] = (int(out.read_text()) / 1024, time.perf_counter() - started)
     (big, seconds), (small, _) = peak[args.sizes.rss_big], peak[args.sizes.rss_small]
     yield Figure(
@@ -489,9 +520,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["seconds"] = round(time.perf_counter() - started, 1)
     print("\n" + table(figures))
     if args.json:
-        record = {"meta": meta, "sizes": asdict(args.sizes), "figures": []}
-        for f in figures:
-            record["figures"].append({**asdict(f), "ratio": f.ratio, "cpu_ratio": f.cpu_ratio})
+        rows = [{**asdict(f), "ratio": f.ratio, "cpu_ratio": f.cpu_ratio} for f in figures]
+        record = {"meta": meta, "sizes": asdict(args.sizes), "figures": rows}
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return 1 if any(f.error for f in figures) else 0
 
