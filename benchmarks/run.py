@@ -28,6 +28,7 @@ exits 1 if any command failed or printed the wrong thing. Nothing asserts a time
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -161,10 +162,15 @@ def streamed(cmd: Sequence[str], cwd: Path, rows: int, timeout: float) -> None:
     with (
         open(err, "wb") as stderr,
         subprocess.Popen(
-            list(cmd), cwd=cwd, env=child_env(), stdout=subprocess.PIPE, stderr=stderr
+            list(cmd),
+            cwd=cwd,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,  # the watchdog stops the command and what it started (shim)
         ) as process,
     ):
-        watchdog = threading.Timer(timeout, process.kill)
+        watchdog = threading.Timer(timeout, _kill_group, (process.pid,))
         watchdog.start()
         try:
             out = process.stdout
@@ -181,6 +187,11 @@ def streamed(cmd: Sequence[str], cwd: Path, rows: int, timeout: float) -> None:
         raise Failure(f"timed out after {timeout:.0f} s: {shlex.join(cmd)}")
     if code != 0 or not ok:
         raise Failure(f"{shlex.join(cmd)}: exit {code}, expected 0 and {rows} JSON lines; {tail}")
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended as the watchdog fired
+        os.killpg(pid, signal.SIGKILL)
 
 
 def hyperfine(

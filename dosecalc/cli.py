@@ -1001,9 +1001,12 @@ def main() -> None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     from dosecalc import stopping
 
-    replaced = stopping.install()
     try:
-        code = cli.main(prog_name="dosecalc", standalone_mode=False)
+        replaced = stopping.install()
+        try:
+            code = cli.main(prog_name="dosecalc", standalone_mode=False)
+        finally:  # from here a late SIGTERM ends the process as by default (the shell sees 143)
+            stopping.restore(replaced)
         _flush_stdout()
     except click.exceptions.Exit as stop:
         _flush_stdout()
@@ -1039,8 +1042,6 @@ def main() -> None:
             err=True,
         )
         code = EXIT_INCOMPLETE
-    finally:
-        stopping.restore(replaced)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 

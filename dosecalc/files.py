@@ -11,7 +11,7 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from dosecalc import sanitize
@@ -47,20 +47,55 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def write_atomic(
-    path: Path, data: bytes | Iterable[bytes], *, force: bool = False, field: str = "output"
+    path: Path,
+    data: bytes | Iterable[bytes],
+    *,
+    force: bool = False,
+    field: str = "output",
+    committed: Callable[[], None] | None = None,
 ) -> None:
     """Write `data` to `path` atomically. Without `force`, an existing file is never replaced.
 
     `data` may be an iterable of chunks, so a large file (a batch's results) is never held in memory.
+    `committed` runs as the file appears under its name, with no Ctrl-C or SIGTERM between the two
+    (stopping.held): a batch's record of the files it wrote, which its undo removes.
     """
-    with held():  # Ctrl-C or SIGTERM waits: no temporary file is left behind
-        _write_atomic(path, data, force, field)
-
-
-def _write_atomic(path: Path, data: bytes | Iterable[bytes], force: bool, field: str) -> None:
     folder = path.parent if str(path.parent) else Path(".")
+    tmp_name = ""
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+        with held():  # a stop waits until the name is known: the `finally` below removes the file
+            fd, tmp_name = _temporary(folder, field)
+        try:
+            for chunk in [data] if isinstance(data, bytes) else data:
+                write_all(fd, chunk)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp_name, 0o644)
+        with held():
+            if force:
+                os.replace(tmp_name, path)
+            else:
+                try:
+                    os.link(tmp_name, path)  # fails if the target exists: no window for a clobber
+                except FileExistsError:
+                    raise exists_error(path, field) from None
+                os.unlink(tmp_name)
+            if committed is not None:
+                committed()
+        _fsync_dir(folder)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise OutputError(
+            Problem(field, "cannot_write", f"{field}: cannot write {shown_path(path)}: {_why(exc)}")
+        ) from None
+    finally:
+        if tmp_name and os.path.lexists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def _temporary(folder: Path, field: str) -> tuple[int, str]:
+    try:
+        return tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
     except (OSError, ValueError) as exc:
         raise OutputError(
             Problem(
@@ -69,30 +104,6 @@ def _write_atomic(path: Path, data: bytes | Iterable[bytes], force: bool, field:
                 f"{field}: cannot write in {shown_path(folder)}: {_why(exc)}",
             )
         ) from None
-    try:
-        try:
-            for chunk in [data] if isinstance(data, bytes) else data:
-                write_all(fd, chunk)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp_name, 0o644)
-        if force:
-            os.replace(tmp_name, path)
-        else:
-            try:
-                os.link(tmp_name, path)  # fails if the target exists: no window for a clobber
-            except FileExistsError:
-                raise exists_error(path, field) from None
-            os.unlink(tmp_name)
-        _fsync_dir(folder)
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        raise OutputError(
-            Problem(field, "cannot_write", f"{field}: cannot write {shown_path(path)}: {_why(exc)}")
-        ) from None
-    finally:
-        if os.path.lexists(tmp_name):
-            os.unlink(tmp_name)
 
 
 def open_log(path: Path, field: str = "audit_log") -> int:

@@ -1,11 +1,11 @@
-"""Ctrl-C and SIGTERM: a stop that waits for the file being written.
+"""Ctrl-C and SIGTERM: a stop that waits for the few steps that must happen together.
 
 `cli.main` installs `handler` for SIGTERM (a scheduler's timeout, a service stopping), and for
 SIGINT (Ctrl-C) where Python's own handler is in place. Outside a `held()` block it stops the run
-at once, as Python's Ctrl-C does: KeyboardInterrupt, or Terminated (errors.py) for SIGTERM, and the
-batch removes what it had written. Inside one (a file being written and recorded as this run's),
-the stop waits for the block to end: a file is then either absent or complete and on the run's
-list, so the undo removes it, and no temporary file is left behind.
+at once, as Python's Ctrl-C does: KeyboardInterrupt, or Terminated (errors.py) for SIGTERM, and a
+batch removes what it had written. Inside one the stop waits for the block to end. The blocks are
+short: a temporary file's creation (so it is always removed), a file's appearance under its name
+together with the batch's record of it (so the undo removes it), and the undo itself.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from types import FrameType
 
 from dosecalc.errors import Terminated
 
-_held = 0  # depth of held() blocks (they nest: the batch's writer holds around write_atomic)
-_pending: type[KeyboardInterrupt] | None = None  # the stop that came during a held() block
+_held = 0  # depth of held() blocks (they nest; the outermost decides)
+_pending: type[KeyboardInterrupt] | None = None  # the first stop that came during a held() block
 
 
 def handler(signum: int, frame: FrameType | None) -> None:
@@ -29,27 +29,36 @@ def handler(signum: int, frame: FrameType | None) -> None:
     if _held:
         _pending = _pending or stop
         return
+    _pending = None
     raise stop
 
 
 @contextmanager
-def held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block ends, then stop the run."""
+def held(then_stop: bool = True) -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends; then a stop that came is raised (`then_stop`),
+    unless an exception is already on its way out (the run is failing anyway: it is not replaced).
+    `then_stop=False`: the block is part of stopping already (the undo); a second stop is dropped,
+    so the undo's message and the first stop's exit code stand."""
     global _held, _pending
     _held += 1
+    failing = False
     try:
         yield
+    except BaseException:
+        failing = True
+        raise
     finally:
         _held -= 1
-        if not _held and _pending is not None:
+        if not _held:
             stop, _pending = _pending, None
-            raise stop
+            if stop is not None and then_stop and not failing:
+                raise stop
 
 
 def install() -> dict[int, object]:
-    """Install `handler` (the main thread only, where Python runs signal handlers); returns the
-    handlers it replaced, for restore(). SIGINT is left alone where it is ignored (a background
-    job) or handled by someone else."""
+    """Install `handler` (from the main thread only, where Python runs signal handlers); returns
+    the handlers it replaced, for restore(). SIGINT is left alone where it is ignored (a
+    background job) or handled by someone else."""
     replaced: dict[int, object] = {}
     if threading.current_thread() is not threading.main_thread():
         return replaced
@@ -62,6 +71,8 @@ def install() -> dict[int, object]:
 
 
 def restore(replaced: dict[int, object]) -> None:
+    global _held, _pending
     for signum, previous in replaced.items():
         if previous is not None:
             signal.signal(signum, previous)  # type: ignore[arg-type]
+    _held, _pending = 0, None

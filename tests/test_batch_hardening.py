@@ -262,6 +262,7 @@ def test_sigterm_while_writing_exits_143_and_removes_what_the_run_wrote(
     from dosecalc.batch import write as batch_write
     from dosecalc.errors import Terminated
 
+    before = signal.getsignal(signal.SIGTERM)
     daylist = day_list(tmp_path / "day.csv", 5)
     out = tmp_path / "out"
     out.mkdir()
@@ -282,7 +283,68 @@ def test_sigterm_while_writing_exits_143_and_removes_what_the_run_wrote(
         cli_module.main()
     assert stop.value.code == 143
     assert listing(out) == ["keep.txt"]  # the two sheets it wrote are gone, the rest untouched
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # main put the handler back
+    assert signal.getsignal(signal.SIGTERM) is before  # main put the handler back
+
+
+def test_a_stop_as_a_file_lands_waits_until_the_run_has_it_on_its_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM just after a sheet appears under its name, before the batch has noted it: the stop
+    waits for the note (stopping.held), so the undo removes that sheet too."""
+    from dosecalc import files, stopping
+
+    daylist = day_list(tmp_path / "day.csv", 5)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("not this run's")
+    real_link, calls = os.link, []
+
+    def link_then_sigterm(source: str, target: Path) -> None:
+        real_link(source, target)
+        calls.append(target)
+        if len(calls) == 3:
+            stopping.handler(signal.SIGTERM, None)  # as the signal would, with main's handler
+
+    monkeypatch.setattr(files.os, "link", link_then_sigterm)
+    argv = ["dosecalc", "--protocols", str(TEST_PROTOCOLS), "batch", str(daylist), "--out",
+            str(out), "--date", DATE]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        cli_module.main()
+    assert stop.value.code == 143
+    assert len(calls) == 3  # it stopped at the third file
+    assert listing(out) == ["keep.txt"]  # the third sheet was on the list, and undone
+
+
+def test_sigterm_to_the_whole_process_group_while_computing_never_hangs(tmp_path: Path) -> None:
+    """`timeout`, systemd and batch schedulers signal the whole process group: the workers ignore
+    SIGTERM (a worker killed while sending its results would leave the pool waiting for ever);
+    the main process stops them and exits 143 (or, before its handler is in, is ended by the
+    signal), within seconds, without a traceback."""
+    import random
+
+    daylist = day_list(tmp_path / "day.csv", 20000)
+    rng = random.Random(20261125)
+    for attempt in range(6):
+        err = tmp_path / f"err{attempt}.txt"
+        with open(err, "w") as stderr:
+            process = subprocess.Popen(
+                command(str(daylist), "--format", "jsonl", "--date", DATE, "--jobs", "2"),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
+            try:
+                time.sleep(rng.uniform(0.2, 2.5))
+                os.killpg(process.pid, signal.SIGTERM)
+                code = process.wait(timeout=60)
+            finally:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+        text = err.read_text()
+        assert code in (143, -signal.SIGTERM), (attempt, code, text)
+        assert_no_traceback(text)
 
 
 def test_a_real_sigterm_during_the_writes_undoes_the_run(tmp_path: Path) -> None:

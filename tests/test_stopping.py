@@ -50,18 +50,30 @@ def test_the_first_stop_of_several_is_the_one_raised() -> None:
         two_stops()
 
 
-def test_a_stop_during_a_write_leaves_the_whole_file_and_no_temporary(tmp_path: Path) -> None:
+def test_a_stop_while_the_data_is_written_leaves_no_file_and_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "sheet.json"
 
     def chunks() -> Iterator[bytes]:
         yield b'{"dose": '
-        stopping.handler(signal.SIGTERM, None)  # SIGTERM between two chunks
+        stopping.handler(signal.SIGTERM, None)  # SIGTERM between two chunks: stops at once
         yield b"36}\n"
 
     with pytest.raises(Terminated):
         write_atomic(target, chunks())
-    assert target.read_bytes() == b'{"dose": 36}\n'
-    assert [p.name for p in tmp_path.iterdir()] == ["sheet.json"]  # no TEMP_PREFIX file
+    assert list(tmp_path.iterdir()) == []  # neither the sheet nor a TEMP_PREFIX file
+
+
+def test_a_stop_as_the_file_lands_waits_for_the_callers_record(tmp_path: Path) -> None:
+    target, noted = tmp_path / "sheet.json", []
+
+    def note() -> None:
+        stopping.handler(signal.SIGTERM, None)  # the signal comes as the file appears
+        noted.append(target.read_bytes())
+
+    with pytest.raises(Terminated):
+        write_atomic(target, b'{"dose": 36}\n', committed=note)
+    assert noted == [b'{"dose": 36}\n']  # the record was made, then the run stopped
+    assert [p.name for p in tmp_path.iterdir()] == ["sheet.json"]
     assert not any(p.name.startswith(TEMP_PREFIX) for p in tmp_path.iterdir())
 
 
@@ -86,3 +98,35 @@ def test_an_ignored_ctrl_c_stays_ignored() -> None:
         stopping.restore(replaced)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_stop_never_replaces_an_exception_already_on_its_way_out() -> None:
+    def failing_write() -> None:
+        with stopping.held():
+            stopping.handler(signal.SIGTERM, None)
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):  # the disk-full error stands (exit 4)
+        failing_write()
+    with stopping.held():  # and the stop is not left pending for a later block
+        pass
+
+
+def test_a_stop_during_the_undo_waits_for_it_and_is_dropped() -> None:
+    undone = []
+    with stopping.held(then_stop=False):
+        stopping.handler(signal.SIGTERM, None)  # a second SIGTERM while undoing
+        undone.append("every file")
+    assert undone == ["every file"]
+    with stopping.held():  # nothing pending afterwards
+        pass
+
+
+def test_a_stop_raised_at_once_clears_an_earlier_pending_one() -> None:
+    """A signal landing as the last block ends is raised at once; it must not fire again at the
+    next block (a stale stop would break the undo)."""
+    stopping._pending = Terminated  # as if left by a block whose end the signal interrupted
+    with pytest.raises(KeyboardInterrupt):
+        stopping.handler(signal.SIGINT, None)
+    with stopping.held():
+        pass

@@ -44,10 +44,11 @@ from dosecalc.batch.write import (
     write_folder,
     write_stdout,
 )
-from dosecalc.errors import InputError, OutputError, Problem, Terminated
+from dosecalc.errors import IncompleteOutputError, InputError, OutputError, Problem, Terminated
 from dosecalc.model import TEXT_LIMITS, check_date, check_text
 from dosecalc.protocols import Library
 from dosecalc.render import FORMATS
+from dosecalc.stopping import held
 
 __all__ = [
     "COLUMNS",
@@ -206,17 +207,12 @@ def run(
             writer.tick = bar.wrote
         try:
             _write(writer, spool, options, stdout, started, run_id, inputs)
-        except BrokenPipeError:  # the reader went away: undo, and let main exit 141
-            _undo_quietly(writer, stderr, "broken pipe")
-            raise
-        except (OutputError, OSError) as exc:
-            why = exc.problems[0].message if isinstance(exc, OutputError) else str(exc)
-            with contextlib.suppress(OutputError):
-                _run_record(options, ctx, report, inputs, "incomplete")
-            raise writer.undo(why) from None
-        except BaseException as exc:  # Ctrl-C or SIGTERM: undo, then let it through (130, 143)
-            why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-            _undo_quietly(writer, stderr, why)
+        except BaseException as exc:
+            # One handler, held: a Ctrl-C or SIGTERM during it cannot skip the undo.
+            with held(then_stop=False):
+                incomplete = _stopped(exc, writer, options, ctx, report, inputs, stderr)
+            if incomplete is not None:
+                raise incomplete from None
             raise
         if bar is not None:
             bar.pause()
@@ -228,6 +224,34 @@ def run(
             )
         return report
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
+
+
+def _stopped(
+    exc: BaseException,
+    writer: Writer,
+    options: Options,
+    ctx: Context,
+    report: Report,
+    inputs: dict[str, Any],
+    stderr: IO[str],
+) -> IncompleteOutputError | None:
+    """Undo a run whose writing stopped part-way. A failed write (disk full): the error to raise
+    (exit 4), after an "incomplete" run record. Otherwise (a broken pipe, Ctrl-C, SIGTERM: main
+    exits 141, 130, 143) the undo is reported here and the exception goes on (None)."""
+    if isinstance(exc, (OutputError, OSError)) and not isinstance(exc, BrokenPipeError):
+        why = exc.problems[0].message if isinstance(exc, OutputError) else str(exc)
+        undone = writer.undo(why)
+        with contextlib.suppress(OutputError):
+            _run_record(options, ctx, report, inputs, "incomplete")
+        return undone
+    if isinstance(exc, BrokenPipeError):
+        why = "broken pipe"
+    elif isinstance(exc, Terminated):
+        why = "terminated (SIGTERM)"
+    else:
+        why = "interrupted"
+    _undo_quietly(writer, stderr, why)
+    return None
 
 
 def _undo_quietly(writer: Writer, stderr: IO[str], why: str) -> None:

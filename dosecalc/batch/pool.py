@@ -4,8 +4,8 @@ Each row's outcome is a pure function of the row, the protocols file and the opt
 outcomes are the same bytes whichever process computes them; they come back in line order and go
 into the spool exactly as a one-process run puts them there. Workers are forked after the
 protocols file is loaded (the same Library, never re-read), before any other thread starts; they
-ignore Ctrl-C (the main process stops them and undoes the run), and at most a few chunks are in
-flight at a time, so memory does not grow with the day list.
+ignore Ctrl-C and SIGTERM (the main process stops them and undoes the run), and at most a few chunks
+are in flight at a time, so memory does not grow with the day list.
 """
 
 from __future__ import annotations
@@ -70,16 +70,21 @@ def restore_collector(before: tuple[int, ...]) -> None:
     gc.unfreeze()
 
 
+STOPS = frozenset({signal.SIGINT, signal.SIGTERM})  # Ctrl-C, and SIGTERM (cli.main, stopping.py)
+
 # Objects allocated between passes of the youngest generation (Python's default is 700).
 GC_YOUNGEST = 20_000
 
 
 def _start(ctx: Context, parent: int, stop: Any) -> None:
     global _CTX, _STOP
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    # SIGTERM ends a worker at once (the main process's handler, inherited by the fork, would
-    # raise in the middle of a chunk); the main process stops, and undoes the run, on its own.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Ctrl-C and SIGTERM are the main process's to handle (a signal to the whole process group,
+    # as `timeout` or systemd send, reaches the workers too): it stops them through `stop`. A
+    # worker killed while sending its results would leave the pool waiting for them for ever.
+    # They were blocked across the fork (Workers), so none can come before this.
+    for signum in STOPS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
     _die_with(parent)
     _CTX, _STOP = ctx, stop
 
@@ -122,14 +127,20 @@ class Workers:
 
             fork = multiprocessing.get_context("fork")
             self.stop = fork.Event()
-            self.executor = ProcessPoolExecutor(
-                jobs,
-                mp_context=fork,
-                initializer=_start,
-                initargs=(ctx, os.getpid(), self.stop),
-            )
-            # Fork every worker now, before the progress display starts its thread.
-            self.executor.submit(os.getpid).result()
+            # Ctrl-C and SIGTERM wait (blocked, in this thread and the pool's threads made here)
+            # until every worker is forked and ignores them (_start); then they reach this process.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+            try:
+                self.executor = ProcessPoolExecutor(
+                    jobs,
+                    mp_context=fork,
+                    initializer=_start,
+                    initargs=(ctx, os.getpid(), self.stop),
+                )
+                # Fork every worker now, before the progress display starts its thread.
+                self.executor.submit(os.getpid).result()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.jobs = jobs
         heavy = ctx.options.out is not None or ctx.options.combined is not None
         self.chunk = CHUNK_SHEETS if heavy else CHUNK_ROWS

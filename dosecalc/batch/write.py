@@ -240,11 +240,13 @@ class Writer:
     def file(self, path: Path, data: bytes | Hashed, field: str, listed: bool = True) -> None:
         chunks = data if isinstance(data, Hashed) else Hashed([data])
         existed = self.options.force and os.path.lexists(path)
-        with held():  # Ctrl-C or SIGTERM waits until the file is on this run's list (to undo)
-            write_atomic(path, chunks, force=self.options.force, field=field)
+
+        def on_the_list() -> None:  # as the file appears: no Ctrl-C or SIGTERM between the two
             self.paths.append(path)
             if existed:
                 self.replaced.append(path)
+
+        write_atomic(path, chunks, force=self.options.force, field=field, committed=on_the_list)
         if listed:
             self.spool.record_written(path.name, chunks.sha256.hexdigest(), chunks.size)
         self.report.written += 1
@@ -267,9 +269,9 @@ class Writer:
 
     def undo(self, why: str) -> IncompleteOutputError:
         """After a failure part-way: remove the files this run made new; files that replaced
-        older ones (--force) cannot be undone, so an INCOMPLETE marker names them. A second
-        Ctrl-C or SIGTERM waits until the undo is done."""
-        with held():
+        older ones (--force) cannot be undone, so an INCOMPLETE marker names them. A Ctrl-C or
+        SIGTERM during the undo waits for it, and is then dropped: the run is stopping already."""
+        with held(then_stop=False):
             return self._undo(why)
 
     def _undo(self, why: str) -> IncompleteOutputError:
