@@ -181,6 +181,8 @@ def streamed(cmd: Sequence[str], cwd: Path, rows: int, timeout: float) -> None:
             code = process.wait()
         finally:
             watchdog.cancel()
+            if process.poll() is None:  # Ctrl-C in the harness: not left computing on its own
+                _kill_group(process.pid)
     tail = err.read_text("utf-8", "replace").strip().splitlines()[-3:]
     err.unlink()
     if code == -signal.SIGKILL:

@@ -61,16 +61,15 @@ def write_atomic(
     (stopping.held): a batch's record of the files it wrote, which its undo removes.
     """
     folder = path.parent if str(path.parent) else Path(".")
-    tmp_name = ""
+    fd, tmp_name = -1, ""
     try:
         with held():  # a stop waits until the name is known: the `finally` below removes the file
             fd, tmp_name = _temporary(folder, field)
-        try:
-            for chunk in [data] if isinstance(data, bytes) else data:
-                write_all(fd, chunk)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        for chunk in [data] if isinstance(data, bytes) else data:
+            write_all(fd, chunk)
+        os.fsync(fd)
+        fd, closing = -1, fd
+        os.close(closing)
         os.chmod(tmp_name, 0o644)
         with held():
             if force:
@@ -80,15 +79,18 @@ def write_atomic(
                     os.link(tmp_name, path)  # fails if the target exists: no window for a clobber
                 except FileExistsError:
                     raise exists_error(path, field) from None
-                os.unlink(tmp_name)
-            if committed is not None:
+            if committed is not None:  # at once: nothing between the file and its record
                 committed()
+            if not force:
+                os.unlink(tmp_name)
         _fsync_dir(folder)
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise OutputError(
             Problem(field, "cannot_write", f"{field}: cannot write {shown_path(path)}: {_why(exc)}")
         ) from None
     finally:
+        if fd >= 0:
+            os.close(fd)
         if tmp_name and os.path.lexists(tmp_name):
             os.unlink(tmp_name)
 

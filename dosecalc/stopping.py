@@ -20,16 +20,19 @@ from dosecalc.errors import Terminated
 
 _held = 0  # depth of held() blocks (they nest; the outermost decides)
 _pending: type[KeyboardInterrupt] | None = None  # the first stop that came during a held() block
+_stopping = False  # a stop was raised: the run is stopping, later stops are not raised again
 
 
 def handler(signum: int, frame: FrameType | None) -> None:
-    """The signal handler: the stop, now or at the end of the held() block."""
-    global _pending
+    """The signal handler: the stop, now or at the end of the held() block. Only the first stop
+    is raised: a second Ctrl-C or SIGTERM while the run stops (before its undo is held, say)
+    cannot cut the undo short."""
+    global _pending, _stopping
     stop = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-    if _held:
+    if _held or _stopping:
         _pending = _pending or stop
         return
-    _pending = None
+    _pending, _stopping = None, True
     raise stop
 
 
@@ -39,7 +42,7 @@ def held(then_stop: bool = True) -> Iterator[None]:
     unless an exception is already on its way out (the run is failing anyway: it is not replaced).
     `then_stop=False`: the block is part of stopping already (the undo); a second stop is dropped,
     so the undo's message and the first stop's exit code stand."""
-    global _held, _pending
+    global _held, _pending, _stopping
     _held += 1
     failing = False
     try:
@@ -51,7 +54,8 @@ def held(then_stop: bool = True) -> Iterator[None]:
         _held -= 1
         if not _held:
             stop, _pending = _pending, None
-            if stop is not None and then_stop and not failing:
+            if stop is not None and then_stop and not failing and not _stopping:
+                _stopping = True
                 raise stop
 
 
@@ -71,8 +75,8 @@ def install() -> dict[int, object]:
 
 
 def restore(replaced: dict[int, object]) -> None:
-    global _held, _pending
+    global _held, _pending, _stopping
     for signum, previous in replaced.items():
         if previous is not None:
             signal.signal(signum, previous)  # type: ignore[arg-type]
-    _held, _pending = 0, None
+    _held, _pending, _stopping = 0, None, False

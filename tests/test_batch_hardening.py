@@ -317,14 +317,15 @@ def test_a_stop_as_a_file_lands_waits_until_the_run_has_it_on_its_list(
 
 
 def test_sigterm_to_the_whole_process_group_while_computing_never_hangs(tmp_path: Path) -> None:
-    """`timeout`, systemd and batch schedulers signal the whole process group: the workers ignore
-    SIGTERM (a worker killed while sending its results would leave the pool waiting for ever);
-    the main process stops them and exits 143 (or, before its handler is in, is ended by the
-    signal), within seconds, without a traceback."""
+    """`timeout` signals the whole process group: the workers ignore SIGTERM (a worker killed while
+    sending its results would leave the pool waiting for ever); the main process stops them and
+    exits 143 (or, before its handler is in, is ended by the signal), within seconds, without a
+    traceback."""
     import random
 
-    daylist = day_list(tmp_path / "day.csv", 20000)
+    daylist = day_list(tmp_path / "day.csv", 60000)  # long enough not to finish first
     rng = random.Random(20261125)
+    codes = []
     for attempt in range(6):
         err = tmp_path / f"err{attempt}.txt"
         with open(err, "w") as stderr:
@@ -336,15 +337,47 @@ def test_sigterm_to_the_whole_process_group_while_computing_never_hangs(tmp_path
             )
             try:
                 time.sleep(rng.uniform(0.2, 2.5))
+                assert process.poll() is None, "the run ended before the signal"
                 os.killpg(process.pid, signal.SIGTERM)
-                code = process.wait(timeout=60)
+                codes.append(process.wait(timeout=60))
             finally:
                 if process.poll() is None:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
         text = err.read_text()
-        assert code in (143, -signal.SIGTERM), (attempt, code, text)
+        assert codes[-1] in (143, -signal.SIGTERM), (attempt, codes, text)
         assert_no_traceback(text)
+    assert 143 in codes  # at least one signal came once dosecalc's handler was in
+
+
+def test_a_stopped_run_leaves_its_run_record_in_the_audit_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dosecalc.batch import write as batch_write
+    from dosecalc.errors import Terminated
+
+    daylist = day_list(tmp_path / "day.csv", 5)
+    out, log = tmp_path / "out", tmp_path / "audit.jsonl"
+    real_write, calls = batch_write.write_atomic, []
+
+    def terminated_on_the_third(path: Path, data: object, **kwargs: object) -> None:
+        calls.append(path.name)
+        if len(calls) == 3:
+            raise Terminated
+        real_write(path, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch_write, "write_atomic", terminated_on_the_third)
+    argv = ["dosecalc", "--protocols", str(TEST_PROTOCOLS), "batch", str(daylist), "--out",
+            str(out), "--date", DATE, "--audit-log", str(log)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        cli_module.main()
+    assert stop.value.code == 143
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["event"] for r in records] == ["sheet"] * 5 + ["batch"]
+    assert records[-1]["outcome"] == "terminated"
+    assert records[-1]["files_written"] == 2  # written, then removed by the undo
+    assert not out.exists()
 
 
 def test_a_real_sigterm_during_the_writes_undoes_the_run(tmp_path: Path) -> None:

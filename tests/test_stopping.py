@@ -1,6 +1,6 @@
-"""Ctrl-C and SIGTERM (dosecalc/stopping.py): a stop that comes while a file is being written waits
-until the file is complete and on the run's list, so the batch's undo removes it and no temporary
-file is left; elsewhere it stops the run at once."""
+"""Ctrl-C and SIGTERM (dosecalc/stopping.py): a stop waits only while a temporary file is made,
+while a file appears under its name together with the caller's record of it, and during an undo;
+elsewhere it stops the run at once. Only the first stop is raised."""
 
 from __future__ import annotations
 
@@ -15,12 +15,31 @@ from dosecalc.errors import Terminated
 from dosecalc.files import TEMP_PREFIX, write_atomic
 
 
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    """Each test starts as a run does (cli.main's restore() clears the module's state)."""
+    stopping.restore({})
+    yield
+    stopping.restore({})
+
+
 def test_outside_a_held_block_the_stop_is_at_once() -> None:
     with pytest.raises(Terminated):
         stopping.handler(signal.SIGTERM, None)
+    stopping.restore({})
     with pytest.raises(KeyboardInterrupt) as stop:
         stopping.handler(signal.SIGINT, None)
     assert not isinstance(stop.value, Terminated)  # Ctrl-C stays Ctrl-C (exit 130, not 143)
+
+
+def test_only_the_first_stop_is_raised() -> None:
+    """A second Ctrl-C or SIGTERM while the run stops (before its undo is held) is not raised:
+    it cannot cut the undo short."""
+    with pytest.raises(Terminated):
+        stopping.handler(signal.SIGTERM, None)
+    stopping.handler(signal.SIGINT, None)  # returns
+    with stopping.held():  # and is not raised later either
+        pass
 
 
 def test_inside_held_blocks_the_stop_waits_for_the_outermost_to_end() -> None:
@@ -128,5 +147,6 @@ def test_a_stop_raised_at_once_clears_an_earlier_pending_one() -> None:
     stopping._pending = Terminated  # as if left by a block whose end the signal interrupted
     with pytest.raises(KeyboardInterrupt):
         stopping.handler(signal.SIGINT, None)
+    stopping._stopping = False  # (the latch would drop it anyway: test the pending stop alone)
     with stopping.held():
         pass

@@ -210,13 +210,16 @@ def run(
         except BaseException as exc:
             # One handler, held: a Ctrl-C or SIGTERM during it cannot skip the undo.
             with held(then_stop=False):
+                if bar is not None:
+                    bar.pause()  # the undo's message on its own line
                 incomplete = _stopped(exc, writer, options, ctx, report, inputs, stderr)
             if incomplete is not None:
                 raise incomplete from None
             raise
-        if bar is not None:
-            bar.pause()
-        _run_record(options, ctx, report, inputs, "complete")
+        with held():  # the folder is complete: its run record goes with it
+            if bar is not None:
+                bar.pause()
+            _run_record(options, ctx, report, inputs, "complete")
         if options.out is not None:
             stderr.write(
                 f"dosecalc: wrote {report.written} file(s) to {sanitize.terminal(str(options.out), None)}, "
@@ -235,9 +238,10 @@ def _stopped(
     inputs: dict[str, Any],
     stderr: IO[str],
 ) -> IncompleteOutputError | None:
-    """Undo a run whose writing stopped part-way. A failed write (disk full): the error to raise
-    (exit 4), after an "incomplete" run record. Otherwise (a broken pipe, Ctrl-C, SIGTERM: main
-    exits 141, 130, 143) the undo is reported here and the exception goes on (None)."""
+    """Undo a run whose writing stopped part-way, then add the run's record to the audit log. A
+    failed write (disk full): the error to raise (exit 4; record "incomplete"). Otherwise (a
+    broken pipe, Ctrl-C, SIGTERM: main exits 141, 130, 143) the undo is reported here and the
+    exception goes on (None; record "broken_pipe", "interrupted", "terminated")."""
     if isinstance(exc, (OutputError, OSError)) and not isinstance(exc, BrokenPipeError):
         why = exc.problems[0].message if isinstance(exc, OutputError) else str(exc)
         undone = writer.undo(why)
@@ -245,12 +249,16 @@ def _stopped(
             _run_record(options, ctx, report, inputs, "incomplete")
         return undone
     if isinstance(exc, BrokenPipeError):
-        why = "broken pipe"
+        why, outcome = "broken pipe", "broken_pipe"
     elif isinstance(exc, Terminated):
-        why = "terminated (SIGTERM)"
-    else:
-        why = "interrupted"
+        why, outcome = "terminated (SIGTERM)", "terminated"
+    elif isinstance(exc, KeyboardInterrupt):
+        why, outcome = "interrupted", "interrupted"
+    else:  # not a stop: a fault of dosecalc's own, reported by main after the undo
+        why, outcome = f"failed ({type(exc).__name__})", "failed"
     _undo_quietly(writer, stderr, why)
+    with contextlib.suppress(OutputError):
+        _run_record(options, ctx, report, inputs, outcome)
     return None
 
 
