@@ -231,57 +231,51 @@ def test_a_write_failing_part_way_removes_what_the_run_wrote_and_exits_4(
     assert listing(out) == ["keep.txt"]
 
 
-def test_ctrl_c_while_writing_exits_130_and_removes_what_the_run_wrote(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def stopped_on_the_third_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: type[BaseException], *extra: str
+) -> tuple[int, Path]:
+    """A 5-row batch into tmp_path/out, through cli.main, stopped by `stop` as its third file is
+    about to be written (as Ctrl-C's or SIGTERM's handler raises it): (exit code, out)."""
     from dosecalc.batch import write as batch_write
 
     daylist = day_list(tmp_path / "day.csv", 5)
     out = tmp_path / "out"
     real_write, calls = batch_write.write_atomic, []
 
-    def interrupted_on_the_third(path: Path, data: object, **kwargs: object) -> None:
+    def stopped_on_the_third(path: Path, data: object, **kwargs: object) -> None:
         calls.append(path.name)
         if len(calls) == 3:
-            raise KeyboardInterrupt
+            raise stop
         real_write(path, data, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(batch_write, "write_atomic", interrupted_on_the_third)
+    monkeypatch.setattr(batch_write, "write_atomic", stopped_on_the_third)
     argv = ["dosecalc", "--protocols", str(TEST_PROTOCOLS), "batch", str(daylist), "--out",
-            str(out), "--date", DATE]  # fmt: skip
+            str(out), "--date", DATE, *extra]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
-    with pytest.raises(SystemExit) as stop:
+    with pytest.raises(SystemExit) as stopped:
         cli_module.main()
-    assert stop.value.code == 130
+    assert isinstance(stopped.value.code, int)
+    return stopped.value.code, out
+
+
+def test_ctrl_c_while_writing_exits_130_and_removes_what_the_run_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out = stopped_on_the_third_write(tmp_path, monkeypatch, KeyboardInterrupt)
+    assert code == 130
     assert not out.exists()  # the run made the folder, wrote two sheets, and took it all back
 
 
 def test_sigterm_while_writing_exits_143_and_removes_what_the_run_wrote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dosecalc.batch import write as batch_write
     from dosecalc.errors import Terminated
 
     before = signal.getsignal(signal.SIGTERM)
-    daylist = day_list(tmp_path / "day.csv", 5)
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("not this run's")
-    real_write, calls = batch_write.write_atomic, []
-
-    def terminated_on_the_third(path: Path, data: object, **kwargs: object) -> None:
-        calls.append(path.name)
-        if len(calls) == 3:
-            raise Terminated  # what cli.main's SIGTERM handler raises
-        real_write(path, data, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(batch_write, "write_atomic", terminated_on_the_third)
-    argv = ["dosecalc", "--protocols", str(TEST_PROTOCOLS), "batch", str(daylist), "--out",
-            str(out), "--date", DATE]  # fmt: skip
-    monkeypatch.setattr(sys, "argv", argv)
-    with pytest.raises(SystemExit) as stop:
-        cli_module.main()
-    assert stop.value.code == 143
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("not this run's")
+    code, out = stopped_on_the_third_write(tmp_path, monkeypatch, Terminated)
+    assert code == 143
     assert listing(out) == ["keep.txt"]  # the two sheets it wrote are gone, the rest untouched
     assert signal.getsignal(signal.SIGTERM) is before  # main put the handler back
 
@@ -353,26 +347,13 @@ def test_sigterm_to_the_whole_process_group_while_computing_never_hangs(tmp_path
 def test_a_stopped_run_leaves_its_run_record_in_the_audit_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dosecalc.batch import write as batch_write
     from dosecalc.errors import Terminated
 
-    daylist = day_list(tmp_path / "day.csv", 5)
-    out, log = tmp_path / "out", tmp_path / "audit.jsonl"
-    real_write, calls = batch_write.write_atomic, []
-
-    def terminated_on_the_third(path: Path, data: object, **kwargs: object) -> None:
-        calls.append(path.name)
-        if len(calls) == 3:
-            raise Terminated
-        real_write(path, data, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(batch_write, "write_atomic", terminated_on_the_third)
-    argv = ["dosecalc", "--protocols", str(TEST_PROTOCOLS), "batch", str(daylist), "--out",
-            str(out), "--date", DATE, "--audit-log", str(log)]  # fmt: skip
-    monkeypatch.setattr(sys, "argv", argv)
-    with pytest.raises(SystemExit) as stop:
-        cli_module.main()
-    assert stop.value.code == 143
+    log = tmp_path / "audit.jsonl"
+    code, out = stopped_on_the_third_write(
+        tmp_path, monkeypatch, Terminated, "--audit-log", str(log)
+    )
+    assert code == 143
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["event"] for r in records] == ["sheet"] * 5 + ["batch"]
     assert records[-1]["outcome"] == "terminated"
