@@ -93,10 +93,14 @@ class Figure(NamedTuple):
         return self.exact != self.rounded
 
     @property
+    def exact_shown(self) -> Decimal:
+        """The unrounded value to two more decimals than the step: what exact_number prints."""
+        return self.exact.quantize(finer(self.step), rounding=ROUND_HALF_UP, context=EXACT)
+
+    @property
     def exact_number(self) -> str:
         """The unrounded value with two more decimals than the step, for a pencil check."""
-        shown = self.exact.quantize(finer(self.step), rounding=ROUND_HALF_UP, context=EXACT)
-        return format_number(shown)
+        return format_number(self.exact_shown)
 
     @property
     def exact_text(self) -> str:

@@ -1507,10 +1507,11 @@ def reachable(p: Protocol) -> dict[str, Interval]:
             values["duration"] = minutes
         if height is not None:
             values["height_cm"] = height
-        for formula in order:
-            # Cut to the quantity's own hard limit before it feeds the next formula: a dose below
-            # its hard minimum is refused, so the smallest dose that goes on is that minimum.
-            with localcontext(EXACT):
+        with localcontext(EXACT):
+            for formula in order:
+                # Cut to the quantity's own hard limit before it feeds the next formula: a dose
+                # below its hard minimum is refused, so the smallest dose that goes on is that
+                # minimum.
                 if formula.target in _READS_MORE:  # reads more than its operands: never memoised
                     value = clamp(formula.target, settled(p, checked[formula.target], values))
                 else:
@@ -1521,7 +1522,7 @@ def reachable(p: Protocol) -> dict[str, Interval]:
                             formula.target, settled(p, checked[formula.target], values)
                         )
                     value = known
-            values[formula.target] = value
+                values[formula.target] = value
         for name, value in values.items():
             found.setdefault(name, []).append(value)
     return {name: Interval(min(seen), max(seen)) for name, seen in found.items()}

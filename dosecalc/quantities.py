@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, getcontext, localcontext
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from dosecalc.display import format_number
@@ -353,7 +354,7 @@ QUANTITIES: tuple[Spec, ...] = (
 BY_NAME: dict[str, Spec] = {s.name: s for s in QUANTITIES}
 
 
-def limit_carriers(present: Collection[str]) -> dict[str, str]:
+def limit_carriers(present: Collection[str]) -> Mapping[str, str]:
     """{limit key: the quantity it applies to} among `present`: the last quantity of the table
     naming the limit (a continuous infusion per minute: the dose rate in mcg/kg/min, not the same
     rate in mcg/kg/h, which is shown but not limited twice). Read-only: kept per set of names
@@ -362,8 +363,11 @@ def limit_carriers(present: Collection[str]) -> dict[str, str]:
 
 
 @lru_cache(maxsize=256)
-def _limit_carriers(present: tuple[str, ...]) -> dict[str, str]:
-    return {s.limit: s.name for s in QUANTITIES if s.limit is not None and s.name in present}
+def _limit_carriers(present: tuple[str, ...]) -> Mapping[str, str]:
+    # Read-only: one mapping is shared by every caller with the same names.
+    return MappingProxyType(
+        {s.limit: s.name for s in QUANTITIES if s.limit is not None and s.name in present}
+    )
 
 
 class Constant(NamedTuple):

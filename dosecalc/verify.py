@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal, localcontext
 from functools import lru_cache
 from typing import Any
 
@@ -358,10 +358,9 @@ def _half_place(step: Decimal) -> Decimal:
 
 
 def operand_point(fig: Figure) -> Decimal:
-    """The value a printed operand shows (the middle of its operand_interval)."""
-    if not fig.was_rounded:
-        return fig.exact
-    return fig.exact.quantize(finer(fig.step), rounding=ROUND_HALF_UP, context=EXACT)
+    """The value a printed operand shows (the middle of its operand_interval): the Decimal of
+    Figure.operand_number."""
+    return fig.exact_shown if fig.was_rounded else fig.exact
 
 
 def _true_as_shown(

@@ -204,3 +204,13 @@ def test_json_written_string_by_string_is_what_json_dumps_writes(cells: list[str
     assert checkcode.message(protocol, figures) == json.dumps(
         expected, ensure_ascii=True, separators=(",", ":")
     ).encode("ascii")
+
+
+def test_the_limit_carriers_kept_per_set_of_names_are_read_only() -> None:
+    """One mapping is shared by every caller with the same names: none may change it for the rest."""
+    from dosecalc.quantities import limit_carriers
+
+    carriers = limit_carriers(("dose", "rate"))
+    assert dict(carriers) == {"dose": "dose", "rate": "rate"}
+    with pytest.raises(TypeError):
+        carriers["dose"] = "drug_volume"  # type: ignore[index]

@@ -246,7 +246,7 @@ def dumps(value: Any, indent: int | None = None, _level: int = 0) -> str:
         return _join(_items(value, indent, _level), "{", "}", indent, _level)
     if isinstance(value, list | tuple):
         return _join([dumps(v, indent, _level + 1) for v in value], "[", "]", indent, _level)
-    return json.dumps(value)  # booleans, and str or int subclasses
+    return json.dumps(value)  # str or int subclasses
 
 
 _key = lru_cache(maxsize=1024)(_quote)
