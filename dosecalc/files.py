@@ -70,9 +70,10 @@ def write_atomic(
         os.fsync(fd)
         fd, closing = -1, fd
         os.close(closing)
-        os.chmod(tmp_name, 0o644)
+        os.chmod(tmp_name, 0o666 & ~umask())  # as `open` would make it: the user's umask
         with held():
             if force:
+                replaceable(path, field)
                 os.replace(tmp_name, path)
             else:
                 try:
@@ -93,6 +94,80 @@ def write_atomic(
             os.close(fd)
         if tmp_name and os.path.lexists(tmp_name):
             os.unlink(tmp_name)
+
+
+def replaceable(path: Path, field: str) -> None:
+    """--force replaces a regular file only: never a FIFO, a device (as root, /dev/null itself),
+    a folder or a symbolic link (/dev/stdout is one), each of which `os.replace` would swap for a
+    regular file. Raises OutputError."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a symbolic link"
+        if stat.S_ISLNK(mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if _is_device(mode)
+        else "a folder"
+        if stat.S_ISDIR(mode)
+        else "not a regular file"
+    )
+    raise OutputError(
+        Problem(
+            field,
+            "not_a_file",
+            f"{field}: {shown_path(path)} is {kind}; --force replaces only a regular file "
+            "(nothing was written)",
+        )
+    )
+
+
+def umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc/self/status)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):  # pragma: no cover - not Linux
+        pass
+    mask = os.umask(0o077)  # pragma: no cover - set and restored at once
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file (the same inode, or, where either is missing, the same
+    resolved path)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        try:
+            return os.path.realpath(a) == os.path.realpath(b)
+        except ValueError:  # a NUL byte
+            return False
+
+
+def refuse_clash(
+    field: str, path: str | os.PathLike[str], others: Iterable[tuple[str, str | os.PathLike[str]]]
+) -> None:
+    """`path` (the audit log) must not be any other file the command reads or writes: the day
+    list, the protocols or settings file, a sheet, a batch's own files. Raises OutputError."""
+    for what, other in others:
+        if same_file(path, other):
+            raise OutputError(
+                Problem(
+                    field,
+                    "same_file",
+                    f"{field}: {shown_path(path)} is also the {what}; give the {field.replace('_', ' ')} "
+                    "a file of its own (nothing was written)",
+                )
+            )
 
 
 def _temporary(folder: Path, field: str) -> tuple[int, str]:

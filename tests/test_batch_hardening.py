@@ -206,6 +206,132 @@ def test_a_run_never_overwrites_its_own_day_list_even_with_force(
     assert listing(out) == ["results.csv"]
 
 
+def test_a_forced_rerun_removes_the_earlier_runs_files_it_does_not_replace(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """A corrected list rerun with --force: the earlier run's sheets for A001 (PDF, 36 mg) and for
+    B002 (no longer on the list) would sit beside the new A001 sheet (31 mg) in a folder whose
+    manifest looks complete."""
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("patient_id,weight\nA001,72 kg\nB002,80 kg\n")
+    second.write_text("patient_id,weight\nA001,62 kg\n")
+    out = tmp_path / "out"
+    assert batch(runner, str(first), "--out", str(out), "--sheets", "text,json").exit_code == 0
+    (out / "notes-from-the-pharmacy.txt").write_text("keep me\n")
+    result = batch(runner, str(second), "--out", str(out), "--sheets", "text", "--force")
+    assert result.exit_code == 0, result.stderr
+    assert "removed 3 file(s) of an earlier run" in result.stderr
+    assert listing(out) == [
+        f"{DATE}_A001.txt", "errors.csv", "manifest.json", "notes-from-the-pharmacy.txt",
+        "results.csv",
+    ]  # fmt: skip
+    assert "31 mg" in (out / f"{DATE}_A001.txt").read_text()  # 0.5 mg/kg x 62 kg
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [f["name"] for f in manifest["files"]] == [
+        f"{DATE}_A001.txt",
+        "results.csv",
+        "errors.csv",
+    ]
+
+
+def test_a_rerun_without_force_into_a_folder_of_earlier_sheets_writes_nothing(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    old = out / f"{DATE}_B002.txt"
+    old.write_text("an earlier run's sheet\n")
+    daylist = tmp_path / "day.csv"
+    daylist.write_text("patient_id,weight\nA001,62 kg\n")
+    result = batch(runner, str(daylist), "--out", str(out), "--sheets", "text")
+    assert result.exit_code == 2
+    assert f"holds 1 file(s) of an earlier run that this run would not replace ({old.name})" in (
+        result.stderr
+    )
+    assert listing(out) == [old.name]
+
+
+def test_a_forced_rerun_failing_after_removing_earlier_files_says_so_in_its_marker(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dosecalc.batch import write as batch_write
+    from dosecalc.errors import OutputError, Problem
+
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("patient_id,weight\nA001,72 kg\nB002,80 kg\n")
+    second.write_text("patient_id,weight\nA001,62 kg\n")
+    out = tmp_path / "out"
+    assert batch(runner, str(first), "--out", str(out), "--sheets", "text").exit_code == 0
+    real_write, calls = batch_write.write_atomic, []
+
+    def full_on_the_second(path: Path, data: object, **kwargs: object) -> None:
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise OutputError(Problem("out", "cannot_write", "out: No space left on device"))
+        real_write(path, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch_write, "write_atomic", full_on_the_second)
+    result = batch(runner, str(second), "--out", str(out), "--sheets", "text", "--force")
+    assert result.exit_code == 4
+    assert "the 1 file(s) of an earlier run it removed cannot be restored" in result.stderr
+    marker = (out / "INCOMPLETE").read_text()
+    assert f"this run removed (they cannot be restored):\n  {DATE}_B002.txt\n" in marker
+    assert "manifest.json" not in listing(out)
+
+
+@pytest.mark.parametrize("clash", ["day list", "protocols file", "combined PDF", "output folder"])
+def test_the_audit_log_is_never_a_file_the_run_reads_or_writes(
+    runner: CliRunner, tmp_path: Path, clash: str
+) -> None:
+    """--audit-log naming the day list appended JSON to it; naming results.csv or the combined
+    PDF, the records were lost when the file was written; naming the protocols file, it broke."""
+    daylist = day_list(tmp_path / "day.csv", 2)
+    protocols = tmp_path / "protocols.toml"
+    protocols.write_bytes(TEST_PROTOCOLS.read_bytes())
+    out, combined = tmp_path / "out", tmp_path / "day.pdf"
+    log = {
+        "day list": daylist,
+        "protocols file": protocols,
+        "combined PDF": combined,
+        "output folder": out / "results.csv",
+    }[clash]
+    before = {p: p.read_bytes() for p in (daylist, protocols)}
+    result = runner.invoke(
+        cli,
+        ["--protocols", str(protocols), "batch", str(daylist), "--out", str(out), "--combined",
+         str(combined), "--force", "--audit-log", str(log), "--date", DATE],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert f"audit_log: {log} is " in result.stderr
+    assert "nothing was written" in result.stderr
+    assert {p: p.read_bytes() for p in (daylist, protocols)} == before
+    assert not out.exists()
+    assert not combined.exists()
+
+
+def test_force_replaces_a_regular_file_only_never_a_fifo_or_a_link(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    daylist = day_list(tmp_path / "day.csv", 2)
+    fifo = tmp_path / "fifo.pdf"
+    os.mkfifo(fifo)
+    result = batch(runner, str(daylist), "--combined", str(fifo), "--force")
+    assert result.exit_code == 2
+    assert f"combined: {fifo} is a FIFO; --force replaces only a regular file" in result.stderr
+    assert fifo.is_fifo()
+    out = tmp_path / "out"
+    out.mkdir()
+    real = tmp_path / "real.csv"
+    real.write_text("someone else's file\n")
+    (out / "results.csv").symlink_to(real)
+    result = batch(runner, str(daylist), "--out", str(out), "--force")
+    assert result.exit_code == 2
+    assert "results.csv is a symbolic link" in result.stderr
+    assert (out / "results.csv").is_symlink()
+    assert real.read_text() == "someone else's file\n"
+    assert listing(out) == ["results.csv"]
+
+
 def test_a_write_failing_part_way_removes_what_the_run_wrote_and_exits_4(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -131,6 +131,40 @@ def test_a_refused_name_never_reaches_the_log_not_even_in_a_message(
 # --- streams ------------------------------------------------------------------------------------
 
 
+def test_force_never_replaces_a_fifo_or_a_symlink_with_a_sheet(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """As root, `--output /dev/null --force` replaced the device with a regular file; a FIFO in
+    a folder of our own shows the same, and /dev/stdout is a symbolic link."""
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.txt"
+    link.symlink_to(tmp_path / "elsewhere.txt")
+    for target, kind in ((fifo, "a FIFO"), (link, "a symbolic link")):
+        result = runner.invoke(
+            cli, [*BASE, "--weight", "72 kg", "--output", str(target), "--force"]
+        )
+        assert result.exit_code == 2, kind
+        assert f"output: {target} is {kind}; --force replaces only a regular file" in result.stderr
+    assert fifo.is_fifo()
+    assert link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo.txt", "link.txt"]
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o077, 0o600), (0o022, 0o644), (0o002, 0o664)])
+def test_a_written_file_has_the_mode_the_users_umask_gives(
+    tmp_path: Path, mask: int, mode: int
+) -> None:
+    """A sheet with a patient's name was 0644 whatever the umask (a clinic's 077 ignored)."""
+    before = os.umask(mask)
+    try:
+        files.write_atomic(tmp_path / "sheet.txt", b"a sheet\n")
+        files.write_atomic(tmp_path / "sheet.txt", b"a sheet\n", force=True)
+    finally:
+        os.umask(before)
+    assert (tmp_path / "sheet.txt").stat().st_mode & 0o777 == mode
+
+
 def test_a_closed_stdout_is_an_error_not_a_traceback() -> None:
     command = " ".join(f"'{part}'" for part in SHEET)
     done = subprocess.run(

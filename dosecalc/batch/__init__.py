@@ -45,6 +45,7 @@ from dosecalc.batch.write import (
     write_stdout,
 )
 from dosecalc.errors import IncompleteOutputError, InputError, OutputError, Problem, Terminated
+from dosecalc.files import refuse_clash, same_file, shown_path
 from dosecalc.model import TEXT_LIMITS, check_date, check_text
 from dosecalc.protocols import Library
 from dosecalc.render import FORMATS
@@ -116,6 +117,29 @@ def _check_options(library: Library, options: Options) -> Options:
     return replace(options, protocol_id=options.protocol_id or library.default)
 
 
+def _check_audit_log(library: Library, daylist: str, options: Options) -> None:
+    """The audit log is a file of its own: never the day list, the protocols file, the combined
+    PDF, or a file in the output folder (whose files are the run's, replaced with --force)."""
+    log = options.audit_log
+    if log is None:
+        return
+    others: list[tuple[str, str | Path]] = [("protocols file", library.path)]
+    if daylist != "-":
+        others.append(("day list", daylist))
+    if options.combined is not None:
+        others.append(("combined PDF", options.combined))
+    refuse_clash("audit_log", log, others)
+    if options.out is not None and same_file(log.parent if str(log.parent) else ".", options.out):
+        raise OutputError(
+            Problem(
+                "audit_log",
+                "same_file",
+                f"audit_log: {shown_path(log)} is in the output folder {shown_path(options.out)}, "
+                "whose files are the run's; keep the audit log elsewhere (nothing was written)",
+            )
+        )
+
+
 def _combined_precount(stream: IO[bytes], size: int | None) -> None:
     """--combined: refuse at once a list with more non-blank lines than a combined PDF holds
     (not after computing a thousand sheets). Files only; stdin is counted as it is read."""
@@ -147,6 +171,7 @@ def run(
     """The whole batch. Raises InputError or OutputError before writing anything, and
     IncompleteOutputError (after undoing what it can) when a write fails part-way."""
     options = _check_options(library, options)
+    _check_audit_log(library, daylist, options)
     if options.out is None and stdout is None:
         raise OutputError(
             Problem("output", "stdout_closed", "output: stdout is closed; use --out DIR")
@@ -199,9 +224,10 @@ def run(
                 f"dosecalc: --strict: {report.failed} row(s) failed: nothing was written\n"
             )
             return report
-        check_targets(spool, options, [daylist, library.path])
+        earlier = check_targets(spool, options, [daylist, library.path])
         _audit(spool, options, ctx, report, inputs, None)
         writer = Writer(spool, options, report)
+        writer.earlier = earlier
         if bar is not None:
             bar.start_writing(_file_count(spool, options))
             writer.tick = bar.wrote
@@ -221,9 +247,14 @@ def run(
                 bar.pause()
             _run_record(options, ctx, report, inputs, "complete")
         if options.out is not None:
+            removed = (
+                f"; removed {len(writer.removed)} file(s) of an earlier run"
+                if writer.removed
+                else ""
+            )
             stderr.write(
                 f"dosecalc: wrote {report.written} file(s) to {sanitize.terminal(str(options.out), None)}, "
-                f"{MANIFEST_FILE} last\n"
+                f"{MANIFEST_FILE} last{removed}\n"
             )
         return report
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
@@ -263,7 +294,7 @@ def _stopped(
 
 
 def _undo_quietly(writer: Writer, stderr: IO[str], why: str) -> None:
-    if writer.paths:
+    if writer.paths or writer.removed:
         undone = writer.undo(why)
         with contextlib.suppress(OSError, ValueError):
             stderr.write(f"dosecalc: {undone.problems[0].message}\n")
@@ -319,6 +350,7 @@ def _write(
         return
     if options.force:
         writer.retire_manifest()
+        writer.remove_earlier()
     head = {
         "schema": MANIFEST_SCHEMA,
         "started": started,

@@ -13,6 +13,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -32,7 +34,9 @@ from dosecalc.batch.rows import (
 )
 from dosecalc.batch.spool import Spool
 from dosecalc.errors import IncompleteOutputError, OutputError, Problem
-from dosecalc.files import exists_error, shown_path, write_atomic
+from dosecalc.files import exists_error, replaceable, same_file, shown_path, write_atomic
+from dosecalc.model import DATE, PATIENT_ID
+from dosecalc.render import FORMATS
 from dosecalc.stopping import held
 
 # Shown when files already exist: only the first few names (the list can be long).
@@ -134,6 +138,54 @@ class FolderLock:
 
 # --- targets ------------------------------------------------------------------------------------
 
+# A sheet's file name as a batch writes it: DATE_PATIENT-ID.EXTENSION.
+SHEET_NAME = re.compile(
+    rf"{DATE.pattern}_{PATIENT_ID.pattern}\.(?:{'|'.join(ext for _, ext in FORMATS.values())})"
+)
+# A manifest larger than this is not read for names (a million-row run's is about 120 MB).
+MANIFEST_READ_MAX = 512 * 1024 * 1024
+
+
+def earlier_files(out: Path, ours: set[str]) -> list[str]:
+    """The files of an earlier run in the output folder that this run does not write: those the
+    folder's manifest lists, and any named like a sheet (DATE_ID.txt, .json, .html, .pdf),
+    sorted. Left in place they would sit beside this run's sheets, an old dose among new ones."""
+    try:
+        present = set(os.listdir(out))
+    except (OSError, ValueError):
+        return []
+    names = {name for name in present if SHEET_NAME.fullmatch(name)}
+    names |= present & _manifest_names(out / MANIFEST_FILE)
+    found = []
+    for name in sorted(names - ours):
+        try:
+            mode = os.lstat(out / name).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) or stat.S_ISLNK(mode):  # never a folder; a link itself, not its file
+            found.append(name)
+    return found
+
+
+def _manifest_names(path: Path) -> set[str]:
+    """The file names an earlier run's manifest lists (plain names in the folder only); none where
+    there is no readable manifest."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode) or path.stat().st_size > MANIFEST_READ_MAX:
+            return set()
+        with open(path, encoding="utf-8") as handle:
+            files = json.load(handle).get("files", [])
+        return {
+            name
+            for item in files
+            if isinstance(item, dict)
+            and isinstance(name := item.get("name"), str)
+            and name not in ("", ".", "..")
+            and Path(name).name == name
+        }
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):
+        return set()
+
 
 def target(out: Path, name: str) -> Path:
     """`name` inside `out`, or refuse: a file name can never leave the output folder."""
@@ -144,16 +196,10 @@ def target(out: Path, name: str) -> Path:
     return out / name
 
 
-def _same(a: Path, b: str | Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
-def check_targets(spool: Spool, options: Options, inputs: list[str]) -> None:
+def check_targets(spool: Spool, options: Options, inputs: list[str]) -> list[str]:
     """Every target (sheets, tables, combined PDF, manifest) checked against the others, the inputs
-    and existing files, before the first write: a refused run writes nothing."""
+    and existing files, before the first write: a refused run writes nothing. Returns the files of
+    an earlier run in the output folder (earlier_files), for --force to remove."""
     out, combined = options.out, options.combined
     fixed = [RESULTS_FILE, ERRORS_FILE, MANIFEST_FILE, INCOMPLETE_FILE] if out else []
     if combined is not None:
@@ -165,7 +211,7 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> None:
                     f"combined: {shown_path(combined)} is a folder; give a file name (.pdf)",
                 )
             )
-        if out is not None and _same(combined.parent, out):
+        if out is not None and same_file(combined.parent, out):
             lowered = combined.name.lower()
             clash = next((n for n in fixed if n.lower() == lowered), None)
             if clash is None:
@@ -183,11 +229,11 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> None:
         if source == "-":
             continue
         hits = []
-        if combined is not None and _same(combined, source):
+        if combined is not None and same_file(combined, source):
             hits.append(str(combined))
         if out is not None:
             for name in [*fixed, *spool.sheet_names()]:
-                if _same(out / name, source):
+                if same_file(out / name, source):
                     hits.append(str(out / name))
                     break
         if hits:
@@ -199,12 +245,18 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> None:
                     "nothing was written (--force never allows this)",
                 )
             )
-    if options.force:
-        return
+    if options.force:  # every target that exists must be a regular file to be replaced
+        if combined is not None:
+            replaceable(combined, "combined")
+        if out is None:
+            return []
+        for name in [*fixed, *spool.sheet_names()]:
+            replaceable(target(out, name), "out")
+        return earlier_files(out, {*fixed, *spool.sheet_names()})
     if combined is not None and os.path.lexists(combined):
         raise exists_error(combined, "combined")
     if out is None:
-        return
+        return []
     existing: list[str] = []
     count = 0
     for name in [*fixed, *spool.sheet_names()]:
@@ -223,6 +275,20 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> None:
                 "written; use --force to replace them",
             )
         )
+    earlier = earlier_files(out, {*fixed, *spool.sheet_names()})
+    if earlier:
+        more = len(earlier) - SHOWN_NAMES
+        shown = ", ".join(earlier[:SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
+        raise OutputError(
+            Problem(
+                "out",
+                "earlier_files",
+                f"out: {shown_path(out)} holds {len(earlier)} file(s) of an earlier run that this "
+                f"run would not replace ({shown}); nothing was written; use --force to remove "
+                "them with the rest of the earlier run, or give another folder",
+            )
+        )
+    return []
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -235,6 +301,8 @@ class Writer:
         self.spool, self.options, self.report = spool, options, report
         self.paths: list[Path] = []  # written by this run, in order
         self.replaced: list[Path] = []  # of those, the ones that replaced an older file
+        self.earlier: list[str] = []  # --force: an earlier run's files this run does not write
+        self.removed: list[Path] = []  # of those, the ones removed (they cannot be restored)
         self.tick: Callable[[], None] = lambda: None  # progress: one file written
 
     def file(self, path: Path, data: bytes | Hashed, field: str, listed: bool = True) -> None:
@@ -267,6 +335,26 @@ class Writer:
                 )
             ) from None
 
+    def remove_earlier(self) -> None:
+        """With --force, after the old manifest: remove the earlier run's files this run does not
+        write (check_targets found them), so the folder never mixes two runs' sheets."""
+        assert self.options.out is not None
+        for name in self.earlier:
+            path = self.options.out / name
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise OutputError(
+                    Problem(
+                        "out",
+                        "cannot_write",
+                        f"out: cannot remove {shown_path(path)} of an earlier run: {exc.strerror}",
+                    )
+                ) from None
+            self.removed.append(path)
+
     def undo(self, why: str) -> IncompleteOutputError:
         """After a failure part-way: remove the files this run made new; files that replaced
         older ones (--force) cannot be undone, so an INCOMPLETE marker names them. A Ctrl-C or
@@ -287,7 +375,10 @@ class Writer:
                 left.append(path)
         removed = len(self.paths) - len(left)
         message = f"{why}; the run stopped part-way: removed the {removed} file(s) it had written"
-        if left and self.options.out is not None:
+        gone = self.removed
+        if gone:
+            message += f"; the {len(gone)} file(s) of an earlier run it removed cannot be restored"
+        if (left or gone) and self.options.out is not None:
             marker = self.options.out / INCOMPLETE_FILE
             text = (
                 "This folder is INCOMPLETE: a dosecalc batch run failed part-way at "
@@ -295,6 +386,12 @@ class Writer:
                 f"There is no {MANIFEST_FILE}: do not use these files as a complete set.\n"
                 "Files this run wrote that could not be undone (they replaced older files):\n"
                 + "".join(f"  {sanitize.log(p.name)}\n" for p in left)
+                + (
+                    "Files of an earlier run this run removed (they cannot be restored):\n"
+                    + "".join(f"  {sanitize.log(p.name)}\n" for p in gone)
+                    if gone
+                    else ""
+                )
                 + "Rerun the batch with --force to complete the folder.\n"
             )
             try:
@@ -302,6 +399,8 @@ class Writer:
                 message += (
                     f"; {len(left)} file(s) replaced older ones and remain: see "
                     f"{shown_path(marker)}"
+                    if left
+                    else f"; see {shown_path(marker)}"
                 )
             except OutputError:
                 message += f"; {len(left)} file(s) remain and no INCOMPLETE marker could be written"
