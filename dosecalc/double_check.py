@@ -255,34 +255,41 @@ def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
             )
             return figure(value, PER_KG_STEP, f"{d}/kg").text
 
-    def dose_text(value: Decimal) -> str:
-        return figure(value, s["dose"], d).exact_text
+    # Per kg where the protocol prescribes per kg; a fixed dose (or per m2, per day) has no dose
+    # per kg figure, and its amounts are shown in the dose unit alone.
+    per_kg_rx = "dose_per_kg" in figs.values
+
+    def dose_text(value: Decimal, with_per_kg: bool = True) -> str:
+        text = figure(value, s["dose"], d).exact_text
+        return f"{text} ({per_kg(value)})" if with_per_kg and per_kg_rx else text
 
     def minutes_text(value: Decimal) -> str:
         return figure(value, s["duration"], "min").exact_text
 
-    prescribed = f"{figs.dose.text} ({figs.dose_per_kg.text})"
+    prescribed = f"{figs.dose.text} ({figs.dose_per_kg.text})" if per_kg_rx else figs.dose.text
+    rate_per_kg = figs.values.get("dose_rate_per_kg")
     # Entered values are shown exactly as they are (never rounded to a step).
     drawn_text, vial_text = format_quantity(drawn, "mL"), format_quantity(vial, f"{d}/mL")
     rate_text, vtbi_text = format_quantity(rate, "mL/h"), format_quantity(vtbi, "mL")
     in_syringe = (
-        f"{drawn_text} of {vial_text} holds {dose_text(drawn_dose)} ({per_kg(drawn_dose)}), "
-        f"not the {prescribed} prescribed"
+        f"{drawn_text} of {vial_text} holds {dose_text(drawn_dose)}, not the {prescribed} prescribed"
     )
     if bag.get("diluent_volume", Decimal(1)) < 0:
         in_syringe += f"; it does not fit the {figure(bag_volume, s['volume'], 'mL').text} syringe"
+    given_rate = figure(dose_rate, s["dose_rate"], f"{d}/h").exact_text
+    sheet_rate = figs.dose_rate.text
+    if rate_per_kg is not None:
+        given_rate += f" ({figure(dose_rate_kg, rate_per_kg.step, rate_per_kg.unit).exact_text})"
+        sheet_rate += f" ({rate_per_kg.text})"
     at_rate = (
         f"at {rate_text} a VTBI of {vtbi_text} runs {minutes_text(minutes)}, not "
-        f"{figs.duration.text}: {figure(dose_rate, s['dose_rate'], f'{d}/h').exact_text} "
-        f"({figure(dose_rate_kg, s['dose_rate_per_kg'], f'{d}/kg/h').exact_text}), not "
-        f"{figs.dose_rate.text} ({figs.dose_rate_per_kg.text}); in the prescribed "
-        f"{figs.duration.text} it delivers {dose_text(delivered_in_time)} "
-        f"({per_kg(delivered_in_time)}), not the {prescribed} prescribed"
+        f"{figs.duration.text}: {given_rate}, not {sheet_rate}; in the prescribed "
+        f"{figs.duration.text} it delivers {dose_text(delivered_in_time)}, not the {prescribed} "
+        "prescribed"
     )
     with_vtbi = (
         f"a VTBI of {vtbi_text} at {rate_text} runs {minutes_text(minutes)} and delivers "
-        f"{dose_text(delivered)} ({per_kg(delivered)}), not the {prescribed} over "
-        f"{figs.duration.text}"
+        f"{dose_text(delivered)}, not the {prescribed} over {figs.duration.text}"
     )
     if vtbi > bag_volume:
         with_vtbi += (

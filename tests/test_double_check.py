@@ -315,3 +315,57 @@ def test_values_not_entered_are_named_so_a_match_is_not_read_as_complete(
     assert body["not_entered"] == ["vial", "drawn", "vtbi"]
     full = _check(runner, "--weight", "72 kg", *AS_PRINTED)
     assert "Not compared" not in full.stdout
+
+
+# --- a fixed dose (no dose per kg): the check crashed with a traceback (outside check) ---------
+
+MORE = Path(__file__).resolve().parent.parent / "examples" / "protocols-more.toml"
+# metronidazole-premix-gravity: 500 mg fixed, a 500 mg/100 mL premixed bag (5 mg/mL), 100 mL over
+# 60 min = 100 mL/h, whatever the weight.
+METRO = ["--protocols", str(MORE), "check", "--protocol", "metronidazole-premix-gravity",
+         "--weight", "72 kg", "--operator", "RN Kim", "--date", "2026-11-25"]  # fmt: skip
+
+
+def test_the_double_check_of_a_fixed_dose_matches_its_own_sheet(runner: CliRunner) -> None:
+    entered = ["--vial", "500 mg/100 mL", "--drawn", "100 mL", "--rate", "100 mL/h"]
+    result = runner.invoke(cli, [*METRO, *entered, "--vtbi", "100 mL"])
+    assert result.exit_code == 0, result.output
+    assert "MATCH: every value entered equals this independent computation" in result.stdout
+
+
+def test_the_double_check_of_a_fixed_dose_says_what_wrong_entries_give(
+    runner: CliRunner,
+) -> None:
+    entered = ["--vial", "500 mg/100 mL", "--drawn", "90 mL", "--rate", "110 mL/h"]
+    result = runner.invoke(cli, [*METRO, *entered, "--vtbi", "90 mL"])
+    assert result.exit_code == 1, result.output
+    out = result.stdout
+    # 90 mL x 5 mg/mL = 450 mg; 90 mL / 110 mL/h = 49.0909 min; 110 mL/h x 5 mg/mL = 550 mg/h,
+    # / 72 kg = 7.6389 mg/kg/h (the sheet: 500 mg/h, 500 / 72 = 6.94 mg/kg/h).
+    assert "90 mL of 5 mg/mL holds 450 mg, not the 500 mg prescribed" in out
+    assert (
+        "runs 49.091 min, not 60 min: 550 mg/h (7.6389 mg/kg/h), not 500 mg/h (6.94 mg/kg/h)"
+        in (out)
+    )
+    assert "a VTBI of 90 mL at 110 mL/h runs 49.091 min and delivers 450 mg, not the 500 mg" in out
+    assert "Traceback" not in result.output
+
+
+def test_a_day_list_row_of_a_fixed_dose_with_pump_entries_is_checked(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """One such row stopped the whole day list with a traceback."""
+    daylist = tmp_path / "day.csv"
+    daylist.write_text(
+        "patient_id,weight,protocol,vial,drawn,rate,vtbi\n"
+        "A001,72 kg,metronidazole-premix-gravity,500 mg/100 mL,100 mL,100 mL/h,100 mL\n"
+        "B002,72 kg,metronidazole-premix-gravity,500 mg/100 mL,100 mL,110 mL/h,100 mL\n"
+    )
+    result = runner.invoke(
+        cli, ["--protocols", str(MORE), "batch", str(daylist), "--date", "2026-11-25"]
+    )
+    assert result.exit_code == 1, result.output
+    rows = result.stdout.splitlines()
+    assert rows[1].split(",")[5] == "ok"
+    assert ",refused," in rows[2]
+    assert "rate: 110 mL/h entered, the sheet says 100 mL/h" in rows[2]
