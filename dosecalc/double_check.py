@@ -271,9 +271,7 @@ def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
     # Entered values are shown exactly as they are (never rounded to a step).
     drawn_text, vial_text = format_quantity(drawn, "mL"), format_quantity(vial, f"{d}/mL")
     rate_text, vtbi_text = format_quantity(rate, "mL/h"), format_quantity(vtbi, "mL")
-    in_syringe = (
-        f"{drawn_text} of {vial_text} holds {dose_text(drawn_dose)}, not the {prescribed} prescribed"
-    )
+    in_syringe = f"{drawn_text} of {vial_text} holds {dose_text(drawn_dose)}, not the {prescribed} prescribed"
     if bag.get("diluent_volume", Decimal(1)) < 0:
         in_syringe += f"; it does not fit the {figure(bag_volume, s['volume'], 'mL').text} syringe"
     given_rate = figure(dose_rate, s["dose_rate"], f"{d}/h").exact_text

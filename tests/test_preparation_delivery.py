@@ -1163,3 +1163,28 @@ def test_every_example_protocol_prints_a_text_sheet(
     assert result.exit_code == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert pid in result.stdout
+
+
+# --- what the volume drawn up holds (outside worked-example check) -----------------------------
+
+
+def test_the_draw_up_step_names_what_the_printed_volume_holds(runner: CliRunner) -> None:
+    """vancomycin-5mg-per-ml, 45 kg: 15 mg/kg x 45 kg = 675 mg, printed "given as 680 mg" (a
+    10 mg dose step); 675 mg / 50 mg/mL = 13.5 mL, and 13.5 mL x 50 mg/mL = 675 mg. The step said
+    "(680 mg)", which 13.5 mL of 50 mg/mL does not hold."""
+    result = runner.invoke(
+        cli, ["--protocols", str(EXAMPLES), "sheet", "--weight", "45 kg", "--date", "2026-11-25"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1. Draw up 13.5 mL of vancomycin 50 mg/mL (675 mg)." in result.stdout
+    assert "given as 680 mg" in result.stdout
+
+
+def test_the_draw_up_step_at_50_mg_per_ml_names_what_0_72_ml_holds(runner: CliRunner) -> None:
+    """ketamine-iv, 72.3 kg, 50 mg/mL: 36.15 mg printed 36.2 mg; 0.723 mL printed 0.72 mL, which
+    holds 0.72 x 50 = 36 mg."""
+    result = runner.invoke(
+        cli, ["sheet", "--weight", "72.3 kg", "--stock", "50 mg/mL", "--date", "2026-11-25"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1. Draw up 0.72 mL of ketamine 50 mg/mL (36 mg)." in result.stdout

@@ -20,7 +20,7 @@ from dosecalc.protocols import prescription as prescribed_operand
 from dosecalc.quantities import BY_NAME
 from dosecalc.sanitize import text as clean
 from dosecalc.units import label_volume
-from dosecalc.verify import RateCheck, printed_lines
+from dosecalc.verify import RateCheck, Reverse, printed_lines
 
 
 @dataclass(frozen=True)
@@ -279,7 +279,13 @@ def preparation(sheet: Sheet) -> list[str]:
     drug, diluent = clean(p.drug), clean(p.diluent)
     if p.continuous:
         return _continuous_preparation(sheet)
-    steps = [f"Draw up {f.drug_volume.text} of {drug} {stock(sheet)} ({f.dose.text})."]
+    # What the volume drawn up holds, as printed (printed volume x strength, exactly): the dose
+    # figure itself can differ where the dose step is coarser than the volume's (675 mg drawn up,
+    # printed "given as 680 mg" with a 10 mg step).
+    held = (
+        sheet.reverse.drawn_dose.exact_text if isinstance(sheet.reverse, Reverse) else f.dose.text
+    )
+    steps = [f"Draw up {f.drug_volume.text} of {drug} {stock(sheet)} ({held})."]
     if p.preparation == "neat":
         steps.append("Give it undiluted (neat): do not dilute.")
     elif p.preparation == "add":
