@@ -94,8 +94,16 @@ class Figure(NamedTuple):
 
     @property
     def exact_shown(self) -> Decimal:
-        """The unrounded value to two more decimals than the step: what exact_number prints."""
-        return self.exact.quantize(finer(self.step), rounding=ROUND_HALF_UP, context=EXACT)
+        """The unrounded value to two more decimals than the step: what exact_number prints; or
+        to as many more as it takes for it to round, half-up, to this figure's printed value
+        (103.7495 mL beside "given as 103.7 mL" is "103.7495", never "103.75", which a reader
+        rounds to 103.8). Its exponent is the last place printed (verify.half_place)."""
+        quantum = finer(self.step)
+        shown = self.exact.quantize(quantum, rounding=ROUND_HALF_UP, context=EXACT)
+        while shown != self.exact and round_half_up(shown, self.step) != self.rounded:
+            quantum = quantum.scaleb(-1)
+            shown = self.exact.quantize(quantum, rounding=ROUND_HALF_UP, context=EXACT)
+        return shown
 
     @property
     def exact_number(self) -> str:

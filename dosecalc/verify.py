@@ -15,7 +15,7 @@ from decimal import Decimal, localcontext
 from functools import lru_cache
 from typing import Any
 
-from dosecalc.display import Figure, figure, finer, format_percent, format_quantity, text_apart
+from dosecalc.display import Figure, figure, format_percent, format_quantity, text_apart
 from dosecalc.dosing import Result
 from dosecalc.errors import LimitError, Problem
 from dosecalc.exact import EXACT
@@ -346,15 +346,21 @@ def operand_interval(fig: Figure) -> Interval:
     if not fig.was_rounded:
         return Interval.point(fig.exact)
     shown = operand_point(fig)  # fig.operand_number as a Decimal
-    half = _half_place(fig.step)
+    half = half_place(shown)
     return Interval(shown - half, shown + half)
 
 
+def half_place(shown: Decimal) -> Decimal:
+    """Half a unit in the last place of an unrounded value as printed (Figure.exact_shown: two
+    more decimals than the step, or more where two would round to another printed value)."""
+    exponent = shown.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return _half_unit(exponent)
+
+
 @lru_cache(maxsize=256)
-def _half_place(step: Decimal) -> Decimal:
-    """Half a unit in the last place an operand rounded to `step` prints (finer: two more
-    decimals than the step)."""
-    return finer(step) / 2
+def _half_unit(exponent: int) -> Decimal:
+    return Decimal(5).scaleb(exponent - 1)
 
 
 def operand_point(fig: Figure) -> Decimal:
@@ -382,7 +388,7 @@ def _true_as_shown(
     fig = figures[target]
     if not fig.was_rounded:  # operand_interval: the exact value alone
         return value == fig.exact
-    half = _half_place(fig.step)
+    half = half_place(shown[target])
     return shown[target] - half <= value <= shown[target] + half
 
 

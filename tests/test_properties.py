@@ -245,3 +245,47 @@ def test_round_half_up_agrees_with_integer_arithmetic(v: int, s: int) -> None:
 )
 def test_round_half_up_on_the_worked_ties(value: str, step: str, expected: str) -> None:
     assert round_half_up(Decimal(value), Decimal(step)) == Decimal(expected)
+
+
+@PROPERTY
+@given(
+    digits=st.integers(min_value=1, max_value=10**12),
+    places=st.integers(min_value=0, max_value=10),
+    step=st.sampled_from(["1", "0.1", "0.01", "0.001", "0.5", "0.25", "10", "5"]),
+)
+@example(digits=1037495, places=4, step="0.1")  # 103.7495 mL: "103.75" would read as 103.8
+def test_an_unrounded_value_as_printed_rounds_to_the_printed_value(
+    digits: int, places: int, step: str
+) -> None:
+    """The exact value printed beside a figure ("103.7495 mL, given as 103.7 mL") rounds, half-up
+    to the step, to the figure's printed value, and shows at least two more decimals than the
+    step (outside worked-example check: "103.75 mL, given as 103.7 mL")."""
+    from dosecalc.display import figure
+
+    exact = Decimal(digits).scaleb(-places)
+    fig = figure(exact, Decimal(step), "mL")
+    shown = Decimal(fig.exact_number.replace(",", ""))  # thousands separators
+    # Half-up by hand: the multiple of the step nearest the value shown, a tie going up.
+    units = shown / Decimal(step)
+    whole = int(units)  # shown > 0: truncation is the floor
+    nearest = whole + (1 if units - whole >= Decimal("0.5") else 0)
+    assert nearest * Decimal(step) == fig.rounded
+    # At least two more decimals than the step: never further from the exact value than half
+    # a unit in that place.
+    step_places = len(step.partition(".")[2])
+    assert abs(shown - exact) <= Decimal(5).scaleb(-(step_places + 3))
+
+
+def test_a_total_of_103_7495_ml_is_printed_with_its_fourth_decimal() -> None:
+    """ketamine-iv, 74.99 kg: 0.5 x 74.99 = 37.495 mg, / 10 mg/mL = 3.7495 mL, + 100 mL =
+    103.7495 mL, half-up to 0.1 mL = 103.7 mL."""
+    from click.testing import CliRunner
+
+    from dosecalc.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["--protocols", str(TEST_PROTOCOLS), "sheet", "--weight", "74.99 kg", "--date",
+              "2026-11-25"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "100 mL + 3.7495 mL = 103.7495 mL, given as 103.7 mL" in result.stdout
