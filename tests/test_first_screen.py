@@ -198,7 +198,7 @@ def test_the_summary_is_at_most_fourteen_lines_even_with_a_long_name_and_every_w
     assert len(summary) <= 14, "\n".join(summary)
 
 
-UNIT = r"(?:mcg|mg|g|kg|lb|mL|L|min|h|s)(?:/\w+)*\b"
+UNIT = r"(?:mcg|mg|g|kg|lb|mL|L|min|h|s|gtt|mmHg|m2|cm|in)(?:/\w+)*\b"
 BROKEN = re.compile(rf"\d[\d,.]*[ ┃║│]*\n[ ┃║│]*{UNIT}")
 
 
@@ -225,6 +225,42 @@ def test_text_never_breaks_a_number_from_its_unit(
     # And what is joined really is the number and unit the figures hold.
     for fig in (sheet.figures.rate, sheet.figures.dose, sheet.figures.total_volume):
         assert fig.text in text
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("width", [40, 53, 61, 68, 75, 80])
+@pytest.mark.parametrize(
+    ("file", "order"),
+    [
+        ("protocols.toml", {"weight": "72 kg", "drop_factor": "20 gtt/mL"}),
+        ("protocols.toml", {"weight": "149 kg", "protocol_id": "ketamine-iv-ibw",
+                            "height": "152.4 cm", "sex": "female"}),
+        ("examples/protocols-more.toml", {"weight": "72 kg", "drop_factor": "15 gtt/mL",
+                                          "protocol_id": "metronidazole-premix-gravity"}),
+    ],
+)  # fmt: skip
+def test_text_never_breaks_drops_bmi_or_a_strength_from_its_unit(
+    width: int, file: str, order: dict[str, str]
+) -> None:
+    """An outside check found "given as 33 / gtt/min", "BMI 64.2 kg/m2 >= 30 / kg/m2" and "the
+    protocol says 20 / gtt/mL" (gtt and m2 were not known as units)."""
+    sheet = make_sheet(protocols.load(ROOT / file), Order(date=DATE, **order))
+    buffer = io.StringIO()
+    as_text.make_console(buffer, terminal=False, width=width).print(as_text.build(sheet))
+    text = buffer.getvalue().replace(as_text.JOIN, " ")
+    assert not BROKEN.search(text), BROKEN.search(text)
+
+
+def test_keep_together_joins_drops_bmi_and_a_strength_per_volume() -> None:
+    joined = content.keep_together(
+        "33 gtt/min; BMI 64.2 kg/m2 >= 30 kg/m2; 500 mg/100 mL (1,600 mcg/mL); 120 /min; 36 mg in",
+        "_",
+    )
+    assert joined == (
+        "33_gtt/min; BMI 64.2_kg/m2 >= 30_kg/m2; 500_mg/100_mL (1,600_mcg/mL); 120_/min; 36_mg in"
+    )
 
 
 def test_the_breaking_pattern_catches_a_number_wrapped_from_its_unit() -> None:

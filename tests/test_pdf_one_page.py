@@ -316,3 +316,30 @@ def test_each_kind_of_preparation_and_delivery_sheet_is_one_page(
         pdf.write_bytes(render(make_sheet(library, order), "pdf", paper=paper))
         problems += check_pdf(pdf, paper)
     assert not problems, "\n".join(problems[:20])
+
+
+@pytest.mark.parametrize(
+    ("protocol_id", "order", "together"),
+    [
+        ("dopamine-premix-1600", {"weight": "154 lb"}, "(1,600 mcg/mL)"),
+        ("metronidazole-premix-gravity", {"weight": "72 kg"}, "500 mg/100 mL (5 mg/mL)"),
+    ],
+)
+def test_the_pdf_never_breaks_a_strength_from_its_unit(
+    tmp_path: Path, protocol_id: str, order: dict[str, str], together: str
+) -> None:
+    """The PREPARE box's note broke "(1,600 / mcg/mL)" and "500 mg/100 / mL" across lines (an
+    outside check, with pdftotext): a number and its unit are one word on the page too."""
+    sheet = make_sheet(
+        protocols.load(EXAMPLES), Order(date="2026-11-25", protocol_id=protocol_id, **order)
+    )
+    pdf = tmp_path / "sheet.pdf"
+    pdf.write_bytes(render(sheet, "pdf"))
+    text = subprocess.run(
+        [need("pdftotext", "poppler-utils"), str(pdf), "-"], capture_output=True, check=True,
+        text=True,
+    ).stdout  # fmt: skip
+    broken = re.search(r"\d[\d,.]*\n(?:mcg|mg|g|kg|mL|L|min|h|gtt)\b[^\n]*", text)
+    assert broken is None, broken
+    assert together in text.replace("\n", " ")
+    assert "\u00a0" not in text  # the no-break space is drawn as a space

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from typing import IO
 
 from rich import box
@@ -27,13 +26,11 @@ WIDTH = 80
 # for layout by a private-use character (one cell wide, never in sheet text: display.clean removes
 # private-use characters from user and file text), turned back into a space once laid out.
 JOIN = "\ue000"
-_UNIT = r"(?:mcg|mg|g|kg|lb|mL|L|min|h|s)(?:/(?:mcg|mg|g|kg|lb|mL|L|min|h|s))*"
-_NUMBER_UNIT = re.compile(rf"(?<![\w.,])(\d[\d,]*(?:\.\d+)?) ({_UNIT})(?![\w/])")
 
 
 def keep_together(text: str) -> str:
     """`text` with the space inside every "number unit" made unbreakable for rich's wrapping."""
-    return _NUMBER_UNIT.sub(rf"\1{JOIN}\2", text)
+    return content.keep_together(text, JOIN)
 
 
 def _text(text: str, **style: object) -> Text:

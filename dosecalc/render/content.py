@@ -7,6 +7,7 @@ from the Sheet's figures.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -21,6 +22,21 @@ from dosecalc.quantities import BY_NAME
 from dosecalc.sanitize import text as clean
 from dosecalc.units import label_volume
 from dosecalc.verify import RateCheck, Reverse, printed_lines
+
+# A number and its unit ("155.4 mL/h", "30 kg/m2", "33 gtt/min", "120 /min", "500 mg/100 mL"):
+# one word for every renderer's line breaking (keep_together), so a number never wraps away from
+# its unit.
+_UNIT = r"(?:mcg|mg|g|kg|lb|mL|L|min|h|s|gtt|mmHg|m2|cm2|cm|m|in)"
+_PER = rf"/(?:{_UNIT}|\d+ {_UNIT})"
+_NUMBER_UNIT = re.compile(
+    rf"(?<![\w.,])\d[\d,]*(?:\.\d+)? (?:{_UNIT}(?:{_PER})*|(?:{_PER})+)(?![\w/])"
+)
+
+
+def keep_together(text: str, join: str) -> str:
+    """`text` with the spaces inside every number and unit replaced by `join`, a character the
+    renderer never breaks a line at (and prints as a space)."""
+    return _NUMBER_UNIT.sub(lambda found: found.group().replace(" ", join), text)
 
 
 @dataclass(frozen=True)
