@@ -297,6 +297,7 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
         raise InputError(problems)
     weight = parsed["weight"]
     assert weight is not None
+    _height_within_hard_limits(protocol, weight, parsed["height"])
     result, breaches, figures, notices, reverse = _calculated(
         protocol,
         weight,
@@ -360,6 +361,28 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
         changes,
         _gate(protocol, readings, overrides) if readings is not None else None,
     )
+
+
+def _height_within_hard_limits(
+    protocol: Protocol, weight: Quantity, height: Quantity | None
+) -> None:
+    """A height outside its hard limits is refused before any dose is computed: far outside them
+    Devine's ideal body weight is at or below zero, and every figure derived from the height (dose,
+    volume, concentration) would be nonsense, negative in a message. Only the inputs are named:
+    the height, and the weight too when it is also outside its hard limits."""
+    limit = protocol.limits.get("height")
+    if height is None or limit is None or limit.hard is None:
+        return
+    if limit.hard.contains(height.to(limit.unit)):
+        return
+    breaches = []
+    for name, quantity in (("weight", weight), ("height", height)):
+        bounds = protocol.limits.get(name)
+        if bounds is not None and bounds.hard is not None:
+            value = quantity.to(bounds.unit)
+            if not bounds.hard.contains(value):
+                breaches.append(Breach(name, "hard", value, bounds.unit, bounds.hard))
+    raise LimitError([Problem(b.limit, "hard_limit", b.message) for b in breaches])
 
 
 def _rx_key(protocol: Protocol) -> str:
