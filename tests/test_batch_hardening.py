@@ -85,6 +85,61 @@ def test_two_json_objects_on_one_line_are_refused_naming_both(runner: CliRunner)
     assert "exactly one object per line" in obj["errors"][0]["message"]
 
 
+class NoLineEnds(io.RawIOBase):
+    """A stream of `size` bytes of zeros and no line end, counting what was read from it."""
+
+    def __init__(self, size: int) -> None:
+        self.left, self.taken = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        self.taken += n
+        return n
+
+
+def test_a_stream_without_line_ends_is_refused_after_a_bounded_read() -> None:
+    # /dev/zero read for ever; here 8 MB (a test must end): the reader stops after the 16 KB line
+    # and 1 MB (1,048,576 bytes) more without a line end, at most a buffer beyond.
+    from dosecalc.batch.read import Source, csv_rows
+    from dosecalc.errors import InputError
+
+    stream = NoLineEnds(8 * 1024 * 1024)
+    with pytest.raises(InputError) as raised:
+        csv_rows(Source(io.BufferedReader(stream)))
+    assert stream.taken < 2 * 1024 * 1024
+    (problem,) = raised.value.problems
+    assert (problem.field, problem.code) == ("daylist", "no_line_end")
+
+
+def test_a_line_without_a_line_end_for_megabytes_refuses_the_list(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    stdin = b"patient_id,weight\nA001,72 kg\n" + b"7" * (3 * 1024 * 1024)
+    out = tmp_path / "out"
+    result = batch(runner, "-", "--out", str(out), stdin=stdin)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "dosecalc: daylist: line 3 runs on for more than 1,048,576 bytes without a line end (LF): "
+        "this is not a day list (a line has at most 16,384 bytes); check the file given (nothing "
+        "was written)\n"
+    )
+    assert not out.exists()
+    # A long line that does end is still one invalid line, the others computed.
+    stdin = b"patient_id,weight\nA001,72 kg\n" + b"7" * (100 * 1024) + b"\nB002,72 kg\n"
+    result = batch(runner, "-", stdin=stdin)
+    assert result.exit_code == 1
+    assert [(r["line"], r["status"]) for r in rows_of(result.stdout)] == [
+        ("2", "ok"),
+        ("3", "invalid"),
+        ("4", "ok"),
+    ]
+
+
 def test_the_manifest_counts_physical_lines(runner: CliRunner, tmp_path: Path) -> None:
     daylist = tmp_path / "day.csv"
     daylist.write_bytes(b"patient_id,weight\nA001,72 kg\n\nB002,72 kg\rX,1\nC003,72 kg\n")

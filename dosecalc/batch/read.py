@@ -18,6 +18,9 @@ from dosecalc.sanitize import terminal
 
 # A physical line longer than this is refused (and never held whole in memory).
 MAX_LINE_BYTES = 16 * 1024
+# A refused line is skipped to its line end, reading at most this much more: a stream with no
+# line end at all (/dev/zero, a binary file) is not a day list, refused whole, never read for ever.
+MAX_SKIPPED_BYTES = 64 * MAX_LINE_BYTES
 # How many swallowed lines a refused multi-line field names (the count is always given).
 MAX_NAMED = 20
 
@@ -56,8 +59,11 @@ class Source:
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            skipped = 0
             while (more := self._read(MAX_LINE_BYTES)) and not more.endswith(b"\n"):
-                pass
+                skipped += len(more)
+                if skipped > MAX_SKIPPED_BYTES:
+                    raise _no_line_end(number)
             return Line(number, "", f"line {number} is longer than {MAX_LINE_BYTES} bytes")
         raw = raw.removesuffix(b"\n").removesuffix(b"\r")
         try:
@@ -78,6 +84,18 @@ class Source:
         while len(self._pending) < count and (line := self._next()) is not None:
             self._pending.append(line)
         return self._pending[:count]
+
+
+def _no_line_end(number: int) -> InputError:
+    return InputError(
+        Problem(
+            "daylist",
+            "no_line_end",
+            f"daylist: line {number} runs on for more than {MAX_SKIPPED_BYTES:,} bytes without a "
+            f"line end (LF): this is not a day list (a line has at most {MAX_LINE_BYTES:,} bytes); "
+            "check the file given (nothing was written)",
+        )
+    )
 
 
 def _header_problem(code: str, message: str) -> Problem:
