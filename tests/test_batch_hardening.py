@@ -85,6 +85,82 @@ def test_two_json_objects_on_one_line_are_refused_naming_both(runner: CliRunner)
     assert "exactly one object per line" in obj["errors"][0]["message"]
 
 
+def jsonl_batch(runner: CliRunner, stdin: bytes) -> list[dict[str, object]]:
+    result = batch(runner, "-", "--input-format", "jsonl", "--format", "jsonl", stdin=stdin)
+    assert_no_traceback(result.stderr)
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_a_json_line_with_spaces_or_tabs_around_its_object_is_read_as_json_reads_it(
+    runner: CliRunner,
+) -> None:
+    # json.loads accepts JSON whitespace (space, tab, CR) before and after the value.
+    stdin = b'  {"patient_id": "A001", "weight": "72 kg"}\n\t{"patient_id": "B002", "weight": "72 kg"} \t\n'
+    objs = jsonl_batch(runner, stdin)
+    assert [(o["patient_id"], o["status"]) for o in objs] == [("A001", "ok"), ("B002", "ok")]
+
+
+def test_a_line_that_is_not_json_says_where_and_names_its_patient(runner: CliRunner) -> None:
+    (obj,) = jsonl_batch(runner, b'{"patient_id": "A001", "weight": 72 kg}\n')
+    assert obj["status"] == "invalid"
+    assert obj["errors"] == [
+        {
+            "field": "row",
+            "code": "bad_json",
+            "message": "line 1 is not valid JSON: Expecting ',' delimiter at column 37 "
+            "(patient id(s) in it: A001)",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cells", "patient_id", "message"),
+    [
+        (
+            '"patient_id": 1e2',
+            None,
+            "patient_id: the JSON number 1e2 is not accepted: patient_id is text. "
+            "Accepted: text in quotes, or null",
+        ),
+        (
+            '"patient_id": "A001", "operator": 2',
+            "A001",
+            "operator: the JSON number 2 is not accepted: operator is text. "
+            "Accepted: text in quotes, or null",
+        ),
+        (
+            '"patient_id": "A001", "override_reason": 1',
+            "A001",
+            "override_reason: the JSON number 1 is not accepted: override_reason is text. "
+            "Accepted: text in quotes, or null",
+        ),
+        ('"patient_id": "A001", "Name": true', "A001", "Name: must be text in quotes or null"),
+        (
+            '"patient_id": "A001", "dose": [1]',
+            "A001",
+            "dose: must be text in quotes, a number or null",
+        ),
+    ],
+)
+def test_a_json_number_where_text_is_expected_is_refused_naming_the_field(
+    runner: CliRunner, cells: str, patient_id: str | None, message: str
+) -> None:
+    (obj,) = jsonl_batch(runner, ('{"weight": "72 kg", ' + cells + "}\n").encode())
+    assert (obj["status"], obj["patient_id"]) == ("invalid", patient_id)
+    assert obj["errors"] == [{"field": "row", "code": "bad_json", "message": message}]
+
+
+def test_a_json_number_in_a_quantity_column_meets_the_quantity_grammar(runner: CliRunner) -> None:
+    # weight_kg and hr take plain numbers; weight needs its unit.
+    stdin = (
+        b'{"patient_id": "A001", "weight_kg": 72, "hr": 76}\n{"patient_id": "B002", "weight": 72}\n'
+    )
+    ok, bad = jsonl_batch(runner, stdin)
+    assert (ok["patient_id"], ok["weight_kg"]) == ("A001", 72)
+    assert bad["status"] == "invalid"
+    assert bad["errors"][0]["message"].startswith("weight: '72' has no unit")
+
+
 class NoLineEnds(io.RawIOBase):
     """A stream of `size` bytes of zeros and no line end, counting what was read from it."""
 
