@@ -36,7 +36,7 @@ from dosecalc.quantities import (
     QUANTITIES,
     compiled,
 )
-from dosecalc.sanitize import has_unsafe, terminal
+from dosecalc.sanitize import echo, has_unsafe
 from dosecalc.sanitize import text as clean
 from dosecalc.units import STRENGTH, Quantity, parse_quantity
 from dosecalc.verify import RateCheck, Reverse, verify, verify_continuous
@@ -173,7 +173,7 @@ def check_patient_id(value: str | None, field: str = "patient_id") -> str | None
             Problem(
                 field,
                 "bad_patient_id",
-                f"{field}: '{terminal(value)}' is not accepted. Accepted: 1 to 64 ASCII letters, "
+                f"{field}: '{echo(value)}' is not accepted. Accepted: 1 to 64 ASCII letters, "
                 "digits, '-' or '_'.",
             )
         )
@@ -191,7 +191,7 @@ def check_date(value: str, field: str = "date") -> str:
             Problem(
                 field,
                 "bad_date",
-                f"{field}: '{terminal(value)}' is not a date. Accepted: YYYY-MM-DD, "
+                f"{field}: '{echo(value)}' is not a date. Accepted: YYYY-MM-DD, "
                 "for example 2026-11-21.",
             )
         ) from None
@@ -209,7 +209,7 @@ def check_text(value: str | None, field: str, limit: int) -> str | None:
             Problem(
                 field,
                 "too_long",
-                f"{field}: '{terminal(value)}' is longer than {limit} characters. "
+                f"{field}: '{echo(value)}' is longer than {limit} characters. "
                 f"Accepted: plain text of at most {limit} characters.",
             )
         )
@@ -218,7 +218,7 @@ def check_text(value: str | None, field: str, limit: int) -> str | None:
             Problem(
                 field,
                 "control_character",
-                f"{field}: '{terminal(value)}' contains a control or escape character. "
+                f"{field}: '{echo(value)}' contains a control or escape character. "
                 "Accepted: plain text.",
             )
         )
@@ -280,7 +280,7 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
             Problem(
                 "drop_factor",
                 "unknown_drop_factor",
-                f"drop_factor: '{terminal(drops.text)}' is not a giving set's drop factor. "
+                f"drop_factor: '{echo(drops.text)}' is not a giving set's drop factor. "
                 f"Accepted: {', '.join(f'{n} gtt/mL' for n in DROP_FACTORS)}.",
             )
         )
@@ -443,7 +443,7 @@ def _off_step(protocol: Protocol, duration: Quantity) -> list[Problem]:
         Problem(
             "duration",
             "off_step",
-            f"duration: '{terminal(duration.text)}' is {shown.exact_text}, which the sheet "
+            f"duration: '{echo(duration.text)}' is {shown.exact_text}, which the sheet "
             f"would print as {shown.text}. Accepted: a whole number of {format_number(step)} min "
             f"steps (protocol {protocol.id}), for example {protocol.given_over.text}.",
         )
@@ -581,7 +581,7 @@ def _basis_inputs(protocol: Protocol, order: Order) -> list[Problem]:
             Problem(
                 "sex",
                 "bad_sex",
-                f"sex: '{terminal(order.sex)}' is not accepted. Accepted: female, male.",
+                f"sex: '{echo(order.sex)}' is not accepted. Accepted: female, male.",
             )
         )
     elif protocol.needs_sex and order.sex is None:
