@@ -22,7 +22,7 @@ from dosecalc.exact import EXACT
 from dosecalc.model import Confirm, Order, Sheet, make_sheet
 from dosecalc.protocols import Library
 from dosecalc.quantities import compiled, formulas
-from dosecalc.sanitize import terminal
+from dosecalc.sanitize import echo
 from dosecalc.units import STRENGTH, Quantity, parse_quantity
 from dosecalc.verify import pump_gives
 
@@ -71,7 +71,7 @@ def parse_code(text: str, field: str = "code") -> str:
             Problem(
                 field,
                 "bad_check_code",
-                f"{field}: '{terminal(text)}' is not a check code. Accepted: 8 characters of "
+                f"{field}: '{echo(text)}' is not a check code. Accepted: 8 characters of "
                 "0-9 and A-Z without I, L, O and U, as printed on the sheet (XXXX-XXXX).",
             )
         )

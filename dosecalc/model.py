@@ -36,7 +36,7 @@ from dosecalc.quantities import (
     QUANTITIES,
     compiled,
 )
-from dosecalc.sanitize import has_unsafe, terminal
+from dosecalc.sanitize import echo, has_unsafe
 from dosecalc.sanitize import text as clean
 from dosecalc.units import STRENGTH, Quantity, parse_quantity
 from dosecalc.verify import RateCheck, Reverse, verify, verify_continuous
@@ -173,7 +173,7 @@ def check_patient_id(value: str | None, field: str = "patient_id") -> str | None
             Problem(
                 field,
                 "bad_patient_id",
-                f"{field}: '{terminal(value)}' is not accepted. Accepted: 1 to 64 ASCII letters, "
+                f"{field}: '{echo(value)}' is not accepted. Accepted: 1 to 64 ASCII letters, "
                 "digits, '-' or '_'.",
             )
         )
@@ -191,7 +191,7 @@ def check_date(value: str, field: str = "date") -> str:
             Problem(
                 field,
                 "bad_date",
-                f"{field}: '{terminal(value)}' is not a date. Accepted: YYYY-MM-DD, "
+                f"{field}: '{echo(value)}' is not a date. Accepted: YYYY-MM-DD, "
                 "for example 2026-11-21.",
             )
         ) from None
@@ -209,7 +209,7 @@ def check_text(value: str | None, field: str, limit: int) -> str | None:
             Problem(
                 field,
                 "too_long",
-                f"{field}: '{terminal(value)}' is longer than {limit} characters. "
+                f"{field}: '{echo(value)}' is longer than {limit} characters. "
                 f"Accepted: plain text of at most {limit} characters.",
             )
         )
@@ -218,7 +218,7 @@ def check_text(value: str | None, field: str, limit: int) -> str | None:
             Problem(
                 field,
                 "control_character",
-                f"{field}: '{terminal(value)}' contains a control or escape character. "
+                f"{field}: '{echo(value)}' contains a control or escape character. "
                 "Accepted: plain text.",
             )
         )
@@ -280,7 +280,7 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
             Problem(
                 "drop_factor",
                 "unknown_drop_factor",
-                f"drop_factor: '{terminal(drops.text)}' is not a giving set's drop factor. "
+                f"drop_factor: '{echo(drops.text)}' is not a giving set's drop factor. "
                 f"Accepted: {', '.join(f'{n} gtt/mL' for n in DROP_FACTORS)}.",
             )
         )
@@ -297,6 +297,7 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
         raise InputError(problems)
     weight = parsed["weight"]
     assert weight is not None
+    _height_within_hard_limits(protocol, weight, parsed["height"])
     result, breaches, figures, notices, reverse = _calculated(
         protocol,
         weight,
@@ -362,6 +363,28 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
     )
 
 
+def _height_within_hard_limits(
+    protocol: Protocol, weight: Quantity, height: Quantity | None
+) -> None:
+    """A height outside its hard limits is refused before any dose is computed: far outside them
+    Devine's ideal body weight is at or below zero, and every figure derived from the height (dose,
+    volume, concentration) would be nonsense, negative in a message. Only the inputs are named:
+    the height, and the weight too when it is also outside its hard limits."""
+    limit = protocol.limits.get("height")
+    if height is None or limit is None or limit.hard is None:
+        return
+    if limit.hard.contains(height.to(limit.unit)):
+        return
+    breaches = []
+    for name, quantity in (("weight", weight), ("height", height)):
+        bounds = protocol.limits.get(name)
+        if bounds is not None and bounds.hard is not None:
+            value = quantity.to(bounds.unit)
+            if not bounds.hard.contains(value):
+                breaches.append(Breach(name, "hard", value, bounds.unit, bounds.hard))
+    raise LimitError([Problem(b.limit, "hard_limit", b.message) for b in breaches])
+
+
 def _rx_key(protocol: Protocol) -> str:
     """The order field that changes the prescription: the dose, or a continuous infusion's rate."""
     return "dose_rate" if protocol.continuous else "dose"
@@ -420,7 +443,7 @@ def _off_step(protocol: Protocol, duration: Quantity) -> list[Problem]:
         Problem(
             "duration",
             "off_step",
-            f"duration: '{terminal(duration.text)}' is {shown.exact_text}, which the sheet "
+            f"duration: '{echo(duration.text)}' is {shown.exact_text}, which the sheet "
             f"would print as {shown.text}. Accepted: a whole number of {format_number(step)} min "
             f"steps (protocol {protocol.id}), for example {protocol.given_over.text}.",
         )
@@ -558,7 +581,7 @@ def _basis_inputs(protocol: Protocol, order: Order) -> list[Problem]:
             Problem(
                 "sex",
                 "bad_sex",
-                f"sex: '{terminal(order.sex)}' is not accepted. Accepted: female, male.",
+                f"sex: '{echo(order.sex)}' is not accepted. Accepted: female, male.",
             )
         )
     elif protocol.needs_sex and order.sex is None:

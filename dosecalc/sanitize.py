@@ -1,7 +1,9 @@
 """The one sanitiser: every text a user or a file typed, made safe for where it goes, by named policy.
 
 - `terminal`: text repeated to a person (messages, paths, TOML keys, bad input): unsafe characters
-  shown as escapes (`\\x1b`, `\\u202e`), cut to a limit.
+  shown as escapes (`\\x1b`, `\\u202e`, `\\U000e0041`), cut to a limit.
+- `echo`: a value refused as bad input, repeated in its message: as `terminal`, and every space
+  other than U+0020 (no-break, thin) shown as an escape too, so the message shows what was wrong.
 - `text`: content shown or written as it is (a name, a protocol's text on a sheet): removed.
 - `csv_cell`: a cell of results.csv / errors.csv: removed, and a formula gets a leading `'`.
 - `html`: text in the HTML sheet: removed, then `& < > " '` escaped.
@@ -43,17 +45,24 @@ def _removed(text: str, keep_newlines: bool = False) -> str:
     return "".join(ch for ch in text if (keep_newlines and ch == "\n") or not is_unsafe_char(ch))
 
 
-def _escaped(text: str) -> str:
-    if text.isprintable():
+def _escape(ch: str) -> str:
+    """Python's escape of one character: \\xhh, \\uhhhh, or \\Uhhhhhhhh above U+FFFF (four hex
+    digits of U+E0041 would read as U+E004 and a '1')."""
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _escaped(text: str, spaces: bool = False) -> str:
+    if text.isprintable():  # False for every unsafe character and every space but U+0020
         return text
-    out = []
-    for ch in text:
-        if is_unsafe_char(ch):
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return "".join(
+        _escape(ch)
+        if is_unsafe_char(ch) or (spaces and ch != " " and unicodedata.category(ch) == "Zs")
+        else ch
+        for ch in text
+    )
 
 
 # --- the policies -------------------------------------------------------------------------------
@@ -66,6 +75,15 @@ def terminal(text: str, limit: int | None = MESSAGE_LIMIT) -> str:
     if limit is None:
         return _escaped(text)
     return _escaped(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def echo(text: str, limit: int | None = MESSAGE_LIMIT) -> str:
+    """A refused value repeated in its message ('72\\xa0kg' has a unit '\\xa0kg'): as `terminal`,
+    with every space other than U+0020 escaped too (a no-break or thin space looks like a space but
+    is not one to the grammar)."""
+    if limit is None:
+        return _escaped(text, spaces=True)
+    return _escaped(text[:limit], spaces=True) + ("..." if len(text) > limit else "")
 
 
 def text(value: str, *, keep_newlines: bool = False) -> str:
@@ -117,6 +135,7 @@ def log(value: str) -> str:
 
 POLICIES: dict[str, Callable[[str], str]] = {
     "terminal": terminal,
+    "echo": echo,
     "text": text,
     "csv_cell": csv_cell,
     "html": html,

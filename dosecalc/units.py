@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from dosecalc.errors import InputError, Problem
 from dosecalc.exact import EXACT
-from dosecalc.sanitize import terminal
+from dosecalc.sanitize import echo
 
 MAX_QUANTITY_CHARS = 32
 
@@ -149,7 +149,7 @@ def _refuse(field: str, text: str, code: str, why: str, kind: Kind | None = None
             f" Accepted: a plain number (digits and an optional decimal point) and one of "
             f"{', '.join(kind.units)}, for example {kind.example}."
         )
-    return InputError(Problem(field, code, f"{field}: '{terminal(text)}' {why}.{accepted}"))
+    return InputError(Problem(field, code, f"{field}: '{echo(text)}' {why}.{accepted}"))
 
 
 def parse_number(text: str, field: str, whole: str | None = None) -> Decimal:
@@ -242,7 +242,7 @@ def _parse_strength(text: str, field: str) -> Quantity:
             Problem(
                 field,
                 "ratio_strength",
-                f"{field}: '{terminal(text)}' is a ratio strength, which is not accepted (ISMP: "
+                f"{field}: '{echo(text)}' is a ratio strength, which is not accepted (ISMP: "
                 f"ratio expressions are misread){hint}; write the strength in mg/mL.",
             )
         )
@@ -336,7 +336,7 @@ def _parse_text(text: str, field: str, kind_name: str) -> Quantity:
         )
     unit = canonical_unit(unit_text)
     if unit is None:
-        why = f"has a unit '{terminal(unit_text)}' that is not on dosecalc's list"
+        why = f"has a unit '{echo(unit_text)}' that is not on dosecalc's list"
         raise _refuse(field, text, "unknown_unit", why, kind)
     if not same_dimension(unit, kind.reference, kind_name):
         raise _refuse(field, text, "wrong_dimension", f"is {describe(unit)}, not {kind.name}", kind)

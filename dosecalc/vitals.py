@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from dosecalc.errors import InputError, Problem
-from dosecalc.sanitize import terminal
+from dosecalc.sanitize import echo
 
 
 class Vital(NamedTuple):
@@ -59,7 +59,7 @@ def _refuse(field: str, text: str, accepted: str) -> InputError:
         Problem(
             field,
             "bad_vital",
-            f"{field}: '{terminal(text)}' is not accepted. Accepted: {accepted}.",
+            f"{field}: '{echo(text)}' is not accepted. Accepted: {accepted}.",
         )
     )
 

@@ -111,6 +111,19 @@ BAD_INPUTS: list[Bad] = [
     weight("70\x1b[2J kg", 2, "weight: '70\\x1b[2J kg'", id="weight with ESC clear-screen"),
     weight("70\x00 kg", 2, "weight: '70\\x00 kg'", id="weight with NUL"),
     weight("70 \u202e kg", 2, "weight: '70 \\u202e kg'", id="weight with RLO"),
+    # A no-break or thin space looks like a space but is not one: the message shows it escaped.
+    weight(
+        "72\u00a0kg",
+        2,
+        "weight: '72\\xa0kg' has a unit '\\xa0kg' that is not on dosecalc's list",
+        id="weight with NBSP",
+    ),
+    weight(
+        "72\u2009kg",
+        2,
+        "weight: '72\\u2009kg' has a unit '\\u2009kg' that is not on dosecalc's list",
+        id="weight with thin space",
+    ),
     # Limits: 700 kg and 0.7 kg are past the hard bounds 20-300 kg; 154 kg is past the soft 150 kg.
     weight("700 kg", 1, "weight 700 kg is above the hard limit 300 kg"),
     weight("0.7 kg", 1, "weight 0.7 kg is below the hard limit 20 kg"),
@@ -197,6 +210,8 @@ BAD_INPUTS: list[Bad] = [
     opt("--name", "Ann\x00", "name: 'Ann\\x00' contains a control"),
     opt("--name", "Ann\u200bB", "name: 'Ann\\u200bB' contains a control"),
     opt("--name", "Ann\x85B", "name: 'Ann\\x85B' contains a control"),
+    # Above U+FFFF, eight hex digits: '\ue0041' would read as U+E004 and a '1'.
+    opt("--name", "A\U000e0041b", "name: 'A\\U000e0041b' contains a control"),
     opt("--name", "", "name: is empty"),
     opt("--name", "   ", "name: is empty"),
     opt("--name", "x" * 101, "is longer than 100 characters"),

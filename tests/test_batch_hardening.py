@@ -85,6 +85,137 @@ def test_two_json_objects_on_one_line_are_refused_naming_both(runner: CliRunner)
     assert "exactly one object per line" in obj["errors"][0]["message"]
 
 
+def jsonl_batch(runner: CliRunner, stdin: bytes) -> list[dict[str, object]]:
+    result = batch(runner, "-", "--input-format", "jsonl", "--format", "jsonl", stdin=stdin)
+    assert_no_traceback(result.stderr)
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_a_json_line_with_spaces_or_tabs_around_its_object_is_read_as_json_reads_it(
+    runner: CliRunner,
+) -> None:
+    # json.loads accepts JSON whitespace (space, tab, CR) before and after the value.
+    stdin = b'  {"patient_id": "A001", "weight": "72 kg"}\n\t{"patient_id": "B002", "weight": "72 kg"} \t\n'
+    objs = jsonl_batch(runner, stdin)
+    assert [(o["patient_id"], o["status"]) for o in objs] == [("A001", "ok"), ("B002", "ok")]
+
+
+def test_a_line_that_is_not_json_says_where_and_names_its_patient(runner: CliRunner) -> None:
+    (obj,) = jsonl_batch(runner, b'{"patient_id": "A001", "weight": 72 kg}\n')
+    assert obj["status"] == "invalid"
+    assert obj["errors"] == [
+        {
+            "field": "row",
+            "code": "bad_json",
+            "message": "line 1 is not valid JSON: Expecting ',' delimiter at column 37 "
+            "(patient id(s) in it: A001)",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cells", "patient_id", "message"),
+    [
+        (
+            '"patient_id": 1e2',
+            None,
+            "patient_id: the JSON number 1e2 is not accepted: patient_id is text. "
+            "Accepted: text in quotes, or null",
+        ),
+        (
+            '"patient_id": "A001", "operator": 2',
+            "A001",
+            "operator: the JSON number 2 is not accepted: operator is text. "
+            "Accepted: text in quotes, or null",
+        ),
+        (
+            '"patient_id": "A001", "override_reason": 1',
+            "A001",
+            "override_reason: the JSON number 1 is not accepted: override_reason is text. "
+            "Accepted: text in quotes, or null",
+        ),
+        ('"patient_id": "A001", "Name": true', "A001", "Name: must be text in quotes or null"),
+        (
+            '"patient_id": "A001", "dose": [1]',
+            "A001",
+            "dose: must be text in quotes, a number or null",
+        ),
+    ],
+)
+def test_a_json_number_where_text_is_expected_is_refused_naming_the_field(
+    runner: CliRunner, cells: str, patient_id: str | None, message: str
+) -> None:
+    (obj,) = jsonl_batch(runner, ('{"weight": "72 kg", ' + cells + "}\n").encode())
+    assert (obj["status"], obj["patient_id"]) == ("invalid", patient_id)
+    assert obj["errors"] == [{"field": "row", "code": "bad_json", "message": message}]
+
+
+def test_a_json_number_in_a_quantity_column_meets_the_quantity_grammar(runner: CliRunner) -> None:
+    # weight_kg and hr take plain numbers; weight needs its unit.
+    stdin = (
+        b'{"patient_id": "A001", "weight_kg": 72, "hr": 76}\n{"patient_id": "B002", "weight": 72}\n'
+    )
+    ok, bad = jsonl_batch(runner, stdin)
+    assert (ok["patient_id"], ok["weight_kg"]) == ("A001", 72)
+    assert bad["status"] == "invalid"
+    assert bad["errors"][0]["message"].startswith("weight: '72' has no unit")
+
+
+class NoLineEnds(io.RawIOBase):
+    """A stream of `size` bytes of zeros and no line end, counting what was read from it."""
+
+    def __init__(self, size: int) -> None:
+        self.left, self.taken = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        self.taken += n
+        return n
+
+
+def test_a_stream_without_line_ends_is_refused_after_a_bounded_read() -> None:
+    # /dev/zero read for ever; here 8 MB (a test must end): the reader stops after the 16 KB line
+    # and 1 MB (1,048,576 bytes) more without a line end, at most a buffer beyond.
+    from dosecalc.batch.read import Source, csv_rows
+    from dosecalc.errors import InputError
+
+    stream = NoLineEnds(8 * 1024 * 1024)
+    with pytest.raises(InputError) as raised:
+        csv_rows(Source(io.BufferedReader(stream)))
+    assert stream.taken < 2 * 1024 * 1024
+    (problem,) = raised.value.problems
+    assert (problem.field, problem.code) == ("daylist", "no_line_end")
+
+
+def test_a_line_without_a_line_end_for_megabytes_refuses_the_list(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    stdin = b"patient_id,weight\nA001,72 kg\n" + b"7" * (3 * 1024 * 1024)
+    out = tmp_path / "out"
+    result = batch(runner, "-", "--out", str(out), stdin=stdin)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "dosecalc: daylist: line 3 runs on for more than 1,048,576 bytes without a line end (LF): "
+        "this is not a day list (a line has at most 16,384 bytes); check the file given (nothing "
+        "was written)\n"
+    )
+    assert not out.exists()
+    # A long line that does end is still one invalid line, the others computed.
+    stdin = b"patient_id,weight\nA001,72 kg\n" + b"7" * (100 * 1024) + b"\nB002,72 kg\n"
+    result = batch(runner, "-", stdin=stdin)
+    assert result.exit_code == 1
+    assert [(r["line"], r["status"]) for r in rows_of(result.stdout)] == [
+        ("2", "ok"),
+        ("3", "invalid"),
+        ("4", "ok"),
+    ]
+
+
 def test_the_manifest_counts_physical_lines(runner: CliRunner, tmp_path: Path) -> None:
     daylist = tmp_path / "day.csv"
     daylist.write_bytes(b"patient_id,weight\nA001,72 kg\n\nB002,72 kg\rX,1\nC003,72 kg\n")

@@ -871,3 +871,52 @@ def test_a_height_typed_in_the_wrong_unit_is_caught_by_its_hard_limit(
     problem = raised.value.problems[0]
     assert (problem.field, problem.code) == ("height", "hard_limit")
     assert "height 67 cm is below the hard limit 152.4 cm" in problem.message
+
+
+def test_an_implausible_height_is_refused_on_its_own_before_any_dose_is_computed(
+    runner: CliRunner,
+) -> None:
+    # 0.001 m = 0.1 cm: Devine's ideal weight for a man would be 50 + 2.3 x (0.1 / 2.54 - 60)
+    # = -87.9 kg, and the dose, drug volume and concentration negative. Only the height is named.
+    args = ["sheet", "--protocol", "ketamine-iv-ibw", "--date", DATE]
+    result = runner.invoke(
+        cli, [*args, "--weight", "100 kg", "--height", "0.001 m", "--sex", "male"]
+    )
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        "dosecalc: height 0.1 cm is below the hard limit 152.4 cm (range 152.4 cm to 230 cm)\n"
+    )
+    # A weight outside its hard limits too is named beside it (both are inputs), nothing derived.
+    # 1000 lb x 0.45359237 = 453.59237 kg; 10 in x 2.54 = 25.4 cm.
+    result = runner.invoke(
+        cli, [*args, "--weight", "1000 lb", "--height", "10 in", "--sex", "female"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "dosecalc: weight 453.59237 kg is above the hard limit 300 kg (range 20 kg to 300 kg)\n"
+        "dosecalc: height 25.4 cm is below the hard limit 152.4 cm (range 152.4 cm to 230 cm)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pid", "weight", "height", "sex", "says"),
+    [
+        ("adjusted", "110 kg", "1 cm", "male", "height 1 cm is below the hard limit 152.4 cm"),
+        ("ideal", "300 kg", "0.01 in", "female", "height 0.0254 cm is below the hard limit 152.4"),
+        ("mosteller", "70 kg", "0.1 cm", None, "height 0.1 cm is below the hard limit 120 cm"),
+        ("dubois", "30 kg", "100 m", None, "height 10,000 cm is above the hard limit 220 cm"),
+    ],
+)
+def test_a_height_outside_its_hard_limits_is_the_only_problem_named(
+    library: protocols.Library, pid: str, weight: str, height: str, sex: str | None, says: str
+) -> None:
+    from dosecalc.errors import LimitError
+
+    with pytest.raises(LimitError) as raised:
+        make_sheet(
+            library,
+            Order(weight=weight, date=DATE, protocol_id=pid, height=height, sex=sex),
+        )
+    assert [(p.field, p.code) for p in raised.value.problems] == [("height", "hard_limit")]
+    assert says in raised.value.problems[0].message

@@ -21,6 +21,21 @@ def test_terminal_shows_every_unsafe_character_as_an_escape_and_cuts() -> None:
     assert sanitize.terminal("x" * 41, None) == "x" * 41
 
 
+def test_a_code_point_above_ffff_is_escaped_with_eight_hex_digits() -> None:
+    # U+E0041 (TAG LATIN CAPITAL LETTER A) as \ue0041 would read as U+E004 and a "1".
+    assert sanitize.terminal("A\U000e0041b") == "A\\U000e0041b"
+    assert sanitize.log("\U0010fffd") == "\\U0010fffd"  # private use, plane 16
+    assert sanitize.terminal("\U000e0001\ufeff\x85") == "\\U000e0001\\ufeff\\x85"
+
+
+def test_echo_also_shows_spaces_other_than_the_ascii_space_as_escapes() -> None:
+    assert sanitize.echo("72\u00a0kg") == "72\\xa0kg"  # no-break space
+    assert sanitize.echo("72 \u2009kg\x1b") == "72 \\u2009kg\\x1b"  # thin space, ESC
+    assert sanitize.echo("72\u3000kg" + "x" * 40) == "72\\u3000kg" + "x" * 35 + "..."
+    # terminal keeps them (a path or a name on a valid run is repeated as it is).
+    assert sanitize.terminal("72\u00a0kg") == "72\u00a0kg"
+
+
 def test_text_removes_unsafe_characters_keeping_newlines_only_when_asked() -> None:
     assert sanitize.text(HOSTILE) == "Ann]0;owned Lee<b>&'\""
     assert sanitize.text("a\nb\x1b", keep_newlines=True) == "a\nb"
@@ -55,7 +70,7 @@ def test_log_escapes_bidi_and_zero_width_characters_and_never_cuts() -> None:
 
 
 def test_every_policy_is_reachable_by_name() -> None:
-    for name in ("terminal", "text", "csv_cell", "html", "log"):
+    for name in ("terminal", "echo", "text", "csv_cell", "html", "log"):
         assert "\x1b" not in sanitize.sanitize(HOSTILE, name), name
 
 

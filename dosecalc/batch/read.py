@@ -9,15 +9,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from dosecalc.batch.rows import COLUMNS, WEIGHT_COLUMNS, RawRow
+from dosecalc.batch.rows import COLUMNS, TEXT_COLUMNS, WEIGHT_COLUMNS, RawRow
 from dosecalc.errors import InputError, Problem
 from dosecalc.sanitize import terminal
 
 # A physical line longer than this is refused (and never held whole in memory).
 MAX_LINE_BYTES = 16 * 1024
+# A refused line is skipped to its line end, reading at most this much more: a stream with no
+# line end at all (/dev/zero, a binary file) is not a day list, refused whole, never read for ever.
+MAX_SKIPPED_BYTES = 64 * MAX_LINE_BYTES
 # How many swallowed lines a refused multi-line field names (the count is always given).
 MAX_NAMED = 20
 
@@ -56,8 +60,11 @@ class Source:
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            skipped = 0
             while (more := self._read(MAX_LINE_BYTES)) and not more.endswith(b"\n"):
-                pass
+                skipped += len(more)
+                if skipped > MAX_SKIPPED_BYTES:
+                    raise _no_line_end(number)
             return Line(number, "", f"line {number} is longer than {MAX_LINE_BYTES} bytes")
         raw = raw.removesuffix(b"\n").removesuffix(b"\r")
         try:
@@ -78,6 +85,18 @@ class Source:
         while len(self._pending) < count and (line := self._next()) is not None:
             self._pending.append(line)
         return self._pending[:count]
+
+
+def _no_line_end(number: int) -> InputError:
+    return InputError(
+        Problem(
+            "daylist",
+            "no_line_end",
+            f"daylist: line {number} runs on for more than {MAX_SKIPPED_BYTES:,} bytes without a "
+            f"line end (LF): this is not a day list (a line has at most {MAX_LINE_BYTES:,} bytes); "
+            "check the file given (nothing was written)",
+        )
+    )
 
 
 def _header_problem(code: str, message: str) -> Problem:
@@ -266,9 +285,19 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+class _Number(str):
+    """A JSON number, kept as its literal text (for the quantity grammar) but known not to have
+    been written as text."""
+
+
 _DECODER = json.JSONDecoder(
-    parse_float=str, parse_int=str, parse_constant=_no_constant, object_pairs_hook=_unique_pairs
+    parse_float=_Number,
+    parse_int=_Number,
+    parse_constant=_no_constant,
+    object_pairs_hook=_unique_pairs,
 )
+# JSON's whitespace (RFC 8259) that a line can hold around its value: what json.loads skips.
+_JSON_SPACE = " \t\r"
 
 
 def jsonl_rows(source: Source) -> Iterator[RawRow]:
@@ -286,15 +315,15 @@ def _jsonl_record(line: Line) -> RawRow:
     if not text.strip():
         return RawRow(number, None, blank=True)
     values: list[Any] = []
-    position = 0
+    position = len(text) - len(text.lstrip(_JSON_SPACE))
     try:
         while position < len(text):
             value, end = _DECODER.raw_decode(text, position)
             values.append(value)
-            position = len(text) - len(text[end:].lstrip(" \t\r"))
+            position = len(text) - len(text[end:].lstrip(_JSON_SPACE))
     except (ValueError, RecursionError) as exc:
         if not values:
-            return RawRow(number, None, f"line {number} is not valid JSON: {exc}", "bad_json")
+            return RawRow(number, None, _not_json(number, text, exc), "bad_json")
         values.append(None)  # something after the first value: more than one value on the line
     if len(values) > 1:
         ids = [
@@ -315,13 +344,32 @@ def _jsonl_record(line: Line) -> RawRow:
     if problem is not None:
         cells = data if isinstance(data, dict) else None
         return RawRow(number, _text_cells(cells), problem, "bad_json")
-    return RawRow(number, {k.lower(): v for k, v in data.items() if v is not None and v != ""})
+    return RawRow(number, {k.lower(): str(v) for k, v in data.items() if v is not None and v != ""})
+
+
+# A patient id as written in a line that is not valid JSON: named in the message (never a cell:
+# the line could not be read, so which key holds it is a guess).
+_ID_IN_TEXT = re.compile(r'"patient_id"[ \t]*:[ \t]*"([A-Za-z0-9_-]{1,64})"', re.IGNORECASE)
+
+
+def _not_json(number: int, text: str, exc: Exception) -> str:
+    """Where the line stops being JSON (its column: the parser's own "line 1" is the line's
+    text), and the patient ids it seems to name."""
+    why = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+    ids = [m.group(1) for m in _ID_IN_TEXT.finditer(text)][:MAX_NAMED]
+    named = f" (patient id(s) in it: {', '.join(ids)})" if ids else ""
+    return f"line {number} is not valid JSON: {terminal(why)}{named}"
 
 
 def _text_cells(data: dict[str, Any] | None) -> dict[str, str] | None:
+    """The cells written as text, to name the patient of a refused line."""
     if data is None:
         return None
-    return {k.lower(): v for k, v in data.items() if isinstance(v, str) and v}
+    return {
+        k.lower(): v
+        for k, v in data.items()
+        if isinstance(v, str) and not isinstance(v, _Number) and v
+    }
 
 
 def _json_problem(number: int, data: Any) -> str | None:
@@ -332,6 +380,13 @@ def _json_problem(number: int, data: Any) -> str | None:
     except InputError as exc:
         return "; ".join(p.message for p in exc.problems)
     for key, value in data.items():
+        text_only = key.lower() in TEXT_COLUMNS
+        if text_only and isinstance(value, _Number):
+            return (
+                f"{terminal(key)}: the JSON number {terminal(value)} is not accepted: "
+                f"{terminal(key)} is text. Accepted: text in quotes, or null"
+            )
         if value is not None and not isinstance(value, str):
-            return f"{terminal(key)}: must be text in quotes, a number or null"
+            accepted = "text in quotes or null" if text_only else "text in quotes, a number or null"
+            return f"{terminal(key)}: must be {accepted}"
     return None

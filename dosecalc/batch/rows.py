@@ -33,6 +33,10 @@ OPTIONAL_COLUMNS = (
     "dose_rate",  # issue 11: a continuous infusion's starting dose rate
 )
 PROGRAMMED_COLUMNS = ("vial", "drawn", "rate", "vtbi")
+# Columns that hold text, not a quantity: a JSON Lines number there (patient_id 1e2, operator 2)
+# is refused, never taken as its literal text. A number in a quantity column is handed to the
+# quantity grammar as typed ("weight_kg": 72 is accepted, "weight": 72 has no unit).
+TEXT_COLUMNS = ("patient_id", "protocol", "name", "override_reason", "operator", "date", "sex")
 COLUMNS = ("patient_id", *WEIGHT_COLUMNS, *OPTIONAL_COLUMNS)
 
 # Every physical line of the input gets exactly one of these, in results.csv and JSON Lines alike.
