@@ -298,3 +298,50 @@ def test_sheets_show_the_protocols_file_name_and_short_hash_not_its_path(
         else:
             assert "a-long-folder-name" not in text
             assert "clinic-protocols.toml (sha256 " in text
+
+
+def _sheet_on_a_terminal(columns: int, env: dict[str, str]) -> str:
+    """`dosecalc sheet --weight "154 lb"` with stdout on a pseudo-terminal `columns` wide."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+
+    main_fd, terminal_fd = pty.openpty()
+    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    clean = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), "sheet",
+         "--weight", "154 lb", "--date", DATE],
+        stdin=subprocess.DEVNULL, stdout=terminal_fd, stderr=subprocess.DEVNULL,
+        env={**clean, **env},
+    )  # fmt: skip
+    os.close(terminal_fd)
+    out = b""
+    try:
+        while select.select([main_fd], [], [], 30)[0]:
+            try:
+                data = os.read(main_fd, 65536)
+            except OSError:  # the terminal closed: the process ended
+                break
+            if not data:
+                break
+            out += data
+    finally:
+        os.close(main_fd)
+        process.wait(timeout=30)
+    assert process.returncode == 0
+    return out.decode().replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"TERM": "dumb"}])
+def test_a_plain_sheet_on_a_narrow_terminal_is_laid_out_for_its_width(env: dict[str, str]) -> None:
+    """With NO_COLOR or TERM=dumb the sheet was laid out for 80 columns whatever the screen, and a
+    40-column terminal cut "34.927 mg" and "0.5 mg/kg" mid-number (an outside check in tmux)."""
+    text = _sheet_on_a_terminal(40, env)
+    assert "\x1b[" not in text  # still no colour
+    assert max(len(line) for line in text.splitlines()) <= 40
+    assert not BROKEN.search(text), BROKEN.search(text)
+    assert "34.9 mg" in text  # the dose, whole

@@ -40,9 +40,14 @@ def _text(text: str, **style: object) -> Text:
 def make_console(
     file: IO[str], *, terminal: bool | None = None, width: int | None = None
 ) -> Console:
-    """The one console factory: colour only on a real terminal without NO_COLOR; width pinned."""
+    """The one console factory: colour only on a real terminal without NO_COLOR (or TERM=dumb);
+    laid out for the terminal's width on a terminal, with or without colour (a plain sheet laid out
+    for 80 columns on a 40-column screen is cut mid-number by the terminal); else 80 columns."""
+    tty = _is_tty(file)
     if terminal is None:
-        terminal = file.isatty() and "NO_COLOR" not in os.environ
+        terminal = tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    if width is None and tty and not terminal:
+        width = _screen_width(file)
     return Console(
         file=file,
         width=width or (None if terminal else WIDTH),
@@ -55,6 +60,25 @@ def make_console(
         legacy_windows=False,
         _environ={} if not terminal else None,
     )
+
+
+def _is_tty(file: IO[str]) -> bool:
+    try:
+        return file.isatty()
+    except (AttributeError, ValueError, OSError):  # a closed or fake stream
+        return False
+
+
+def _screen_width(file: IO[str]) -> int:
+    """The terminal's width in columns: $COLUMNS where set (as rich reads it), else the terminal
+    behind `file`, else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(file.fileno()).columns or WIDTH
+    except (AttributeError, ValueError, OSError):
+        return WIDTH
 
 
 def _lines(lines: list[content.Line]) -> Table:
@@ -156,13 +180,13 @@ def for_console(sheet: Sheet, console: Console) -> str:
         with console.capture() as captured:
             console.print(build(sheet))
         return captured.get().replace(JOIN, " ")
-    return plain(sheet)
+    return plain(sheet, console.width)
 
 
-def plain(sheet: Sheet) -> str:
-    """The sheet as plain text: 80 columns, no escape codes, no trailing spaces."""
+def plain(sheet: Sheet, width: int = WIDTH) -> str:
+    """The sheet as plain text: 80 columns (or `width`), no escape codes, no trailing spaces."""
     buffer = io.StringIO()
-    make_console(buffer, terminal=False).print(build(sheet))
+    make_console(buffer, terminal=False, width=width).print(build(sheet))
     text = buffer.getvalue().replace(JOIN, " ")
     return "".join(line.rstrip() + "\n" for line in text.splitlines())
 
