@@ -621,7 +621,12 @@ def check(
         fail(exc, fmt)
     for warning in outcome.sheet.warnings:
         click.echo(f"dosecalc: warning: {warning.message}", err=True)
-    click.echo(as_check.render_json(outcome) if fmt == "json" else as_check.text(outcome), nl=False)
+    if fmt == "json":
+        click.echo(as_check.render_json(outcome), nl=False)
+    else:
+        from dosecalc.render.wrap import terminal_width
+
+        click.echo(as_check.text(outcome, width=terminal_width(sys.stdout)), nl=False)
     sys.exit(EXIT_OK if outcome.matches else EXIT_REFUSED)
 
 

@@ -369,3 +369,25 @@ def test_a_day_list_row_of_a_fixed_dose_with_pump_entries_is_checked(
     assert rows[1].split(",")[5] == "ok"
     assert ",refused," in rows[2]
     assert "rate: 110 mL/h entered, the sheet says 100 mL/h" in rows[2]
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 120])
+def test_the_double_check_on_a_terminal_is_broken_to_its_width_never_inside_a_number(
+    width: int,
+) -> None:
+    """At a terminal the check's long lines were cut by the terminal at its last column
+    ("not 40 min: 2" / "7 mg/h"); they are now broken at spaces, a number kept with its unit."""
+    from dosecalc.double_check import double_check
+    from dosecalc.render import as_check
+
+    entered = {"vial": "50 mg/mL", "drawn": "3.6 mL", "rate": "15.54 mL/h", "vtbi": "103.6 mL"}
+    outcome = double_check(
+        protocols.load(TEST_PROTOCOLS), Order(weight="72 kg", date="2026-11-25"), entered
+    )
+    text = as_check.text(outcome, width=width)
+    long = [line for line in text.splitlines() if len(line) > width]
+    assert all(len(line.split()) == 1 for line in long), long  # only a path longer than a line
+    assert not re.search(r"\d[\d,.]*\n *(?:mg|mL|min|kg)\b", text)
+    # The same words as the unbroken text, in the same order: nothing lost or added.
+    assert text.split() == as_check.text(outcome).split()
+    assert "27 mg/h (0.375 mg/kg/h)" in " ".join(text.split())  # 15.54 mL/h x 50 mg/mL

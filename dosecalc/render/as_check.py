@@ -10,6 +10,7 @@ from typing import Any
 from dosecalc import __version__
 from dosecalc.double_check import ENTRIES, DoubleCheck
 from dosecalc.render.as_json import dumps
+from dosecalc.render.wrap import fill
 from dosecalc.sanitize import text as clean
 
 CHECK_SCHEMA = "dosecalc.check/1"
@@ -33,7 +34,9 @@ def not_entered(check: DoubleCheck) -> list[str]:
     ]
 
 
-def text(check: DoubleCheck) -> str:
+def text(check: DoubleCheck, width: int | None = None) -> str:
+    """The outcome as text; `width`: a terminal's, each line broken to fit it (render.wrap), the
+    lines under an entry indented under its value."""
     sheet = check.sheet
     p, f, lib = sheet.protocol, sheet.figures, sheet.library
     weight = clean(sheet.order.weight.strip())
@@ -47,20 +50,29 @@ def text(check: DoubleCheck) -> str:
         f"Check code      {check.check_code} (must equal the code on the sheet)",
         "",
     ]
-    width = max(len(e.label) for e in check.entries)
+    label = max(len(e.label) for e in check.entries)
+    indents = [16] * len(lines)  # under the header's values
     for e in check.entries:
         if e.matches:
-            lines.append(f"{e.label:<{width}}  {clean(e.entered)}: matches")
+            lines.append(f"{e.label:<{label}}  {clean(e.entered)}: matches")
+            indents.append(label + 2)
         else:
             lines.append(
-                f"{e.label:<{width}}  {clean(e.entered)}: MISMATCH, this computation prints "
+                f"{e.label:<{label}}  {clean(e.entered)}: MISMATCH, this computation prints "
                 f"{e.printed}"
             )
-            lines.append(f"{'':<{width}}  -> {e.implies}")
+            lines.append(f"{'':<{label}}  -> {e.implies}")
+            indents += [label + 2, label + 5]
     missing = not_entered(check)
     if missing:
         lines.append(f"Not compared (not entered): {', '.join(missing)}")
+        indents.append(2)
     lines += ["", verdict(check)]
+    indents += [0, 2]
+    if width is not None:
+        lines = [
+            fill(line, width, min(n, width // 2)) for line, n in zip(lines, indents, strict=True)
+        ]
     return "\n".join(lines) + "\n"
 
 

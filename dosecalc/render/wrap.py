@@ -1,0 +1,50 @@
+"""Text for a terminal of a given width: broken at spaces, never between a number and its unit.
+
+A terminal breaks a line that is too long at its last column, whatever is there ("(range 10 mg to
+7" / "5 mg)"). Text printed line by line (the double check, messages on stderr) is broken here
+instead, at the terminal's width, when it goes to a terminal; piped or written to a file it is left
+as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from typing import IO
+
+from dosecalc.render.content import keep_together
+
+_JOIN = "\ue000"  # private use: never in the text (sanitize removes it from user and file text)
+
+
+def fill(line: str, width: int, indent: int = 0) -> str:
+    """`line` broken at spaces into lines of at most `width` columns (a word longer than that
+    stays whole), the continuation lines indented by `indent` spaces; a number and its unit are
+    one word."""
+    if len(line) <= width:
+        return line
+    wrapped = textwrap.wrap(
+        keep_together(line, _JOIN),
+        width=width,
+        subsequent_indent=" " * indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return "\n".join(wrapped).replace(_JOIN, " ")
+
+
+def terminal_width(stream: IO[str] | None) -> int | None:
+    """The width of the terminal `stream` writes to ($COLUMNS where set), or None when it is not a
+    terminal (a pipe, a file: text is left unbroken)."""
+    try:
+        if stream is None or not stream.isatty():
+            return None
+    except (AttributeError, ValueError, OSError):
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or None
+    except (AttributeError, ValueError, OSError):
+        return None
