@@ -1188,3 +1188,26 @@ def test_the_draw_up_step_at_50_mg_per_ml_names_what_0_72_ml_holds(runner: CliRu
     )
     assert result.exit_code == 0, result.output
     assert "1. Draw up 0.72 mL of ketamine 50 mg/mL (36 mg)." in result.stdout
+
+
+def test_a_premixed_bag_given_whole_is_hung_not_drawn_up(runner: CliRunner) -> None:
+    """metronidazole-premix-gravity: 500 mg is the whole 500 mg/100 mL bag (100 mL x 5 mg/mL =
+    500 mg). The sheet said "Draw up 100 mL" of a bag and DRAW UP in the printed box."""
+    args = ["--protocols", str(EXAMPLES), "sheet", "--protocol", "metronidazole-premix-gravity",
+            "--weight", "72 kg", "--date", "2026-11-25"]  # fmt: skip
+    text = runner.invoke(cli, args).stdout
+    assert (
+        "1. Use the metronidazole 500 mg/100 mL (5 mg/mL) container as supplied (500 mg)." in text
+    )
+    assert "Draw up" not in text
+    assert "┃ Hang        100 mL of metronidazole 500 mg/100 mL (5 mg/mL)" in text
+    page = runner.invoke(cli, [*args, "--format", "html"]).stdout
+    assert "HANG" in page
+    assert "DRAW UP" not in page
+
+
+def test_a_neat_dose_of_part_of_a_vial_is_still_drawn_up(runner: CliRunner) -> None:
+    """ondansetron-ponv-child, 17 kg: 0.1 mg/kg x 17 kg = 1.7 mg, 1.7 / 2 mg/mL = 0.85 mL."""
+    args = ["--protocols", str(EXAMPLES), "sheet", "--protocol", "ondansetron-ponv-child",
+            "--weight", "17 kg", "--date", "2026-11-25"]  # fmt: skip
+    assert "1. Draw up 0.85 mL of ondansetron 2 mg/mL (1.7 mg)." in runner.invoke(cli, args).stdout

@@ -162,7 +162,11 @@ def summary(sheet: Sheet) -> Panel:
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     for line in content.summary(sheet):
-        bold = line.label.isupper() or line.label in ("Dose", "Draw up")  # pump, dose, volume
+        bold = line.label.isupper() or line.label in (
+            "Dose",
+            "Draw up",
+            "Hang",
+        )  # pump, dose, volume
         table.add_row(Text(line.label), _text(line.text, style="bold" if bold else ""))
     title = Text(f"{content.SUMMARY_TITLE}: check it against the full sheet above")
     return Panel(table, title=title, title_align="left", box=box.HEAVY, padding=(0, 1))

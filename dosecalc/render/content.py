@@ -138,7 +138,10 @@ def _what(sheet: Sheet) -> list[Line]:
         rx = f.of(prescription_operand(sheet.protocol)).text
         return [
             Line("Dose", f.dose.text if rx == f.dose.text else f"{f.dose.text} ({rx})"),
-            Line("Draw up", f"{f.drug_volume.text} of {drug} {stock(sheet)}"),
+            Line(
+                "Hang" if whole_container(sheet) else "Draw up",
+                f"{f.drug_volume.text} of {drug} {stock(sheet)}",
+            ),
         ]
     if "drug_volume" in f.values:
         made = Line("Draw up", f"{f.drug_volume.text} of {drug} {stock(sheet)} into the bag")
@@ -151,12 +154,26 @@ def prepare_box(sheet: Sheet) -> tuple[list[tuple[str, str]], str]:
     """The PREPARE box of a printed sheet: its rows, and the note under them (what it is of)."""
     f, drug = sheet.figures, clean(sheet.protocol.drug)
     if not sheet.protocol.continuous:
+        if whole_container(sheet):
+            return [
+                ("DOSE", f.dose.text),
+                ("HANG", f.drug_volume.text),
+            ], f"of {drug} {stock(sheet)}"
         return [("DOSE", f.dose.text), ("DRAW UP", f.drug_volume.text)], f"of {drug} {stock(sheet)}"
     rx = f.of(prescription_operand(sheet.protocol))
     if "drug_volume" in f.values:
         rows = [("DOSE RATE", rx.text), ("DRAW UP", f.drug_volume.text)]
         return rows, f"of {drug} {stock(sheet)} into the bag"
     return [("DOSE RATE", rx.text), ("HANG", f.total_volume.text)], f"of {drug} {stock(sheet)}"
+
+
+def whole_container(sheet: Sheet) -> bool:
+    """A neat dose that is a whole labelled container as supplied (100 mL of a 500 mg/100 mL
+    premixed bag): hung, not drawn up."""
+    if sheet.protocol.preparation != "neat" or "drug_volume" not in sheet.figures.values:
+        return False
+    volume = label_volume(sheet.result.chosen_stock)
+    return volume is not None and sheet.figures.drug_volume.rounded == volume
 
 
 def weight_text(sheet: Sheet) -> str:
@@ -302,6 +319,8 @@ def preparation(sheet: Sheet) -> list[str]:
         sheet.reverse.drawn_dose.exact_text if isinstance(sheet.reverse, Reverse) else f.dose.text
     )
     steps = [f"Draw up {f.drug_volume.text} of {drug} {stock(sheet)} ({held})."]
+    if whole_container(sheet):  # a premixed bag: the dose is the whole container
+        steps = [f"Use the {drug} {stock(sheet)} container as supplied ({held})."]
     if p.preparation == "neat":
         steps.append("Give it undiluted (neat): do not dilute.")
     elif p.preparation == "add":
