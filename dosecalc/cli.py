@@ -90,8 +90,54 @@ def report(error: DosecalcError, fmt: str = "text") -> int:
     return error.exit_code
 
 
-class Dosecalc(click.Group):
+class OnceEach(click.Command):
+    """A command whose options each take one value (or are one flag) and may be given once.
+
+    click keeps the last of a repeated option (`--weight "7.2 kg" --weight "72 kg"` is 72 kg);
+    dosecalc refuses the repeat (a usage error, exit 2) rather than pick one. The parser reports
+    every option in the order given, repeats included (its `param_order`), so this is checked
+    once for every option here instead of in a callback per option. Options declared
+    `multiple=True` or `count=True` may repeat; so may --help and --version, which only exit."""
+
+    def make_parser(self, ctx: click.Context) -> Any:
+        parser = super().make_parser(ctx)
+        parse = parser.parse_args
+
+        def parse_once(args: list[str]) -> Any:
+            opts, rest, order = parse(args)
+            if not ctx.resilient_parsing:  # shell completion parses what is typed so far
+                for param in dict.fromkeys(order):
+                    if order.count(param) > 1 and _takes_one_value(param):
+                        name = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+                        raise click.BadOptionUsage(
+                            name, f"{name}: given twice; give it once", ctx=ctx
+                        )
+            return opts, rest, order
+
+        parser.parse_args = parse_once  # type: ignore[method-assign]
+        return parser
+
+
+def _takes_one_value(param: click.Parameter) -> bool:
+    return (
+        isinstance(param, click.Option)
+        and param.expose_value
+        and not param.multiple
+        and not param.count
+    )
+
+
+class OnceEachGroup(OnceEach, click.Group):
+    """A group whose options, and whose commands' and subgroups' options, may each be given once."""
+
+    command_class = OnceEach
+    group_class: type[click.Group | type] | None = type  # a subgroup is of the same class
+
+
+class Dosecalc(OnceEachGroup):
     """The group: the one place a DosecalcError becomes its messages and its exit code."""
+
+    group_class = OnceEachGroup  # a subgroup reports through this group, never on its own
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

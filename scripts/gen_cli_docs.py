@@ -21,7 +21,8 @@ HEAD = """# dosecalc command-line reference
 Generated from the click commands by `python scripts/gen_cli_docs.py`; do not edit by hand
 (`tests/test_cli_docs.py` fails when this file and `--help` disagree). Settings: an option, else its
 environment variable, else `config.toml` in the app directory (see `dosecalc config`), else the
-default shown.
+default shown. Each option is given once: a repeated option, even with the same value, is a usage
+error (exit 2) naming it.
 """
 
 
