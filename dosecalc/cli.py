@@ -7,16 +7,17 @@ dose loads and checks the whole file with pint (protocols.load).
 
 Every dosecalc error carries its exit code (errors.py) and is reported once, by `Dosecalc.invoke`;
 `main` adds the codes of the process itself: 130 (Ctrl-C), 143 (SIGTERM), 141 (broken pipe) and 4
-(stdout failed).
+(stdout failed, or a message to stderr was lost where the run would have exited 0).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, NoReturn, TypeVar
 
@@ -57,8 +58,8 @@ __all__ = [
 EXIT_HELP = (
     "Exit codes: 0 sheet produced; 1 refused by a limit; 2 invalid input or usage; "
     "3 invalid protocols file; 4 output incomplete (stdout or a file could not be written "
-    "completely); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 141 broken pipe (the reader "
-    "of stdout went away)."
+    "completely, or a message to stderr was lost); 130 interrupted (Ctrl-C); 143 terminated "
+    "(SIGTERM); 141 broken pipe (the reader of stdout went away)."
 )
 FORMAT_KEY = "dosecalc.format"  # ctx.meta: how a command reports its errors (text, or JSON too)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -538,7 +539,8 @@ def calculate(library: Any, order: Any, confirm: Any = None) -> Any:
 
 CHECK_EXIT_HELP = (
     "Exit codes: 0 every value entered matches this computation; 1 a mismatch, or the computation "
-    "is refused by a limit; 2 invalid input or usage; 3 invalid protocols file."
+    "is refused by a limit; 2 invalid input or usage; 3 invalid protocols file; 4 output "
+    "incomplete (stdout could not be written, or a message to stderr was lost)."
 )
 
 
@@ -928,7 +930,8 @@ BATCH_EXIT_HELP = (
     "Exit codes: 0 every non-blank line produced a sheet; 1 a line was refused or invalid (the good "
     "rows are still written unless --strict); 2 bad header, a quoted field over several lines, "
     "usage, output folder or audit log (nothing written); 3 invalid protocols file; 4 a write "
-    "failed part-way (this run's files removed, or an INCOMPLETE marker left); 130 interrupted "
+    "failed part-way (this run's files removed, or an INCOMPLETE marker left), or the summary "
+    "on stderr was lost (the files are complete); 130 interrupted "
     "(Ctrl-C; this run's files removed); 143 terminated (SIGTERM; the same); 141 broken pipe."
 )
 
@@ -1040,11 +1043,66 @@ def batch(
     sys.exit(EXIT_REFUSED if report.failed else EXIT_OK)
 
 
+class Messages:
+    """stderr, where a message that cannot be written (`2>/dev/full`, a full disk) is dropped and
+    remembered instead of raised: a failing stderr never changes a refusal's exit code, never
+    cuts short what goes to stdout, and never ends in a traceback. `main` exits 4 where the run
+    would have exited 0, so that a script sees that a warning or the summary was lost."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.failed = False
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self.stream.write(text))
+        except OSError:
+            self._lost()
+            return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError:
+            self._lost()
+
+    def _lost(self) -> None:
+        # What is still buffered would fail again at every write and at exit: let it go nowhere.
+        self.failed = True
+        _to_devnull(self.stream)
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, isatty, ...
+        return getattr(self.stream, name)
+
+
 def main() -> None:
     """Console-script entry point: the process-level exit codes (130, 143, 141, 4) are decided
     here."""
     if sys.stderr is None:  # `2>&-`: messages go nowhere, but the exit code must still be right
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    messages = Messages(sys.stderr)
+    sys.stderr = messages
+    code: str | int | None
+    try:
+        code = _run()
+    except SystemExit as stop:  # sys.exit in a command (check, batch)
+        code = stop.code
+    finally:
+        messages.flush()
+        sys.stderr = messages.stream
+    if messages.failed and code in (None, EXIT_OK):
+        code = EXIT_INCOMPLETE
+    sys.exit(code)
+
+
+def _run() -> int:
+    """The command's exit code, with the process-level ones (130, 143, 141, 4 for stdout)."""
     from dosecalc import stopping
 
     try:
@@ -1088,7 +1146,7 @@ def main() -> None:
             err=True,
         )
         code = EXIT_INCOMPLETE
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+    return code if isinstance(code, int) else EXIT_OK
 
 
 # Errors writing stdout that mean "the output is incomplete" (disk full, stdout closed, I/O error).
@@ -1102,13 +1160,16 @@ def _flush_stdout() -> None:
 
 def _silence_stdout() -> None:
     """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
-    if sys.stdout is None:
-        return
+    if sys.stdout is not None:
+        _to_devnull(sys.stdout)
+
+
+def _to_devnull(stream: Any) -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
         os.close(devnull)
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # not a file (io.UnsupportedOperation is both)
         pass
 
 

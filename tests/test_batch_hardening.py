@@ -583,3 +583,16 @@ def test_a_closed_stderr_still_gives_the_right_exit_code(tmp_path: Path) -> None
     done = subprocess.run(["bash", "-c", f"{line} 2>&-"], capture_output=True, timeout=60)
     assert done.returncode == 0  # three good rows: not 1 ("refused") from a crash on stderr
     assert len(done.stdout.splitlines()) == 4  # the header and three rows
+
+
+def test_a_full_stderr_exits_4_and_keeps_the_results_on_stdout(tmp_path: Path) -> None:
+    daylist = day_list(tmp_path / "day.csv", 3)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            command(str(daylist), "--date", DATE),
+            stdout=subprocess.PIPE, stderr=full, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 4  # the summary was lost: not 0, and not 1 ("a row was refused")
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 4  # the header and three rows
+    assert lines[1].startswith("2,P000000,")
