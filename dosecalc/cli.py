@@ -948,7 +948,7 @@ BATCH_EXIT_HELP = (
     default="text",
     show_default=True,
     metavar="FORMATS",
-    help="Comma-separated sheet formats to write with --out (e.g. text,json).",
+    help="Comma-separated sheet formats to write with --out, each once (e.g. text,json).",
 )
 @click.option(
     "--format",

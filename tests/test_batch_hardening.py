@@ -149,6 +149,20 @@ def test_a_combined_pdf_on_a_sheets_own_path_is_refused_before_any_write(
     assert listing(out) == []
 
 
+@pytest.mark.parametrize("sheets", ["text,text", "json, text ,json"])
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_a_format_given_twice_in_sheets_is_refused_before_any_write(
+    runner: CliRunner, tmp_path: Path, sheets: str, force: list[str]
+) -> None:
+    daylist = day_list(tmp_path / "day.csv", 2)
+    out = tmp_path / "out"
+    result = batch(runner, str(daylist), "--out", str(out), "--sheets", sheets, *force)
+    assert result.exit_code == 2
+    repeated = "text" if sheets == "text,text" else "json"
+    assert f"sheets: format '{repeated}' is given twice; give each format once" in result.stderr
+    assert not out.exists()
+
+
 def test_an_existing_combined_pdf_is_refused_even_when_out_does_not_exist_yet(
     runner: CliRunner, tmp_path: Path
 ) -> None:
