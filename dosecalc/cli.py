@@ -401,7 +401,8 @@ def cli(ctx: click.Context, protocols_file: str | None) -> None:
     "--output",
     "-o",
     metavar="FILE",
-    help="Write the sheet to FILE (atomically). A PDF is never written to a terminal.",
+    help="Write the sheet to FILE (atomically; a file, never a folder). A PDF is never written to "
+    "a terminal.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @click.option(
@@ -456,6 +457,8 @@ def sheet(
     for option, value in (("output", output), ("audit_log", audit_log)):
         if value == "":  # an unset shell variable: never stdout, never "no log"
             fail(empty_path(option), fmt)
+    if output is not None and output != "-":
+        refuse_a_folder("output", output, fmt)
     library = load_library(protocols_file, fmt)
     weight = required_or_asked(
         weight,
@@ -690,6 +693,26 @@ def empty_path(option: str) -> InputError:
             option, "empty", f"{option}: {flag} is empty: give a path (or leave the option out)"
         )
     )
+
+
+def refuse_a_folder(option: str, path: str, fmt: str = "text") -> None:
+    """--output, --combined: a file's path. A folder (one that exists, or a name ending in '/')
+    is refused, never replaced by a file or written into."""
+    from dosecalc import sanitize
+
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        flag = "--" + option.replace("_", "-")
+        fail(
+            InputError(
+                Problem(
+                    option,
+                    "folder",
+                    f"{option}: {flag} '{sanitize.terminal(path, None)}' names a folder: give "
+                    "the path of a file",
+                )
+            ),
+            fmt,
+        )
 
 
 def closed_stdout() -> OutputError:
@@ -948,7 +971,7 @@ BATCH_EXIT_HELP = (
     default="text",
     show_default=True,
     metavar="FORMATS",
-    help="Comma-separated sheet formats to write with --out, each once (e.g. text,json).",
+    help="With --out only: comma-separated sheet formats to write, each once (e.g. text,json).",
 )
 @click.option(
     "--format",
@@ -964,7 +987,8 @@ BATCH_EXIT_HELP = (
 @click.option(
     "--combined",
     metavar="FILE.pdf",
-    help="Also write one PDF: a cover page listing every line, then a page per sheet.",
+    help="Also write one PDF (a name ending in .pdf): a cover page listing every line, then a page "
+    "per sheet.",
 )
 @paper_option
 @click.option("--strict", is_flag=True, help="Write nothing at all if any row fails.")
@@ -1007,13 +1031,32 @@ def batch(
     """Dose sheets for a day list (CSV or JSON Lines; '-' reads stdin)."""
     from pathlib import Path
 
+    from click.core import ParameterSource
+
     from dosecalc import batch as core
+    from dosecalc import sanitize
 
     if out is not None and fmt is not None:
         raise click.UsageError("--format applies without --out only (results go to stdout)")
+    ctx = click.get_current_context()
+    if out is None and ctx.get_parameter_source("sheets") != ParameterSource.DEFAULT:
+        raise click.UsageError("--sheets applies with --out only (sheets are written there)")
     for option, value in (("out", out), ("combined", combined), ("audit_log", audit_log)):
         if value == "":  # an unset shell variable: never the current folder, never "no log"
             fail(empty_path(option))
+    if combined is not None:
+        refuse_a_folder("combined", combined)
+        if not combined.lower().endswith(".pdf"):  # it is a PDF, whatever its name says
+            fail(
+                InputError(
+                    Problem(
+                        "combined",
+                        "not_pdf",
+                        f"combined: --combined '{sanitize.terminal(combined, None)}' does not end "
+                        "in .pdf: the combined file is a PDF; give it a name ending in .pdf",
+                    )
+                )
+            )
     library = load_library(protocols_file)
     options = core.Options(
         date=today() if date is None else date,  # an empty --date is refused, not replaced
