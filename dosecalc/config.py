@@ -77,9 +77,21 @@ def load(path: str | None = None) -> Config:
     if len(raw) > MAX_BYTES:
         raise _problem(path, "too_large", f"is larger than {MAX_BYTES} bytes")
     try:
-        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise _problem(path, "invalid", f"is not valid UTF-8 TOML ({exc})") from None
+    # The protocols file's bounds, checked before tomllib recurses once per level of nesting.
+    from dosecalc.protocols_file import _shape_problem
+
+    shape = _shape_problem(text)
+    if shape is not None:
+        raise _problem(path, "too_complex", shape)
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _problem(path, "invalid", f"is not valid UTF-8 TOML ({exc})") from None
+    except (RecursionError, MemoryError):  # the bounds above should make this unreachable
+        raise _problem(path, "too_complex", "is too deeply nested to read") from None
     return Config(path, True, _checked(path, data))
 
 

@@ -121,6 +121,9 @@ def test_config_command_without_a_file_shows_the_defaults(
         ('paper = "A5"\n', "'paper' is 'A5': accepted: a4, letter"),
         ('operator = "RN\\u001b[2J"\n', "control or format characters"),
         ("operator = \n", "is not valid UTF-8 TOML"),
+        # 2 kB that made tomllib recurse past Python's limit (a RecursionError traceback):
+        ("a = " + "[" * 600 + "\n", "line 1: is nested more than 16 levels deep"),
+        ('operator = "RN Lee"\nb = ' + "{ c = " * 17 + "1" + " }" * 17 + "\n", "line 2: is nested"),
     ],
 )
 def test_a_bad_settings_file_is_refused_naming_the_file_and_key(
