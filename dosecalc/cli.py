@@ -170,6 +170,30 @@ def required_or_asked(value: str | None, missing: Problem, prompt: str, fmt: str
 # --- shared options -----------------------------------------------------------------------------
 
 
+class Setting(click.Option):
+    """An option that may also come from its environment variable: a variable that is set but
+    empty is refused, naming it (click reads it as unset, which would silently fall back on the
+    settings file or the default: no audit log, another operator), and an error in a value from
+    the environment names the variable, not the option."""
+
+    def value_from_envvar(self, ctx: click.Context) -> Any:
+        empty = isinstance(self.envvar, str) and os.environ.get(self.envvar) == ""
+        if empty and not ctx.resilient_parsing:
+            raise click.BadParameter(
+                "is set but empty: give a value, or unset it", ctx, self, self._from_environment()
+            )
+        return super().value_from_envvar(ctx)
+
+    def get_error_hint(self, ctx: click.Context | None) -> str:
+        source = ctx.get_parameter_source(str(self.name)) if ctx is not None else None
+        if source == click.core.ParameterSource.ENVIRONMENT:
+            return self._from_environment()
+        return super().get_error_hint(ctx)
+
+    def _from_environment(self) -> str:
+        return f"'{self.envvar}' (the environment variable for '{self.opts[0]}')"
+
+
 def protocols_option(func: F) -> F:
     return click.option(
         "--protocols",
@@ -236,6 +260,7 @@ def order_options(func: F) -> F:
             ),
             click.option(
                 "--operator",
+                cls=Setting,
                 envvar="DOSECALC_OPERATOR",
                 metavar="NAME",
                 help="Who overrides a soft limit ($DOSECALC_OPERATOR, or the settings file).",
@@ -270,6 +295,7 @@ def paper_option(func: F) -> F:
         type=click.Choice(list(PAPERS)),
         default=DEFAULT_PAPER,
         show_default=True,
+        cls=Setting,
         envvar="DOSECALC_PAPER",
         help="Page size for HTML and PDF sheets ($DOSECALC_PAPER).",
     )(func)
@@ -304,13 +330,19 @@ def protocols_source(protocols_file: str | None, fmt: str = "text") -> tuple[str
             fmt,
         )
     chosen = protocols_file if protocols_file is not None else group_value
-    if chosen == "":  # an empty option (an unset shell variable) never means the shipped file
+    from dosecalc.protocols_file import ENV_PROTOCOLS
+
+    # An empty option or variable (an unset shell variable) never means the next file in line.
+    empty = "--protocols" if chosen == "" else None
+    if chosen is None and os.environ.get(ENV_PROTOCOLS) == "":
+        empty = ENV_PROTOCOLS
+    if empty is not None:
         fail(
             ProtocolFileError(
                 Problem(
                     "protocols",
                     "empty",
-                    "protocols: --protocols is empty: give the protocols file's path",
+                    f"protocols: {empty} is empty: give the protocols file's path",
                 )
             ),
             fmt,
@@ -407,6 +439,7 @@ def cli(ctx: click.Context, protocols_file: str | None) -> None:
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @click.option(
     "--audit-log",
+    cls=Setting,
     envvar="DOSECALC_AUDIT_LOG",
     metavar="FILE",
     help="Append one JSON line per sheet or refusal ($DOSECALC_AUDIT_LOG).",
@@ -579,6 +612,7 @@ CHECK_EXIT_HELP = (
 )
 @click.option(
     "--audit-log",
+    cls=Setting,
     envvar="DOSECALC_AUDIT_LOG",
     metavar="FILE",
     help="Append one JSON line per check ($DOSECALC_AUDIT_LOG).",
@@ -612,6 +646,8 @@ def check(
     from dosecalc.model import Order
     from dosecalc.render import as_check
 
+    if audit_log == "":  # an unset shell variable: never "no log" (a check is signed and logged)
+        fail(empty_path("audit_log"), fmt)
     library = load_library(protocols_file, fmt)
     weight = required_or_asked(
         weight,
@@ -772,9 +808,13 @@ def confirm_on_terminal(operator: str | None) -> Callable[[Sequence[Any]], tuple
 
 @cli.command("config")
 @protocols_option
-@click.option("--operator", envvar="DOSECALC_OPERATOR", metavar="NAME", help="As for sheet.")
+@click.option(
+    "--operator", cls=Setting, envvar="DOSECALC_OPERATOR", metavar="NAME", help="As for sheet."
+)
 @paper_option
-@click.option("--audit-log", envvar="DOSECALC_AUDIT_LOG", metavar="FILE", help="As for sheet.")
+@click.option(
+    "--audit-log", cls=Setting, envvar="DOSECALC_AUDIT_LOG", metavar="FILE", help="As for sheet."
+)
 def config_command(
     protocols_file: str | None, operator: str | None, paper: str, audit_log: str | None
 ) -> None:
@@ -793,6 +833,7 @@ def config_command(
 
     ctx = click.get_current_context()
     settings = _config()
+    protocols_source(protocols_file)  # refused as every command refuses it (empty, given twice)
     group_value = (ctx.find_root().obj or {}).get("protocols_file")
     given: dict[str, tuple[str | None, str]] = {
         "protocols": (protocols_file or group_value, "--protocols")
@@ -995,6 +1036,7 @@ BATCH_EXIT_HELP = (
 @click.option("--force", is_flag=True, help="Replace existing files in --out and --combined.")
 @click.option(
     "--audit-log",
+    cls=Setting,
     envvar="DOSECALC_AUDIT_LOG",
     metavar="FILE",
     help="Append one JSON line per row and one for the run ($DOSECALC_AUDIT_LOG).",

@@ -62,7 +62,10 @@ def _problem(path: str, key: str, message: str) -> InputError:
 
 
 def load(path: str | None = None) -> Config:
-    """Read and check the settings file; a missing file is an empty configuration."""
+    """Read and check the settings file. The default one may be missing (an empty configuration);
+    a file named by $DOSECALC_CONFIG (or by `path`) must exist, or the site's settings would
+    silently not apply."""
+    named = path is not None or bool(os.environ.get(ENV_CONFIG))
     if path is None:
         path = config_path()
     if path is None:
@@ -71,6 +74,12 @@ def load(path: str | None = None) -> Config:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
+        if named:
+            raise _problem(
+                path,
+                "not_found",
+                f"does not exist (named by {ENV_CONFIG}; set {ENV_CONFIG}= for no settings file)",
+            ) from None
         return Config(path, False)
     except (OSError, ValueError) as exc:
         raise _problem(path, "unreadable", f"cannot read the settings file ({exc})") from None
