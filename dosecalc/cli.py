@@ -7,16 +7,17 @@ dose loads and checks the whole file with pint (protocols.load).
 
 Every dosecalc error carries its exit code (errors.py) and is reported once, by `Dosecalc.invoke`;
 `main` adds the codes of the process itself: 130 (Ctrl-C), 143 (SIGTERM), 141 (broken pipe) and 4
-(stdout failed).
+(stdout failed, or a message to stderr was lost where the run would have exited 0).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, NoReturn, TypeVar
 
@@ -57,8 +58,8 @@ __all__ = [
 EXIT_HELP = (
     "Exit codes: 0 sheet produced; 1 refused by a limit; 2 invalid input or usage; "
     "3 invalid protocols file; 4 output incomplete (stdout or a file could not be written "
-    "completely); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 141 broken pipe (the reader "
-    "of stdout went away)."
+    "completely, or a message to stderr was lost); 130 interrupted (Ctrl-C); 143 terminated "
+    "(SIGTERM); 141 broken pipe (the reader of stdout went away)."
 )
 FORMAT_KEY = "dosecalc.format"  # ctx.meta: how a command reports its errors (text, or JSON too)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,8 +91,54 @@ def report(error: DosecalcError, fmt: str = "text") -> int:
     return error.exit_code
 
 
-class Dosecalc(click.Group):
+class OnceEach(click.Command):
+    """A command whose options each take one value (or are one flag) and may be given once.
+
+    click keeps the last of a repeated option (`--weight "7.2 kg" --weight "72 kg"` is 72 kg);
+    dosecalc refuses the repeat (a usage error, exit 2) rather than pick one. The parser reports
+    every option in the order given, repeats included (its `param_order`), so this is checked
+    once for every option here instead of in a callback per option. Options declared
+    `multiple=True` or `count=True` may repeat; so may --help and --version, which only exit."""
+
+    def make_parser(self, ctx: click.Context) -> Any:
+        parser = super().make_parser(ctx)
+        parse = parser.parse_args
+
+        def parse_once(args: list[str]) -> Any:
+            opts, rest, order = parse(args)
+            if not ctx.resilient_parsing:  # shell completion parses what is typed so far
+                for param in dict.fromkeys(order):
+                    if order.count(param) > 1 and _takes_one_value(param):
+                        name = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+                        raise click.BadOptionUsage(
+                            name, f"{name}: given twice; give it once", ctx=ctx
+                        )
+            return opts, rest, order
+
+        parser.parse_args = parse_once  # type: ignore[method-assign]
+        return parser
+
+
+def _takes_one_value(param: click.Parameter) -> bool:
+    return (
+        isinstance(param, click.Option)
+        and param.expose_value
+        and not param.multiple
+        and not param.count
+    )
+
+
+class OnceEachGroup(OnceEach, click.Group):
+    """A group whose options, and whose commands' and subgroups' options, may each be given once."""
+
+    command_class = OnceEach
+    group_class: type[click.Group | type] | None = type  # a subgroup is of the same class
+
+
+class Dosecalc(OnceEachGroup):
     """The group: the one place a DosecalcError becomes its messages and its exit code."""
+
+    group_class = OnceEachGroup  # a subgroup reports through this group, never on its own
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -121,6 +168,30 @@ def required_or_asked(value: str | None, missing: Problem, prompt: str, fmt: str
 
 
 # --- shared options -----------------------------------------------------------------------------
+
+
+class Setting(click.Option):
+    """An option that may also come from its environment variable: a variable that is set but
+    empty is refused, naming it (click reads it as unset, which would silently fall back on the
+    settings file or the default: no audit log, another operator), and an error in a value from
+    the environment names the variable, not the option."""
+
+    def value_from_envvar(self, ctx: click.Context) -> Any:
+        empty = isinstance(self.envvar, str) and os.environ.get(self.envvar) == ""
+        if empty and not ctx.resilient_parsing:
+            raise click.BadParameter(
+                "is set but empty: give a value, or unset it", ctx, self, self._from_environment()
+            )
+        return super().value_from_envvar(ctx)
+
+    def get_error_hint(self, ctx: click.Context | None) -> str:
+        source = ctx.get_parameter_source(str(self.name)) if ctx is not None else None
+        if source == click.core.ParameterSource.ENVIRONMENT:
+            return self._from_environment()
+        return super().get_error_hint(ctx)
+
+    def _from_environment(self) -> str:
+        return f"'{self.envvar}' (the environment variable for '{self.opts[0]}')"
 
 
 def protocols_option(func: F) -> F:
@@ -189,6 +260,7 @@ def order_options(func: F) -> F:
             ),
             click.option(
                 "--operator",
+                cls=Setting,
                 envvar="DOSECALC_OPERATOR",
                 metavar="NAME",
                 help="Who overrides a soft limit ($DOSECALC_OPERATOR, or the settings file).",
@@ -223,6 +295,7 @@ def paper_option(func: F) -> F:
         type=click.Choice(list(PAPERS)),
         default=DEFAULT_PAPER,
         show_default=True,
+        cls=Setting,
         envvar="DOSECALC_PAPER",
         help="Page size for HTML and PDF sheets ($DOSECALC_PAPER).",
     )(func)
@@ -257,13 +330,19 @@ def protocols_source(protocols_file: str | None, fmt: str = "text") -> tuple[str
             fmt,
         )
     chosen = protocols_file if protocols_file is not None else group_value
-    if chosen == "":  # an empty option (an unset shell variable) never means the shipped file
+    from dosecalc.protocols_file import ENV_PROTOCOLS
+
+    # An empty option or variable (an unset shell variable) never means the next file in line.
+    empty = "--protocols" if chosen == "" else None
+    if chosen is None and os.environ.get(ENV_PROTOCOLS) == "":
+        empty = ENV_PROTOCOLS
+    if empty is not None:
         fail(
             ProtocolFileError(
                 Problem(
                     "protocols",
                     "empty",
-                    "protocols: --protocols is empty: give the protocols file's path",
+                    f"protocols: {empty} is empty: give the protocols file's path",
                 )
             ),
             fmt,
@@ -354,11 +433,13 @@ def cli(ctx: click.Context, protocols_file: str | None) -> None:
     "--output",
     "-o",
     metavar="FILE",
-    help="Write the sheet to FILE (atomically). A PDF is never written to a terminal.",
+    help="Write the sheet to FILE (atomically; a file, never a folder). A PDF is never written to "
+    "a terminal.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @click.option(
     "--audit-log",
+    cls=Setting,
     envvar="DOSECALC_AUDIT_LOG",
     metavar="FILE",
     help="Append one JSON line per sheet or refusal ($DOSECALC_AUDIT_LOG).",
@@ -409,6 +490,8 @@ def sheet(
     for option, value in (("output", output), ("audit_log", audit_log)):
         if value == "":  # an unset shell variable: never stdout, never "no log"
             fail(empty_path(option), fmt)
+    if output is not None and output != "-":
+        refuse_a_folder("output", output, fmt)
     library = load_library(protocols_file, fmt)
     weight = required_or_asked(
         weight,
@@ -492,7 +575,8 @@ def calculate(library: Any, order: Any, confirm: Any = None) -> Any:
 
 CHECK_EXIT_HELP = (
     "Exit codes: 0 every value entered matches this computation; 1 a mismatch, or the computation "
-    "is refused by a limit; 2 invalid input or usage; 3 invalid protocols file."
+    "is refused by a limit; 2 invalid input or usage; 3 invalid protocols file; 4 output "
+    "incomplete (stdout could not be written, or a message to stderr was lost)."
 )
 
 
@@ -528,6 +612,7 @@ CHECK_EXIT_HELP = (
 )
 @click.option(
     "--audit-log",
+    cls=Setting,
     envvar="DOSECALC_AUDIT_LOG",
     metavar="FILE",
     help="Append one JSON line per check ($DOSECALC_AUDIT_LOG).",
@@ -561,6 +646,8 @@ def check(
     from dosecalc.model import Order
     from dosecalc.render import as_check
 
+    if audit_log == "":  # an unset shell variable: never "no log" (a check is signed and logged)
+        fail(empty_path("audit_log"), fmt)
     library = load_library(protocols_file, fmt)
     weight = required_or_asked(
         weight,
@@ -649,6 +736,26 @@ def empty_path(option: str) -> InputError:
     )
 
 
+def refuse_a_folder(option: str, path: str, fmt: str = "text") -> None:
+    """--output, --combined: a file's path. A folder (one that exists, or a name ending in '/')
+    is refused, never replaced by a file or written into."""
+    from dosecalc import sanitize
+
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        flag = "--" + option.replace("_", "-")
+        fail(
+            InputError(
+                Problem(
+                    option,
+                    "folder",
+                    f"{option}: {flag} '{sanitize.terminal(path, None)}' names a folder: give "
+                    "the path of a file",
+                )
+            ),
+            fmt,
+        )
+
+
 def closed_stdout() -> OutputError:
     return OutputError(
         Problem("output", "stdout_closed", "output: stdout is closed; use --output FILE")
@@ -706,9 +813,13 @@ def confirm_on_terminal(operator: str | None) -> Callable[[Sequence[Any]], tuple
 
 @cli.command("config")
 @protocols_option
-@click.option("--operator", envvar="DOSECALC_OPERATOR", metavar="NAME", help="As for sheet.")
+@click.option(
+    "--operator", cls=Setting, envvar="DOSECALC_OPERATOR", metavar="NAME", help="As for sheet."
+)
 @paper_option
-@click.option("--audit-log", envvar="DOSECALC_AUDIT_LOG", metavar="FILE", help="As for sheet.")
+@click.option(
+    "--audit-log", cls=Setting, envvar="DOSECALC_AUDIT_LOG", metavar="FILE", help="As for sheet."
+)
 def config_command(
     protocols_file: str | None, operator: str | None, paper: str, audit_log: str | None
 ) -> None:
@@ -727,6 +838,7 @@ def config_command(
 
     ctx = click.get_current_context()
     settings = _config()
+    protocols_source(protocols_file)  # refused as every command refuses it (empty, given twice)
     group_value = (ctx.find_root().obj or {}).get("protocols_file")
     given: dict[str, tuple[str | None, str]] = {
         "protocols": (protocols_file or group_value, "--protocols")
@@ -887,7 +999,8 @@ BATCH_EXIT_HELP = (
     "Exit codes: 0 every non-blank line produced a sheet; 1 a line was refused or invalid (the good "
     "rows are still written unless --strict); 2 bad header, a quoted field over several lines, "
     "usage, output folder or audit log (nothing written); 3 invalid protocols file; 4 a write "
-    "failed part-way (this run's files removed, or an INCOMPLETE marker left); 130 interrupted "
+    "failed part-way (this run's files removed, or an INCOMPLETE marker left), or the summary "
+    "on stderr was lost (the files are complete); 130 interrupted "
     "(Ctrl-C; this run's files removed); 143 terminated (SIGTERM; the same); 141 broken pipe."
 )
 
@@ -904,7 +1017,7 @@ BATCH_EXIT_HELP = (
     default="text",
     show_default=True,
     metavar="FORMATS",
-    help="Comma-separated sheet formats to write with --out (e.g. text,json).",
+    help="With --out only: comma-separated sheet formats to write, each once (e.g. text,json).",
 )
 @click.option(
     "--format",
@@ -920,13 +1033,15 @@ BATCH_EXIT_HELP = (
 @click.option(
     "--combined",
     metavar="FILE.pdf",
-    help="Also write one PDF: a cover page listing every line, then a page per sheet.",
+    help="Also write one PDF (a name ending in .pdf): a cover page listing every line, then a page "
+    "per sheet.",
 )
 @paper_option
 @click.option("--strict", is_flag=True, help="Write nothing at all if any row fails.")
 @click.option("--force", is_flag=True, help="Replace existing files in --out and --combined.")
 @click.option(
     "--audit-log",
+    cls=Setting,
     envvar="DOSECALC_AUDIT_LOG",
     metavar="FILE",
     help="Append one JSON line per row and one for the run ($DOSECALC_AUDIT_LOG).",
@@ -963,13 +1078,32 @@ def batch(
     """Dose sheets for a day list (CSV or JSON Lines; '-' reads stdin)."""
     from pathlib import Path
 
+    from click.core import ParameterSource
+
     from dosecalc import batch as core
+    from dosecalc import sanitize
 
     if out is not None and fmt is not None:
         raise click.UsageError("--format applies without --out only (results go to stdout)")
+    ctx = click.get_current_context()
+    if out is None and ctx.get_parameter_source("sheets") != ParameterSource.DEFAULT:
+        raise click.UsageError("--sheets applies with --out only (sheets are written there)")
     for option, value in (("out", out), ("combined", combined), ("audit_log", audit_log)):
         if value == "":  # an unset shell variable: never the current folder, never "no log"
             fail(empty_path(option))
+    if combined is not None:
+        refuse_a_folder("combined", combined)
+        if not combined.lower().endswith(".pdf"):  # it is a PDF, whatever its name says
+            fail(
+                InputError(
+                    Problem(
+                        "combined",
+                        "not_pdf",
+                        f"combined: --combined '{sanitize.terminal(combined, None)}' does not end "
+                        "in .pdf: the combined file is a PDF; give it a name ending in .pdf",
+                    )
+                )
+            )
     library = load_library(protocols_file)
     options = core.Options(
         date=today() if date is None else date,  # an empty --date is refused, not replaced
@@ -999,11 +1133,66 @@ def batch(
     sys.exit(EXIT_REFUSED if report.failed else EXIT_OK)
 
 
+class Messages:
+    """stderr, where a message that cannot be written (`2>/dev/full`, a full disk) is dropped and
+    remembered instead of raised: a failing stderr never changes a refusal's exit code, never
+    cuts short what goes to stdout, and never ends in a traceback. `main` exits 4 where the run
+    would have exited 0, so that a script sees that a warning or the summary was lost."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.failed = False
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self.stream.write(text))
+        except OSError:
+            self._lost()
+            return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError:
+            self._lost()
+
+    def _lost(self) -> None:
+        # What is still buffered would fail again at every write and at exit: let it go nowhere.
+        self.failed = True
+        _to_devnull(self.stream)
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, isatty, ...
+        return getattr(self.stream, name)
+
+
 def main() -> None:
     """Console-script entry point: the process-level exit codes (130, 143, 141, 4) are decided
     here."""
     if sys.stderr is None:  # `2>&-`: messages go nowhere, but the exit code must still be right
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    messages = Messages(sys.stderr)
+    sys.stderr = messages
+    code: str | int | None
+    try:
+        code = _run()
+    except SystemExit as stop:  # sys.exit in a command (check, batch)
+        code = stop.code
+    finally:
+        messages.flush()
+        sys.stderr = messages.stream
+    if messages.failed and code in (None, EXIT_OK):
+        code = EXIT_INCOMPLETE
+    sys.exit(code)
+
+
+def _run() -> int:
+    """The command's exit code, with the process-level ones (130, 143, 141, 4 for stdout)."""
     from dosecalc import stopping
 
     try:
@@ -1047,7 +1236,7 @@ def main() -> None:
             err=True,
         )
         code = EXIT_INCOMPLETE
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+    return code if isinstance(code, int) else EXIT_OK
 
 
 # Errors writing stdout that mean "the output is incomplete" (disk full, stdout closed, I/O error).
@@ -1061,13 +1250,16 @@ def _flush_stdout() -> None:
 
 def _silence_stdout() -> None:
     """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
-    if sys.stdout is None:
-        return
+    if sys.stdout is not None:
+        _to_devnull(sys.stdout)
+
+
+def _to_devnull(stream: Any) -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
         os.close(devnull)
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # not a file (io.UnsupportedOperation is both)
         pass
 
 

@@ -62,7 +62,10 @@ def _problem(path: str, key: str, message: str) -> InputError:
 
 
 def load(path: str | None = None) -> Config:
-    """Read and check the settings file; a missing file is an empty configuration."""
+    """Read and check the settings file. The default one may be missing (an empty configuration);
+    a file named by $DOSECALC_CONFIG (or by `path`) must exist, or the site's settings would
+    silently not apply."""
+    named = path is not None or bool(os.environ.get(ENV_CONFIG))
     if path is None:
         path = config_path()
     if path is None:
@@ -71,15 +74,33 @@ def load(path: str | None = None) -> Config:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
+        if named:
+            raise _problem(
+                path,
+                "not_found",
+                f"does not exist (named by {ENV_CONFIG}; set {ENV_CONFIG}= for no settings file)",
+            ) from None
         return Config(path, False)
     except (OSError, ValueError) as exc:
         raise _problem(path, "unreadable", f"cannot read the settings file ({exc})") from None
     if len(raw) > MAX_BYTES:
         raise _problem(path, "too_large", f"is larger than {MAX_BYTES} bytes")
     try:
-        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise _problem(path, "invalid", f"is not valid UTF-8 TOML ({exc})") from None
+    # The protocols file's bounds, checked before tomllib recurses once per level of nesting.
+    from dosecalc.protocols_file import _shape_problem
+
+    shape = _shape_problem(text)
+    if shape is not None:
+        raise _problem(path, "too_complex", shape)
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _problem(path, "invalid", f"is not valid UTF-8 TOML ({exc})") from None
+    except (RecursionError, MemoryError):  # the bounds above should make this unreachable
+        raise _problem(path, "too_complex", "is too deeply nested to read") from None
     return Config(path, True, _checked(path, data))
 
 

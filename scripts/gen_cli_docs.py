@@ -21,7 +21,16 @@ HEAD = """# dosecalc command-line reference
 Generated from the click commands by `python scripts/gen_cli_docs.py`; do not edit by hand
 (`tests/test_cli_docs.py` fails when this file and `--help` disagree). Settings: an option, else its
 environment variable, else `config.toml` in the app directory (see `dosecalc config`), else the
-default shown.
+default shown. A variable that is set but empty is refused, naming it, with the exit code of the
+option given empty (never skipped for the next in line); `$DOSECALC_CONFIG` must name a file that
+exists (or be empty: no settings file). Each option is given once: a repeated option, even with
+the same value, is a usage error (exit 2) naming it.
+
+stdout is for data, stderr for messages. When stderr cannot be written (`2>/dev/full`), the messages
+are lost but nothing else changes: what went to stdout stays (it is a stream: the sheet or results
+are complete), files are written as usual, a refusal keeps its exit code (invalid input stays 2),
+and a run that would have exited 0 exits 4, so that a script sees that a warning or a summary was
+not shown. A closed stderr (`2>&-`) is taken as no messages wanted: the exit code is unchanged.
 """
 
 

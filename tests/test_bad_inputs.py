@@ -435,6 +435,34 @@ def test_a_too_long_name_is_repeated_back_cut_short(runner: CliRunner) -> None:
     assert f"'{'x' * 40}...'" in result.stderr
 
 
+CHECK = ["check", "--weight", "72 kg", "--operator", "Nurse B", "--date", DATE]
+REPEATED = [
+    (["sheet", "--weight", "7.2 kg", "--weight", "72 kg"], "--weight"),
+    (["sheet", "--weight", "72 kg", "--dose", "0.75 mg/kg", "--dose", "0.5 mg/kg"], "--dose"),
+    (["sheet", "--weight", "72 kg", "--weight", "72 kg"], "--weight"),  # the same value twice
+    (["sheet", "--weight", "72 kg", "-o", "a.txt", "--output", "a.txt"], "--output"),
+    (["sheet", "--weight", "72 kg", "--force", "--force"], "--force"),
+    ([*CHECK, "--rate", "15.54 mL/h", "--rate", "155.4 mL/h"], "--rate"),
+    (["batch", "-", "--sheets", "json", "--sheets", "text", "--out", "o"], "--sheets"),
+    (["batch", "-", "-q", "--quiet"], "--quiet"),
+    (["config", "--paper", "a4", "--paper", "letter"], "--paper"),
+    (["protocols", "list", "--protocols", "a.toml", "--protocols", "b.toml"], "--protocols"),
+    (["--protocols", "a.toml", "--protocols", "b.toml", "protocols", "list"], "--protocols"),
+]
+
+
+@pytest.mark.parametrize(("args", "option"), REPEATED, ids=[" ".join(a) for a, _ in REPEATED])
+def test_an_option_given_twice_is_refused_never_the_last_one_kept(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], option: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # before the fix, some of these wrote files
+    result = runner.invoke(cli, args, input="")
+    assert_no_traceback(result)
+    assert result.exit_code == 2
+    assert f"{option}: given twice; give it once" in result.stderr
+    assert result.stdout == ""
+
+
 # --- every limit on its bound (inclusive: exit 0) and just past it ------------------------------
 
 

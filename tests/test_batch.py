@@ -320,13 +320,16 @@ def test_soft_limit_override_needs_an_operator_from_cell_option_or_environment(
     assert batch(runner, "-", stdin=rows).exit_code == 0
 
 
-def test_an_unknown_sheet_format_or_bad_date_is_a_usage_error(runner: CliRunner) -> None:
+def test_an_unknown_sheet_format_or_bad_date_is_a_usage_error(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     rows = f"{HEADER}\nS1,72 kg,,,\n".encode()
+    out = ["--out", str(tmp_path / "out")]
     bad = runner.invoke(
-        cli, ["--protocols", str(TEST_PROTOCOLS), "batch", "-", "--sheets", "txt"], input=rows
+        cli, ["--protocols", str(TEST_PROTOCOLS), "batch", "-", *out, "--sheets", "txt"], input=rows
     )
     assert bad.exit_code == 2
-    assert "sheets" in bad.stderr
+    assert "sheets: unknown format 'txt'" in bad.stderr
     date = runner.invoke(
         cli, ["--protocols", str(TEST_PROTOCOLS), "batch", "-", "--date", "21/11/2026"], input=rows
     )

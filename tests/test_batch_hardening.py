@@ -264,7 +264,7 @@ def test_a_combined_pdf_named_like_the_manifest_is_refused_before_any_write(
             *extra,
         )  # fmt: skip
         assert result.exit_code == 2, extra
-        assert "is also the batch's manifest.json" in result.stderr
+        assert "does not end in .pdf" in result.stderr  # before the clash could be looked at
         assert listing(out) == []
 
 
@@ -273,11 +273,70 @@ def test_a_combined_pdf_on_a_sheets_own_path_is_refused_before_any_write(
 ) -> None:
     daylist = day_list(tmp_path / "day.csv", 5)
     out = tmp_path / "out"
-    sheet = out / f"{DATE}_P000002.txt"
-    result = batch(runner, str(daylist), "--out", str(out), "--combined", str(sheet))
+    sheet = out / f"{DATE}_P000002.pdf"
+    result = batch(
+        runner, str(daylist), "--out", str(out), "--sheets", "pdf", "--combined", str(sheet)
+    )
     assert result.exit_code == 2
-    assert "P000002.txt" in result.stderr
+    assert "P000002.pdf" in result.stderr
+    assert "does not end in .pdf" not in result.stderr
     assert listing(out) == []
+
+
+@pytest.mark.parametrize("sheets", ["text,text", "json, text ,json"])
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_a_format_given_twice_in_sheets_is_refused_before_any_write(
+    runner: CliRunner, tmp_path: Path, sheets: str, force: list[str]
+) -> None:
+    daylist = day_list(tmp_path / "day.csv", 2)
+    out = tmp_path / "out"
+    result = batch(runner, str(daylist), "--out", str(out), "--sheets", sheets, *force)
+    assert result.exit_code == 2
+    repeated = "text" if sheets == "text,text" else "json"
+    assert f"sheets: format '{repeated}' is given twice; give each format once" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("sheets", ["pdf", "text"])  # the default, given: still ignored
+def test_sheets_without_out_is_refused_not_ignored(runner: CliRunner, sheets: str) -> None:
+    result = batch(runner, "-", "--sheets", sheets, stdin=b"patient_id,weight\nA001,72 kg\n")
+    assert result.exit_code == 2
+    assert "--sheets applies with --out only" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("name", ["day.txt", "day.pdf.txt", "day"])
+def test_a_combined_name_not_ending_in_pdf_is_refused(
+    runner: CliRunner, tmp_path: Path, name: str
+) -> None:
+    daylist = day_list(tmp_path / "day.csv", 2)
+    result = batch(runner, str(daylist), "--combined", str(tmp_path / name), "--force")
+    assert result.exit_code == 2
+    assert f"combined: --combined '{tmp_path / name}' does not end in .pdf" in result.stderr
+    assert listing(tmp_path) == ["day.csv"]
+
+
+@pytest.mark.parametrize("name", ["folder", "folder/", "new.pdf/"])
+def test_a_combined_path_that_names_a_folder_is_refused(
+    runner: CliRunner, tmp_path: Path, name: str
+) -> None:
+    daylist = day_list(tmp_path / "day.csv", 2)
+    (tmp_path / "folder").mkdir()
+    target = f"{tmp_path}/{name}"
+    result = batch(runner, str(daylist), "--combined", target, "--force")
+    assert result.exit_code == 2
+    assert f"combined: --combined '{target}' names a folder" in result.stderr
+    assert listing(tmp_path) == ["day.csv", "folder"]
+    assert listing(tmp_path / "folder") == []
+
+
+def test_a_combined_name_ending_in_pdf_in_capitals_is_accepted(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    daylist = day_list(tmp_path / "day.csv", 2)
+    result = batch(runner, str(daylist), "--combined", str(tmp_path / "DAY.PDF"))
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "DAY.PDF").read_bytes().startswith(b"%PDF-")
 
 
 def test_an_existing_combined_pdf_is_refused_even_when_out_does_not_exist_yet(
@@ -840,3 +899,16 @@ def test_a_closed_stderr_still_gives_the_right_exit_code(tmp_path: Path) -> None
     done = subprocess.run(["bash", "-c", f"{line} 2>&-"], capture_output=True, timeout=60)
     assert done.returncode == 0  # three good rows: not 1 ("refused") from a crash on stderr
     assert len(done.stdout.splitlines()) == 4  # the header and three rows
+
+
+def test_a_full_stderr_exits_4_and_keeps_the_results_on_stdout(tmp_path: Path) -> None:
+    daylist = day_list(tmp_path / "day.csv", 3)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            command(str(daylist), "--date", DATE),
+            stdout=subprocess.PIPE, stderr=full, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 4  # the summary was lost: not 0, and not 1 ("a row was refused")
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 4  # the header and three rows
+    assert lines[1].startswith("2,P000000,")

@@ -175,6 +175,21 @@ def test_output_is_written_atomically_and_never_clobbered(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sheet.json"]  # no temporary left
 
 
+@pytest.mark.parametrize("force", [[], ["--force"]])
+@pytest.mark.parametrize("name", ["newdir/", "folder", "folder/"])
+def test_an_output_that_names_a_folder_is_refused_and_nothing_is_written(
+    runner: CliRunner, tmp_path: Path, name: str, force: list[str]
+) -> None:
+    (tmp_path / "folder").mkdir()
+    target = f"{tmp_path}/{name}"
+    result = runner.invoke(cli, [*BASE, "--weight", "72 kg", "--output", target, *force])
+    assert result.exit_code == 2
+    assert f"output: --output '{target}' names a folder: give the path of a file" in result.stderr
+    assert result.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]  # no file named newdir
+    assert list((tmp_path / "folder").iterdir()) == []
+
+
 def test_the_audit_log_gets_one_line_per_sheet_or_refusal_without_the_name(
     runner: CliRunner, tmp_path: Path
 ) -> None:

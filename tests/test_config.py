@@ -121,6 +121,9 @@ def test_config_command_without_a_file_shows_the_defaults(
         ('paper = "A5"\n', "'paper' is 'A5': accepted: a4, letter"),
         ('operator = "RN\\u001b[2J"\n', "control or format characters"),
         ("operator = \n", "is not valid UTF-8 TOML"),
+        # 2 kB that made tomllib recurse past Python's limit (a RecursionError traceback):
+        ("a = " + "[" * 600 + "\n", "line 1: is nested more than 16 levels deep"),
+        ('operator = "RN Lee"\nb = ' + "{ c = " * 17 + "1" + " }" * 17 + "\n", "line 2: is nested"),
     ],
 )
 def test_a_bad_settings_file_is_refused_naming_the_file_and_key(
@@ -145,3 +148,107 @@ def test_dosecalc_config_variable_names_another_file_or_none(
     assert operator_on_sheet(runner) == "RN Other"
     monkeypatch.setenv("DOSECALC_CONFIG", "")
     assert runner.invoke(cli, ["config"]).stdout.startswith("config file  none")
+
+
+# --- a setting that is set but empty, or names a missing file, is refused, never skipped -------
+
+SHEET_72 = [
+    "--protocols",
+    str(TEST_PROTOCOLS),
+    "sheet",
+    "--weight",
+    "72 kg",
+    "--date",
+    "2026-11-21",
+]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sheet", "--weight", "72 kg", "--date", "2026-11-21"],
+        ["protocols", "list"],
+        ["config"],
+    ],
+)
+def test_an_empty_protocols_variable_is_refused_as_an_empty_option_is(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    option = runner.invoke(cli, ["--protocols", "", *args])
+    monkeypatch.setenv("DOSECALC_PROTOCOLS", "")
+    variable = runner.invoke(cli, args)
+    assert (option.exit_code, variable.exit_code) == (3, 3)  # never the shipped file
+    assert "protocols: DOSECALC_PROTOCOLS is empty: give the protocols file's path" in (
+        variable.stderr
+    )
+    assert variable.stdout == ""
+
+
+def test_an_empty_protocols_variable_gives_way_to_the_option(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOSECALC_PROTOCOLS", "")
+    assert runner.invoke(cli, SHEET_72).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "option", "args"),
+    [
+        ("DOSECALC_AUDIT_LOG", "--audit-log", SHEET_72),
+        ("DOSECALC_AUDIT_LOG", "--audit-log", ["batch", "-"]),
+        ("DOSECALC_AUDIT_LOG", "--audit-log",
+         ["check", "--weight", "72 kg", "--rate", "155.4 mL/h", "--operator", "RN Kim"]),
+        ("DOSECALC_OPERATOR", "--operator", [*SHEET, "--protocols", str(TEST_PROTOCOLS)]),
+        ("DOSECALC_PAPER", "--paper", ["config"]),
+    ],
+)  # fmt: skip
+def test_an_empty_variable_is_refused_naming_it_as_an_empty_option_is(
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    option: str,
+    args: list[str],
+) -> None:
+    given_empty = runner.invoke(cli, [*args, option, ""], input="patient_id,weight\nA1,72 kg\n")
+    monkeypatch.setenv(variable, "")
+    result = runner.invoke(cli, args, input="patient_id,weight\nA1,72 kg\n")
+    assert (given_empty.exit_code, result.exit_code) == (2, 2)  # not no log, not another operator
+    assert f"'{variable}' (the environment variable for '{option}'): is set but empty" in (
+        result.stderr
+    )
+    assert result.stdout == ""
+
+
+def test_an_empty_audit_log_variable_gives_way_to_the_option(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOSECALC_AUDIT_LOG", "")
+    log = tmp_path / "audit.jsonl"
+    assert runner.invoke(cli, [*SHEET_72, "--audit-log", str(log)]).exit_code == 0
+    assert log.exists()
+
+
+def test_a_bad_paper_from_the_environment_names_the_variable(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOSECALC_PAPER", "A4")
+    result = runner.invoke(cli, SHEET_72)
+    assert result.exit_code == 2
+    assert "'DOSECALC_PAPER' (the environment variable for '--paper'): 'A4' is not one of" in (
+        result.stderr
+    )
+    given = runner.invoke(cli, [*SHEET_72, "--paper", "A4"])  # the option still names itself
+    assert given.exit_code == 2
+    assert "Invalid value for '--paper': 'A4' is not one of" in given.stderr
+
+
+@pytest.mark.parametrize("args", [SHEET_72, ["config"]])
+def test_a_settings_file_named_by_dosecalc_config_must_exist(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str]
+) -> None:
+    missing = tmp_path / "site.toml"
+    monkeypatch.setenv("DOSECALC_CONFIG", str(missing))
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2
+    assert f"config: {missing}: does not exist (named by DOSECALC_CONFIG" in result.stderr
+    assert result.stdout == ""

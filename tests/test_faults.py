@@ -183,6 +183,39 @@ def test_a_full_disk_on_stdout_exits_4_without_a_traceback() -> None:
     assert "No space left on device" in done.stderr
 
 
+def run_with_a_full_stderr(*args: str) -> subprocess.CompletedProcess[str]:
+    """`dosecalc ARGS 2>/dev/full`: every message to stderr fails with ENOSPC."""
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [sys.executable, "-m", "dosecalc", *args],
+            stdout=subprocess.PIPE, stderr=full, text=True, timeout=60,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("weight", "code"),
+    [("bad", 2), ("700 kg", 1)],  # invalid input; a hard limit (the test protocols: 200 kg)
+)
+def test_a_full_stderr_never_changes_a_refusals_exit_code(weight: str, code: int) -> None:
+    done = run_with_a_full_stderr(*BASE, "--weight", weight)
+    assert done.returncode == code
+    assert done.stdout == ""
+
+
+def test_a_full_stderr_on_a_sheet_with_a_warning_exits_4_and_keeps_the_sheet() -> None:
+    done = run_with_a_full_stderr(*BASE, "--weight", "154 lb")  # warns WEIGHT_IN_LB on stderr
+    assert done.returncode == 4  # the warning was lost: not 0, and not 1 ("refused")
+    assert "KETAMINE DOSE SHEET" in done.stdout
+    assert "WEIGHT_IN_LB" in done.stdout  # the sheet's own warnings box
+    assert "155.2 mL/h" in done.stdout  # 69.853 kg x 0.5 mg/kg / 10 mg/mL + 100 mL over 40 min
+
+
+def test_a_full_stderr_with_nothing_to_say_exits_0() -> None:
+    done = run_with_a_full_stderr(*BASE, "--weight", "72 kg")
+    assert done.returncode == 0
+    assert "155.4 mL/h" in done.stdout
+
+
 def test_a_stdout_encoding_that_cannot_show_the_sheet_exits_without_a_traceback(
     tmp_path: Path,
 ) -> None:

@@ -114,6 +114,14 @@ def _check_options(library: Library, options: Options) -> Options:
                     f"sheets: unknown format '{sanitize.terminal(fmt)}'. Accepted: {', '.join(FORMATS)}",
                 )
             )
+        if options.sheets.count(fmt) > 1:  # each sheet would be written twice, over itself
+            raise InputError(
+                Problem(
+                    "sheets",
+                    "repeated_format",
+                    f"sheets: format '{fmt}' is given twice; give each format once",
+                )
+            )
     return replace(options, protocol_id=options.protocol_id or library.default)
 
 
