@@ -154,17 +154,68 @@ class ReaderGone(Exception):
 
 
 def is_interactive() -> bool:
-    """A person at a terminal (prompts allowed). Tests replace this."""
-    return sys.stdin is not None and sys.stdin.isatty()
+    """A person at a terminal (prompts allowed): stdin and stderr, where prompts are written, are
+    a terminal (with `2>/dev/null` a prompt would wait unseen, as if hung). Tests replace this."""
+    return (
+        sys.stdin is not None
+        and sys.stdin.isatty()
+        and sys.stderr is not None
+        and sys.stderr.isatty()
+    )
 
 
-def required_or_asked(value: str | None, missing: Problem, prompt: str, fmt: str) -> str:
-    """A required option: as given, else asked for at a terminal, else refused (exit 2)."""
+class EndOfInput(Exception):
+    """Ctrl-D (end of input) at a prompt: no answer, not an interrupt."""
+
+
+def ask(prompt: str, check: Callable[[str], object] | None = None, **kwargs: Any) -> Any:
+    """click.prompt on stderr. `check` refuses an answer (InputError): its message is shown and
+    the question asked again. Ctrl-D raises EndOfInput, after a line end (so the next message
+    starts on its own line)."""
+
+    def checked(text: str) -> str:
+        if check is not None:
+            try:
+                check(text)
+            except InputError as exc:
+                raise click.UsageError("; ".join(p.message for p in exc.problems)) from None
+        return text
+
+    try:
+        if kwargs.pop("confirm", False):
+            return click.confirm(prompt, err=True, **kwargs)
+        return click.prompt(prompt, err=True, value_proc=checked, **kwargs)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, EOFError):
+            click.echo("", err=True)
+            raise EndOfInput from None
+        raise
+
+
+def required_or_asked(
+    value: str | None,
+    missing: Problem,
+    prompt: str,
+    fmt: str,
+    check: Callable[[str], object] | None = None,
+) -> str:
+    """A required option: as given, else asked for at a terminal (again after an answer `check`
+    refuses), else refused (exit 2); Ctrl-D at the prompt is the option missing (exit 2)."""
     if value is not None:
         return value
     if not is_interactive():
         fail(InputError(missing), fmt)
-    return str(click.prompt(prompt, err=True))
+    try:
+        return str(ask(prompt, check))
+    except EndOfInput:
+        fail(InputError(missing), fmt)
+
+
+def a_weight(text: str) -> object:
+    """The weight's grammar and unit, for the prompt: a bad answer is asked again."""
+    from dosecalc.units import parse_quantity
+
+    return parse_quantity(text, "weight", "weight")
 
 
 # --- shared options -----------------------------------------------------------------------------
@@ -498,6 +549,7 @@ def sheet(
         Problem("weight", "missing", 'weight: is required, for example --weight "72 kg"'),
         "Weight, with its unit (for example 72 kg)",
         fmt,
+        a_weight,
     )
     order = Order(
         weight=weight,
@@ -658,6 +710,7 @@ def check(
         ),
         "Weight you confirmed, with its unit (for example 72 kg)",
         fmt,
+        a_weight,
     )
     operator = required_or_asked(
         operator,
@@ -802,10 +855,13 @@ def confirm_on_terminal(operator: str | None) -> Callable[[Sequence[Any]], tuple
     def confirm(breaches: Sequence[Any]) -> tuple[str, str] | None:
         for breach in breaches:
             click.echo(f"dosecalc: SOFT LIMIT: {breach.message}", err=True)
-        if not click.confirm("Override the soft limit?", default=False, err=True):
+        try:  # Ctrl-D at any of these questions: not confirmed (exit 1), as a "no"
+            if not ask("Override the soft limit?", default=False, confirm=True):
+                return None
+            reason = ask("Reason for the override")
+            who = operator or ask("Your name (operator)")
+        except EndOfInput:
             return None
-        reason = click.prompt("Reason for the override", err=True)
-        who = operator or click.prompt("Your name (operator)", err=True)
         return reason, who
 
     return confirm
@@ -1140,10 +1196,20 @@ class Messages:
     would have exited 0, so that a script sees that a warning or the summary was lost."""
 
     def __init__(self, stream: Any) -> None:
+        from dosecalc.render.wrap import terminal_width
+
         self.stream = stream
         self.failed = False
+        # At a terminal, lines are broken at its width here, at spaces: a terminal breaks a long
+        # line at its last column, whatever is there ("(range 10 mg to 7" / "5 mg)").
+        self.width = terminal_width(stream)
 
     def write(self, text: str) -> int:
+        if self.width is not None and "\x1b" not in text and "\r" not in text:
+            from dosecalc.render.wrap import fill
+
+            # Not a progress bar's redrawn line (\r) or styled text: plain messages and prompts.
+            text = "\n".join(fill(line, self.width, 2) for line in text.split("\n"))
         try:
             return int(self.stream.write(text))
         except OSError:

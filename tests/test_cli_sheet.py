@@ -249,3 +249,93 @@ def test_piped_text_output_has_no_escape_codes_even_with_force_color(tmp_path: P
     )
     assert b"\x1b" not in out.stdout
     assert b"155.4 mL/h" in out.stdout
+
+
+# --- at a real terminal: prompts and messages (an outside check in tmux) ------------------------
+
+
+def at_a_terminal(
+    args: list[str], answers: list[bytes], stderr_too: bool = True
+) -> tuple[int, str]:
+    """`dosecalc ARGS` on a pseudo-terminal 80 columns wide (stdin, stdout and, with `stderr_too`,
+    stderr), typing each answer once the program has waited a moment: (exit code, screen)."""
+    import pty
+    import select
+    import time
+
+    main_fd, terminal_fd = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("LINES", "NO_COLOR")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), *args],
+        stdin=terminal_fd, stdout=terminal_fd,
+        stderr=terminal_fd if stderr_too else subprocess.DEVNULL,
+        env={**env, "COLUMNS": "80"},
+    )  # fmt: skip
+    os.close(terminal_fd)
+    screen = b""
+
+    def read(seconds: float) -> None:
+        nonlocal screen
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if select.select([main_fd], [], [], 0.1)[0]:
+                try:
+                    data = os.read(main_fd, 65536)
+                except OSError:  # the program ended
+                    return
+                if not data:
+                    return
+                screen += data
+
+    try:
+        for answer in answers:
+            read(2.0)
+            os.write(main_fd, answer)
+        read(10.0)
+        process.wait(timeout=30)
+    finally:
+        os.close(main_fd)
+    return process.returncode, screen.decode(errors="replace").replace("\r\n", "\n")
+
+
+def test_a_bad_weight_at_the_prompt_is_asked_again() -> None:
+    code, screen = at_a_terminal(["sheet", "--date", "2026-11-25"], [b"72\n", b"72 kg\n"])
+    assert code == 0, screen
+    assert "Error: weight: '72' has no unit" in screen
+    assert screen.count("Weight, with its unit (for example 72 kg):") == 2
+    assert "36 mg" in screen  # 0.5 mg/kg x 72 kg
+
+
+def test_ctrl_d_at_the_weight_prompt_is_a_missing_weight_not_an_interrupt() -> None:
+    code, screen = at_a_terminal(["sheet", "--date", "2026-11-25"], [b"\x04"])
+    assert code == 2, screen
+    assert '\ndosecalc: weight: is required, for example --weight "72 kg"' in screen
+    assert "interrupted" not in screen
+
+
+def test_ctrl_d_at_the_override_question_is_a_no() -> None:
+    code, screen = at_a_terminal(["sheet", "--weight", "154 kg", "--date", "2026-11-25"], [b"\x04"])
+    assert code == 1, screen
+    assert "Override the soft limit? [y/N]: \ndosecalc: weight 154 kg is above" in screen
+    assert "not confirmed" in screen
+    assert "interrupted" not in screen
+
+
+def test_no_question_is_asked_where_stderr_is_not_a_terminal() -> None:
+    """With 2>/dev/null the override question was asked where nobody could see it: it looked hung."""
+    code, screen = at_a_terminal(
+        ["sheet", "--weight", "154 kg", "--date", "2026-11-25"], [], stderr_too=False
+    )
+    assert code == 1, screen
+    assert "[y/N]" not in screen
+
+
+def test_messages_at_a_terminal_are_broken_at_spaces_never_inside_a_number() -> None:
+    """At 80 columns the terminal cut "(range 10 mg to 7" / "5 mg)" in the soft-limit message."""
+    code, screen = at_a_terminal(["sheet", "--weight", "154 kg", "--date", "2026-11-25"], [b"n\n"])
+    assert code == 1, screen
+    messages = [line for line in screen.splitlines() if "soft limit" in line or line[:2] == "  "]
+    assert messages, screen
+    assert max(len(line) for line in screen.splitlines()) <= 80
+    assert "(range 10 mg to\n  75 mg)" in screen or "(range 10 mg to 75 mg)" in screen
+    assert "7\n5 mg" not in screen
