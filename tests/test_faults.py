@@ -302,3 +302,27 @@ def test_a_toml_key_with_escape_sequences_is_echoed_as_escapes(
     assert result.exit_code == 3
     assert "unknown key" in result.stderr
     assert "\x1b" not in result.stderr
+
+
+def test_the_audit_log_is_never_the_sheet_or_the_protocols_file(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """`--output X --audit-log X --force` replaced the log with the sheet; `--audit-log` naming the
+    protocols file appended JSON to it, and the next run failed on invalid TOML."""
+    protocols = tmp_path / "protocols.toml"
+    protocols.write_bytes(TEST_PROTOCOLS.read_bytes())
+    log = tmp_path / "audit.jsonl"
+    log.write_text('{"earlier": "record"}\n')
+    base = ["--protocols", str(protocols), "sheet", "--date", DATE, "--weight", "72 kg"]
+    for args, what in (
+        (["--output", str(log), "--force", "--audit-log", str(log)], "output"),
+        (["--audit-log", str(protocols)], "protocols file"),
+    ):
+        result = runner.invoke(cli, [*base, *args])
+        assert result.exit_code == 2, result.output
+        assert f"is also the {what}; give the audit log a file of its own" in result.stderr
+    check = ["--protocols", str(protocols), "check", "--date", DATE, "--weight", "72 kg",
+             "--vial", "10 mg/mL", "--operator", "RN Kim", "--audit-log", str(protocols)]  # fmt: skip
+    assert runner.invoke(cli, check).exit_code == 2
+    assert protocols.read_bytes() == TEST_PROTOCOLS.read_bytes()
+    assert log.read_text() == '{"earlier": "record"}\n'
