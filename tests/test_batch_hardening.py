@@ -41,6 +41,22 @@ def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+def disk_full_on_write(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """The batch's n-th file write fails as on a full disk (the writes before it succeed)."""
+    from dosecalc.batch import write as batch_write
+    from dosecalc.errors import OutputError, Problem
+
+    real_write, calls = batch_write.write_atomic, []
+
+    def full_on_the_nth(path: Path, data: object, **kwargs: object) -> None:
+        calls.append(path.name)
+        if len(calls) == n:
+            raise OutputError(Problem("out", "cannot_write", "out: No space left on device"))
+        real_write(path, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch_write, "write_atomic", full_on_the_nth)
+
+
 # --- every physical line ------------------------------------------------------------------------
 
 
@@ -444,23 +460,12 @@ def test_a_rerun_without_force_into_a_folder_of_earlier_sheets_writes_nothing(
 def test_a_forced_rerun_failing_after_removing_earlier_files_says_so_in_its_marker(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dosecalc.batch import write as batch_write
-    from dosecalc.errors import OutputError, Problem
-
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
     first.write_text("patient_id,weight\nA001,72 kg\nB002,80 kg\n")
     second.write_text("patient_id,weight\nA001,62 kg\n")
     out = tmp_path / "out"
     assert batch(runner, str(first), "--out", str(out), "--sheets", "text").exit_code == 0
-    real_write, calls = batch_write.write_atomic, []
-
-    def full_on_the_second(path: Path, data: object, **kwargs: object) -> None:
-        calls.append(path.name)
-        if len(calls) == 2:
-            raise OutputError(Problem("out", "cannot_write", "out: No space left on device"))
-        real_write(path, data, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(batch_write, "write_atomic", full_on_the_second)
+    disk_full_on_write(monkeypatch, 2)
     result = batch(runner, str(second), "--out", str(out), "--sheets", "text", "--force")
     assert result.exit_code == 4
     assert "the 1 file(s) of an earlier run it removed cannot be restored" in result.stderr
@@ -525,22 +530,11 @@ def test_force_replaces_a_regular_file_only_never_a_fifo_or_a_link(
 def test_a_write_failing_part_way_removes_what_the_run_wrote_and_exits_4(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dosecalc.batch import write as batch_write
-    from dosecalc.errors import OutputError, Problem
-
     daylist = day_list(tmp_path / "day.csv", 5)
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("not ours")
-    real_write, calls = batch_write.write_atomic, []
-
-    def full_after_three(path: Path, data: object, **kwargs: object) -> None:
-        calls.append(path.name)
-        if len(calls) == 4:
-            raise OutputError(Problem("out", "cannot_write", "out: No space left on device"))
-        real_write(path, data, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(batch_write, "write_atomic", full_after_three)
+    disk_full_on_write(monkeypatch, 4)
     result = batch(runner, str(daylist), "--out", str(out), "--sheets", "json")
     assert result.exit_code == 4
     assert "removed the 3 file(s) it had written" in result.stderr

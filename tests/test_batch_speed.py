@@ -161,6 +161,11 @@ def test_an_operand_as_shown_is_the_text_printed_inside_the_arithmetic(
         assert span.low == span.high == fig.exact
     else:
         half = Decimal(HALF_PLACE[str(step)])
+        printed = fig.operand_number.partition(".")[2]
+        if len(printed) > len(HALF_PLACE[str(step)].partition(".")[2]) - 1:
+            # Printed with more decimals than two beyond the step, so that it rounds to the
+            # figure (0.000495 beside "0 mg", not "0.0005"): half a unit in its last place.
+            half = Decimal("0." + "0" * len(printed) + "5")
         assert (span.low, span.high) == (operand_point(fig) - half, operand_point(fig) + half)
 
 

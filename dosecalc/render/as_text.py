@@ -19,6 +19,7 @@ from rich.text import Text
 
 from dosecalc.model import Sheet
 from dosecalc.render import content
+from dosecalc.render.wrap import is_terminal, terminal_width
 
 WIDTH = 80
 
@@ -43,11 +44,11 @@ def make_console(
     """The one console factory: colour only on a real terminal without NO_COLOR (or TERM=dumb);
     laid out for the terminal's width on a terminal, with or without colour (a plain sheet laid out
     for 80 columns on a 40-column screen is cut mid-number by the terminal); else 80 columns."""
-    tty = _is_tty(file)
+    tty = is_terminal(file)
     if terminal is None:
         terminal = tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
     if width is None and tty and not terminal:
-        width = _screen_width(file)
+        width = terminal_width(file) or WIDTH
     return Console(
         file=file,
         width=width or (None if terminal else WIDTH),
@@ -60,25 +61,6 @@ def make_console(
         legacy_windows=False,
         _environ={} if not terminal else None,
     )
-
-
-def _is_tty(file: IO[str]) -> bool:
-    try:
-        return file.isatty()
-    except (AttributeError, ValueError, OSError):  # a closed or fake stream
-        return False
-
-
-def _screen_width(file: IO[str]) -> int:
-    """The terminal's width in columns: $COLUMNS where set (as rich reads it), else the terminal
-    behind `file`, else 80."""
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
-    try:
-        return os.get_terminal_size(file.fileno()).columns or WIDTH
-    except (AttributeError, ValueError, OSError):
-        return WIDTH
 
 
 def _lines(lines: list[content.Line]) -> Table:

@@ -12,8 +12,6 @@ import os
 import textwrap
 from typing import IO
 
-from dosecalc.render.content import keep_together
-
 _JOIN = "\ue000"  # private use: never in the text (sanitize removes it from user and file text)
 
 
@@ -23,6 +21,8 @@ def fill(line: str, width: int, indent: int = 0) -> str:
     one word."""
     if len(line) <= width:
         return line
+    from dosecalc.render.content import keep_together  # only for a line to break: not at start-up
+
     wrapped = textwrap.wrap(
         keep_together(line, _JOIN),
         width=width,
@@ -33,14 +33,19 @@ def fill(line: str, width: int, indent: int = 0) -> str:
     return "\n".join(wrapped).replace(_JOIN, " ")
 
 
+def is_terminal(stream: IO[str] | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError, OSError):  # a closed or fake stream
+        return False
+
+
 def terminal_width(stream: IO[str] | None) -> int | None:
     """The width of the terminal `stream` writes to ($COLUMNS where set), or None when it is not a
     terminal (a pipe, a file: text is left unbroken)."""
-    try:
-        if stream is None or not stream.isatty():
-            return None
-    except (AttributeError, ValueError, OSError):
+    if not is_terminal(stream):
         return None
+    assert stream is not None
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
