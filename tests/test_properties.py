@@ -137,6 +137,7 @@ any_text = st.one_of(
 @example(text="70 kg + 5 lb", kind="weight")
 @example(text="", kind="weight")
 @example(text="1" * 33, kind="weight")
+@example(text="1MG/M2/DAY", kind="daily_dose_per_m2")  # a unit with a digit (m2)
 def test_any_string_parses_to_a_quantity_or_raises_input_error(text: str, kind: str) -> None:
     outcome: Quantity | InputError
     try:
@@ -153,7 +154,10 @@ def test_any_string_parses_to_a_quantity_or_raises_input_error(text: str, kind: 
     assert q.unit in KINDS[kind].units
     assert len(text) <= 32
     # What was accepted is an ASCII number with nothing repaired: its digits are in the text.
-    assert re.fullmatch(r" *(0|[1-9][0-9]*)(\.[0-9]+)? *[A-Za-z\u00b5\u03bc/]+ *", text)
+    # (a unit may hold a digit after its first letter: mg/m2)
+    assert re.fullmatch(
+        r" *(0|[1-9][0-9]*)(\.[0-9]+)? *[A-Za-z\u00b5\u03bc/][A-Za-z0-9\u00b5\u03bc/]* *", text
+    )
 
 
 # --- the one number formatter -----------------------------------------------------------------
