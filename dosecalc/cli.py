@@ -164,16 +164,18 @@ def is_interactive() -> bool:
     )
 
 
-def own_audit_log(audit_log: str | None, library: Any, fmt: str, output: str | None = None) -> None:
-    """The audit log is a file of its own: never the protocols file or the sheet's --output (the
-    sheet replaced the log; the log's records broke the protocols file). Refused, exit 2."""
-    if not audit_log:
-        return
+def own_files(audit_log: str | None, library: Any, fmt: str, output: str | None = None) -> None:
+    """The audit log and the sheet's --output are files of their own: never the protocols file,
+    nor each other (the sheet replaced the log, or, with --force, the protocols file; the log's
+    records broke the protocols file). Refused, exit 2."""
     from dosecalc.files import refuse_clash
 
-    others = [("protocols file", library.path)] + ([("output", output)] if output else [])
     try:
-        refuse_clash("audit_log", audit_log, others)
+        if output:
+            refuse_clash("output", output, [("protocols file", library.path)])
+        if audit_log:
+            others = [("protocols file", library.path)] + ([("output", output)] if output else [])
+            refuse_clash("audit_log", audit_log, others)
     except OutputError as exc:
         fail(exc, fmt)
 
@@ -558,7 +560,7 @@ def sheet(
     if output is not None and output != "-":
         refuse_a_folder("output", output, fmt)
     library = load_library(protocols_file, fmt)
-    own_audit_log(audit_log, library, fmt, output if output not in (None, "-") else None)
+    own_files(audit_log, library, fmt, output if output not in (None, "-") else None)
     weight = required_or_asked(
         weight,
         Problem("weight", "missing", 'weight: is required, for example --weight "72 kg"'),
@@ -716,7 +718,7 @@ def check(
     if audit_log == "":  # an unset shell variable: never "no log" (a check is signed and logged)
         fail(empty_path("audit_log"), fmt)
     library = load_library(protocols_file, fmt)
-    own_audit_log(audit_log, library, fmt)
+    own_files(audit_log, library, fmt)
     weight = required_or_asked(
         weight,
         Problem(

@@ -259,9 +259,9 @@ def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
     # per kg figure, and its amounts are shown in the dose unit alone.
     per_kg_rx = "dose_per_kg" in figs.values
 
-    def dose_text(value: Decimal, with_per_kg: bool = True) -> str:
+    def dose_text(value: Decimal) -> str:
         text = figure(value, s["dose"], d).exact_text
-        return f"{text} ({per_kg(value)})" if with_per_kg and per_kg_rx else text
+        return f"{text} ({per_kg(value)})" if per_kg_rx else text
 
     def minutes_text(value: Decimal) -> str:
         return figure(value, s["duration"], "min").exact_text

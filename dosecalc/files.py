@@ -156,16 +156,17 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 def refuse_clash(
     field: str, path: str | os.PathLike[str], others: Iterable[tuple[str, str | os.PathLike[str]]]
 ) -> None:
-    """`path` (the audit log) must not be any other file the command reads or writes: the day
-    list, the protocols or settings file, a sheet, a batch's own files. Raises OutputError."""
+    """`path` (an audit log, an output) must not be any of `others`, the files the command reads
+    or writes: (what, path) pairs such as the day list, the protocols file, a sheet. Raises
+    OutputError."""
     for what, other in others:
         if same_file(path, other):
             raise OutputError(
                 Problem(
                     field,
                     "same_file",
-                    f"{field}: {shown_path(path)} is also the {what}; give the {field.replace('_', ' ')} "
-                    "a file of its own (nothing was written)",
+                    f"{field}: {shown_path(path)} is also the {what}; give the "
+                    f"{field.replace('_', ' ')} a file of its own (nothing was written)",
                 )
             )
 

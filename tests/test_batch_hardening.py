@@ -451,10 +451,41 @@ def test_a_rerun_without_force_into_a_folder_of_earlier_sheets_writes_nothing(
     daylist.write_text("patient_id,weight\nA001,62 kg\n")
     result = batch(runner, str(daylist), "--out", str(out), "--sheets", "text")
     assert result.exit_code == 2
-    assert f"holds 1 file(s) of an earlier run that this run would not replace ({old.name})" in (
-        result.stderr
+    assert (
+        f"holds 1 file(s) named like sheets that no manifest of an earlier run lists ({old.name})"
+        in (result.stderr)
     )
     assert listing(out) == [old.name]
+    # Not even with --force: no manifest says the file is dosecalc's to remove.
+    result = batch(runner, str(daylist), "--out", str(out), "--sheets", "text", "--force")
+    assert result.exit_code == 2
+    assert "--force never removes them" in result.stderr
+    assert listing(out) == [old.name]
+
+
+def test_a_forced_rerun_never_removes_its_own_inputs_or_what_a_foreign_manifest_lists(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """A day list and a protocols file kept in the output folder under sheet-like names were
+    removed as "files of an earlier run"; a manifest that is not dosecalc's drove removals."""
+    out = tmp_path / "out"
+    out.mkdir()
+    daylist = out / f"{DATE}_list.json"
+    daylist.write_text('{"patient_id": "A001", "weight": "72 kg"}\n')
+    protocols = out / f"{DATE}_protocols.txt"
+    protocols.write_bytes(TEST_PROTOCOLS.read_bytes())
+    (out / "handover.txt").write_text("the ward's own file\n")
+    (out / "manifest.json").write_text('{"files": [{"name": "handover.txt"}]}')
+    result = runner.invoke(
+        cli,
+        ["--protocols", str(protocols), "batch", str(daylist), "--input-format", "jsonl",
+         "--out", str(out), "--sheets", "text", "--force", "--date", DATE],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "earlier run" not in result.stderr
+    assert daylist.exists()
+    assert protocols.read_bytes() == TEST_PROTOCOLS.read_bytes()
+    assert (out / "handover.txt").read_text() == "the ward's own file\n"
 
 
 def test_a_forced_rerun_failing_after_removing_earlier_files_says_so_in_its_marker(

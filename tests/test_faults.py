@@ -324,5 +324,9 @@ def test_the_audit_log_is_never_the_sheet_or_the_protocols_file(
     check = ["--protocols", str(protocols), "check", "--date", DATE, "--weight", "72 kg",
              "--vial", "10 mg/mL", "--operator", "RN Kim", "--audit-log", str(protocols)]  # fmt: skip
     assert runner.invoke(cli, check).exit_code == 2
+    over = runner.invoke(cli, [*base, "--output", str(protocols), "--force"])
+    assert over.exit_code == 2
+    assert "output: " in over.stderr
+    assert "is also the protocols file" in over.stderr
     assert protocols.read_bytes() == TEST_PROTOCOLS.read_bytes()
     assert log.read_text() == '{"earlier": "record"}\n'

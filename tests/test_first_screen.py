@@ -345,3 +345,17 @@ def test_a_plain_sheet_on_a_narrow_terminal_is_laid_out_for_its_width(env: dict[
     assert max(len(line) for line in text.splitlines()) <= 40
     assert not BROKEN.search(text), BROKEN.search(text)
     assert "34.9 mg" in text  # the dose, whole
+
+
+def test_no_width_hides_a_digit_behind_an_ellipsis() -> None:
+    """At 20 columns the PUMP box printed "155.4 ..." and the checkpoints "103.6 ...": a cut rate
+    can be misread. Every cell folds instead; nothing is dropped."""
+    sheet = make_sheet(protocols.load(SHIPPED_PROTOCOLS), Order(weight="72 kg", date=DATE))
+    for width in range(12, 42, 2):
+        assert "\u2026" not in as_text.plain(sheet, width), width
+
+
+def test_a_prompt_broken_at_a_terminal_keeps_its_trailing_space() -> None:
+    from dosecalc.render.wrap import fill
+
+    assert fill("Weight, with its unit (for example 72 kg): ", 20).endswith("kg): ")

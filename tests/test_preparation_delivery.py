@@ -1211,3 +1211,16 @@ def test_a_neat_dose_of_part_of_a_vial_is_still_drawn_up(runner: CliRunner) -> N
     args = ["--protocols", str(EXAMPLES), "sheet", "--protocol", "ondansetron-ponv-child",
             "--weight", "17 kg", "--date", "2026-11-25"]  # fmt: skip
     assert "1. Draw up 0.85 mL of ondansetron 2 mg/mL (1.7 mg)." in runner.invoke(cli, args).stdout
+
+
+def test_a_whole_vial_on_a_pump_is_drawn_up_not_hung(runner: CliRunner, tmp_path: Path) -> None:
+    """ondansetron-ponv-child from a 4 mg/2 mL vial, 40 kg: 0.1 mg/kg x 40 kg = 4 mg = the whole
+    2 mL vial, on a pump: drawn up (only a gravity bag is hung)."""
+    vial = tmp_path / "protocols.toml"
+    vial.write_text(EXAMPLES.read_text().replace('stock = ["2 mg/mL"]', 'stock = ["4 mg/2 mL"]'))
+    args = ["--protocols", str(vial), "sheet", "--protocol", "ondansetron-ponv-child",
+            "--weight", "40 kg", "--date", "2026-11-25"]  # fmt: skip
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "1. Draw up 2 mL of ondansetron 4 mg/2 mL (2 mg/mL) (4 mg)." in result.stdout
+    assert "Hang" not in result.stdout

@@ -25,6 +25,7 @@ from dosecalc.batch.rows import (
     FAILED,
     INCOMPLETE_FILE,
     MANIFEST_FILE,
+    MANIFEST_SCHEMA,
     PRODUCED,
     RESULT_COLUMNS,
     RESULTS_FILE,
@@ -142,42 +143,52 @@ class FolderLock:
 SHEET_NAME = re.compile(
     rf"{DATE.pattern}_{PATIENT_ID.pattern}\.(?:{'|'.join(ext for _, ext in FORMATS.values())})"
 )
-# A manifest larger than this is not read for names (a million-row run's is about 120 MB).
-MANIFEST_READ_MAX = 512 * 1024 * 1024
+# A manifest larger than this is not read for names (a million-row run's is about 120 MB, and
+# json.load holds several times its size): its sheets then count as unlisted, refused, not removed.
+MANIFEST_READ_MAX = 64 * 1024 * 1024
 
 
-def earlier_files(out: Path, ours: set[str]) -> list[str]:
-    """The files of an earlier run in the output folder that this run does not write: those the
-    folder's manifest lists, and any named like a sheet (DATE_ID.txt, .json, .html, .pdf),
-    sorted. Left in place they would sit beside this run's sheets, an old dose among new ones."""
+def earlier_files(out: Path, ours: set[str], inputs: list[str]) -> tuple[list[str], list[str]]:
+    """The files of an earlier run in the output folder that this run does not write, sorted:
+    (listed: those the folder's dosecalc manifest lists, which --force removes; unlisted: files
+    named like a sheet, DATE_ID.txt/.json/.html/.pdf, that no manifest lists, which nothing here
+    may remove: they could be anyone's). Left in place, an old dose would sit among new ones. The
+    run's own inputs (day list, protocols file) are never among them."""
     try:
         present = set(os.listdir(out))
     except (OSError, ValueError):
-        return []
-    names = {name for name in present if SHEET_NAME.fullmatch(name)}
-    names |= present & _manifest_names(out / MANIFEST_FILE)
-    found = []
-    for name in sorted(names - ours):
-        try:
-            mode = os.lstat(out / name).st_mode
-        except OSError:
-            continue
-        if stat.S_ISREG(mode) or stat.S_ISLNK(mode):  # never a folder; a link itself, not its file
-            found.append(name)
+        return [], []
+    listed = present & _manifest_names(out / MANIFEST_FILE)
+    sheets = {name for name in present if SHEET_NAME.fullmatch(name)} - listed
+    found: tuple[list[str], list[str]] = ([], [])
+    for names, kept in ((listed, found[0]), (sheets, found[1])):
+        for name in sorted(names - ours):
+            path = out / name
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):  # never a folder or a FIFO
+                continue
+            if any(source != "-" and same_file(path, source) for source in inputs):
+                continue  # a day list or protocols file kept in the folder
+            kept.append(name)
     return found
 
 
 def _manifest_names(path: Path) -> set[str]:
-    """The file names an earlier run's manifest lists (plain names in the folder only); none where
-    there is no readable manifest."""
+    """The file names a dosecalc batch manifest lists (plain names in the folder only); none where
+    there is no readable manifest of dosecalc's own (its schema)."""
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode) or path.stat().st_size > MANIFEST_READ_MAX:
             return set()
         with open(path, encoding="utf-8") as handle:
-            files = json.load(handle).get("files", [])
+            manifest = json.load(handle)
+        if not str(manifest.get("schema", "")).startswith(MANIFEST_SCHEMA.rpartition("/")[0]):
+            return set()
         return {
             name
-            for item in files
+            for item in manifest.get("files", [])
             if isinstance(item, dict)
             and isinstance(name := item.get("name"), str)
             and name not in ("", ".", "..")
@@ -245,14 +256,31 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> list[str
                     "nothing was written (--force never allows this)",
                 )
             )
+    listed: list[str] = []
+    if out is not None:
+        ours = {*fixed, *spool.sheet_names()}
+        if combined is not None and same_file(combined.parent, out):
+            ours.add(combined.name)
+        listed, unlisted = earlier_files(out, ours, inputs)
+        if unlisted:
+            more = len(unlisted) - SHOWN_NAMES
+            shown = ", ".join(unlisted[:SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
+            raise OutputError(
+                Problem(
+                    "out",
+                    "unlisted_files",
+                    f"out: {shown_path(out)} holds {len(unlisted)} file(s) named like sheets that "
+                    f"no manifest of an earlier run lists ({shown}); nothing was written (--force "
+                    "never removes them); move them or give another folder",
+                )
+            )
     if options.force:  # every target that exists must be a regular file to be replaced
         if combined is not None:
             replaceable(combined, "combined")
-        if out is None:
-            return []
-        for name in [*fixed, *spool.sheet_names()]:
-            replaceable(target(out, name), "out")
-        return earlier_files(out, {*fixed, *spool.sheet_names()})
+        if out is not None:
+            for name in [*fixed, *spool.sheet_names()]:
+                replaceable(target(out, name), "out")
+        return listed
     if combined is not None and os.path.lexists(combined):
         raise exists_error(combined, "combined")
     if out is None:
@@ -275,15 +303,14 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> list[str
                 "written; use --force to replace them",
             )
         )
-    earlier = earlier_files(out, {*fixed, *spool.sheet_names()})
-    if earlier:
-        more = len(earlier) - SHOWN_NAMES
-        shown = ", ".join(earlier[:SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
+    if listed:
+        more = len(listed) - SHOWN_NAMES
+        shown = ", ".join(listed[:SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
         raise OutputError(
             Problem(
                 "out",
                 "earlier_files",
-                f"out: {shown_path(out)} holds {len(earlier)} file(s) of an earlier run that this "
+                f"out: {shown_path(out)} holds {len(listed)} file(s) of an earlier run that this "
                 f"run would not replace ({shown}); nothing was written; use --force to remove "
                 "them with the rest of the earlier run, or give another folder",
             )
@@ -341,19 +368,21 @@ class Writer:
         assert self.options.out is not None
         for name in self.earlier:
             path = self.options.out / name
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise OutputError(
-                    Problem(
-                        "out",
-                        "cannot_write",
-                        f"out: cannot remove {shown_path(path)} of an earlier run: {exc.strerror}",
-                    )
-                ) from None
-            self.removed.append(path)
+            with held():  # removed and noted together: the undo's marker names every one
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise OutputError(
+                        Problem(
+                            "out",
+                            "cannot_write",
+                            f"out: cannot remove {shown_path(path)} of an earlier run: "
+                            f"{exc.strerror}",
+                        )
+                    ) from None
+                self.removed.append(path)
 
     def undo(self, why: str) -> IncompleteOutputError:
         """After a failure part-way: remove the files this run made new; files that replaced
@@ -384,8 +413,12 @@ class Writer:
                 "This folder is INCOMPLETE: a dosecalc batch run failed part-way at "
                 f"{now()} ({sanitize.log(why)}).\n"
                 f"There is no {MANIFEST_FILE}: do not use these files as a complete set.\n"
-                "Files this run wrote that could not be undone (they replaced older files):\n"
-                + "".join(f"  {sanitize.log(p.name)}\n" for p in left)
+                + (
+                    "Files this run wrote that could not be undone (they replaced older files):\n"
+                    + "".join(f"  {sanitize.log(p.name)}\n" for p in left)
+                    if left
+                    else ""
+                )
                 + (
                     "Files of an earlier run this run removed (they cannot be restored):\n"
                     + "".join(f"  {sanitize.log(p.name)}\n" for p in gone)
@@ -403,7 +436,9 @@ class Writer:
                     else f"; see {shown_path(marker)}"
                 )
             except OutputError:
-                message += f"; {len(left)} file(s) remain and no INCOMPLETE marker could be written"
+                message += (
+                    f"; {len(left)} file(s) replaced older ones and remain" if left else ""
+                ) + "; no INCOMPLETE marker could be written"
         elif left:
             message += f"; could not remove: {', '.join(shown_path(p) for p in left)}"
         return IncompleteOutputError(Problem("out", "incomplete", f"out: {message}"))

@@ -24,7 +24,7 @@ from dosecalc.render.wrap import is_terminal, terminal_width
 WIDTH = 80
 
 # rich wraps at any whitespace, the no-break space included, so a number and its unit are joined
-# for layout by a private-use character (one cell wide, never in sheet text: display.clean removes
+# for layout by a private-use character (one cell wide, never in sheet text: sanitize.text removes
 # private-use characters from user and file text), turned back into a space once laid out.
 JOIN = "\ue000"
 
@@ -65,7 +65,7 @@ def make_console(
 
 def _lines(lines: list[content.Line]) -> Table:
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold", no_wrap=True)
+    table.add_column(style="bold", no_wrap=True, overflow="fold")
     table.add_column(overflow="fold")  # a long path wraps; it is never cut short
     for line in lines:
         table.add_row(Text(line.label), _text(line.text))
@@ -101,8 +101,8 @@ def build(sheet: Sheet) -> Group:
     parts.append(_section("PREPARATION"))
     parts += [_text(f"{i}. {step}") for i, step in enumerate(content.preparation(sheet), 1)]
     pump = Table.grid(padding=(0, 3))
-    pump.add_column(style="bold", no_wrap=True)
-    pump.add_column(style="bold", no_wrap=True)
+    pump.add_column(style="bold", no_wrap=True, overflow="fold")
+    pump.add_column(style="bold", no_wrap=True, overflow="fold")
     for line in content.pump(sheet):
         pump.add_row(Text(line.label), _text(line.text))
     parts += [
@@ -114,13 +114,13 @@ def build(sheet: Sheet) -> Group:
     if sheet.protocol.continuous:
         parts.append(_section(content.TITRATION_TITLE))
         for heading in ("Dose rate", "Rate"):
-            checkpoints.add_column(Text(heading), justify="right")
+            checkpoints.add_column(Text(heading), justify="right", overflow="fold")
         for pair in content.titration_rows(sheet):
             checkpoints.add_row(*(_text(cell) for cell in pair))
     else:
         parts.append(_section("CHECKPOINTS (cumulative, compare with the pump's volume infused)"))
         for heading in ("Time", "Volume infused", "Dose delivered"):
-            checkpoints.add_column(Text(heading), justify="right")
+            checkpoints.add_column(Text(heading), justify="right", overflow="fold")
         for row in content.checkpoint_rows(sheet):
             checkpoints.add_row(*(_text(cell) for cell in row))
     parts += [
@@ -141,7 +141,7 @@ def build(sheet: Sheet) -> Group:
 def summary(sheet: Sheet) -> Panel:
     """The last lines of the sheet: at a terminal they stay on screen when the command ends."""
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold", no_wrap=True)
+    table.add_column(style="bold", no_wrap=True, overflow="fold")
     table.add_column(overflow="fold")
     for line in content.summary(sheet):
         bold = line.label.isupper() or line.label in (

@@ -168,9 +168,15 @@ def prepare_box(sheet: Sheet) -> tuple[list[tuple[str, str]], str]:
 
 
 def whole_container(sheet: Sheet) -> bool:
-    """A neat dose that is a whole labelled container as supplied (100 mL of a 500 mg/100 mL
-    premixed bag): hung, not drawn up."""
-    if sheet.protocol.preparation != "neat" or "drug_volume" not in sheet.figures.values:
+    """A neat dose run by gravity that is a whole labelled container as supplied (100 mL of a
+    500 mg/100 mL premixed bag, a gravity set): hung, not drawn up. A vial's whole volume on a
+    pump is still drawn up."""
+    p = sheet.protocol
+    if (
+        p.preparation != "neat"
+        or p.drop_factor is None
+        or "drug_volume" not in sheet.figures.values
+    ):
         return False
     volume = label_volume(sheet.result.chosen_stock)
     return volume is not None and sheet.figures.drug_volume.rounded == volume

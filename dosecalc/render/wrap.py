@@ -30,7 +30,8 @@ def fill(line: str, width: int, indent: int = 0) -> str:
         break_long_words=False,
         break_on_hyphens=False,
     )
-    return "\n".join(wrapped).replace(_JOIN, " ")
+    trailing = line[len(line.rstrip(" ")) :]  # a prompt's "...: " keeps its space
+    return "\n".join(wrapped).replace(_JOIN, " ") + trailing
 
 
 def is_terminal(stream: IO[str] | None) -> bool:
