@@ -27,6 +27,8 @@ WIDTH = 80
 # for layout by a private-use character (one cell wide, never in sheet text: sanitize.text removes
 # private-use characters from user and file text), turned back into a space once laid out.
 JOIN = "\ue000"
+# Summary rows in bold besides the pump settings (upper case): the dose and what to draw up or hang.
+BOLD = frozenset({"Dose", "Draw up", "Hang"})
 
 
 def keep_together(text: str) -> str:
@@ -144,11 +146,7 @@ def summary(sheet: Sheet) -> Panel:
     table.add_column(style="bold", no_wrap=True, overflow="fold")
     table.add_column(overflow="fold")
     for line in content.summary(sheet):
-        bold = line.label.isupper() or line.label in (
-            "Dose",
-            "Draw up",
-            "Hang",
-        )  # pump, dose, volume
+        bold = line.label.isupper() or line.label in BOLD  # pump settings, dose, what to give
         table.add_row(Text(line.label), _text(line.text, style="bold" if bold else ""))
     title = Text(f"{content.SUMMARY_TITLE}: check it against the full sheet above")
     return Panel(table, title=title, title_align="left", box=box.HEAVY, padding=(0, 1))
