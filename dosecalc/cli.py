@@ -557,6 +557,8 @@ def sheet(
     for option, value in (("output", output), ("audit_log", audit_log)):
         if value == "":  # an unset shell variable: never stdout, never "no log"
             fail(empty_path(option), fmt)
+    if force and (output is None or output == "-"):  # nothing it could replace
+        raise click.UsageError("--force applies with --output FILE only (the file it replaces)")
     if output is not None and output != "-":
         refuse_a_folder("output", output, fmt)
     library = load_library(protocols_file, fmt)
@@ -1162,6 +1164,8 @@ def batch(
     ctx = click.get_current_context()
     if out is None and ctx.get_parameter_source("sheets") != ParameterSource.DEFAULT:
         raise click.UsageError("--sheets applies with --out only (sheets are written there)")
+    if force and out is None and combined is None:  # nothing it could replace
+        raise click.UsageError("--force applies with --out or --combined only (files it replaces)")
     for option, value in (("out", out), ("combined", combined), ("audit_log", audit_log)):
         if value == "":  # an unset shell variable: never the current folder, never "no log"
             fail(empty_path(option))

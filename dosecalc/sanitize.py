@@ -120,9 +120,9 @@ def html(value: str) -> str:
 
 def pdf(value: str, glyphs: Collection[int], *, keep_newlines: bool = False) -> str:
     """Text for a PDF page: unsafe characters removed, and a character the font cannot draw shown
-    as its code (\\u5c71) rather than silently left out of a patient's name."""
+    as its code (\\u5c71, \\U0001f600) rather than silently left out of a patient's name."""
     return "".join(
-        ch if ord(ch) in glyphs or ch == "\n" else f"\\u{ord(ch):04x}"
+        ch if ord(ch) in glyphs or ch == "\n" else _escape(ch)
         for ch in _removed(value, keep_newlines)
     )
 

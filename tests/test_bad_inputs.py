@@ -757,3 +757,17 @@ def test_a_limit_is_inclusive_at_its_bound_and_refuses_just_past_it(
     else:
         assert out["status"] == "refused"
         assert case.says in result.stderr
+
+
+def test_force_with_nothing_to_replace_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    """--force without --output (sheet) or --out/--combined (batch) was silently ignored."""
+    base = ["--protocols", str(TEST_PROTOCOLS)]
+    sheet = runner.invoke(cli, [*base, "sheet", "--weight", "72 kg", "--force"])
+    assert sheet.exit_code == 2
+    assert "--force applies with --output FILE only" in sheet.stderr
+    daylist = tmp_path / "day.csv"
+    daylist.write_text("patient_id,weight\nA001,72 kg\n")
+    batch = runner.invoke(cli, [*base, "batch", str(daylist), "--force"])
+    assert batch.exit_code == 2
+    assert "--force applies with --out or --combined only" in batch.stderr
+    assert batch.stdout == ""

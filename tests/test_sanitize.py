@@ -84,3 +84,11 @@ def test_no_module_defines_its_own_sanitiser() -> None:
         defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
         assert not defined & {"clean", "printable", "safe_echo", "neutralise", "esc"}, path
         assert "unicodedata" not in path.read_text(encoding="utf-8"), path
+
+
+def test_a_pdf_shows_an_astral_character_it_cannot_draw_with_eight_hex_digits() -> None:
+    """'\\u1f600' read as U+1F60 and a '0'; the code is U+1F600."""
+    from dosecalc.sanitize import pdf
+
+    assert pdf("Ann \U0001f600", set(map(ord, "An "))) == "Ann \\U0001f600"
+    assert pdf("\u5c71", set()) == "\\u5c71"
