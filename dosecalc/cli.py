@@ -184,10 +184,10 @@ class EndOfInput(Exception):
     """Ctrl-D (end of input) at a prompt: no answer, not an interrupt."""
 
 
-def ask(prompt: str, check: Callable[[str], object] | None = None, **kwargs: Any) -> Any:
-    """click.prompt on stderr. `check` refuses an answer (InputError): its message is shown and
-    the question asked again. Ctrl-D raises EndOfInput, after a line end (so the next message
-    starts on its own line)."""
+def ask(prompt: str, check: Callable[[str], object] | None = None, *, yes_no: bool = False) -> Any:
+    """click.prompt (or, `yes_no`, click.confirm, default no) on stderr. `check` refuses an answer
+    (InputError): its message is shown and the question asked again. Ctrl-D raises EndOfInput,
+    after a line end (so the next message starts on its own line)."""
 
     def checked(text: str) -> str:
         if check is not None:
@@ -198,9 +198,9 @@ def ask(prompt: str, check: Callable[[str], object] | None = None, **kwargs: Any
         return text
 
     try:
-        if kwargs.pop("confirm", False):
-            return click.confirm(prompt, err=True, **kwargs)
-        return click.prompt(prompt, err=True, value_proc=checked, **kwargs)
+        if yes_no:
+            return click.confirm(prompt, default=False, err=True)
+        return click.prompt(prompt, err=True, value_proc=checked)
     except click.exceptions.Abort as exc:
         if isinstance(exc.__context__, EOFError):
             click.echo("", err=True)
@@ -876,7 +876,7 @@ def confirm_on_terminal(operator: str | None) -> Callable[[Sequence[Any]], tuple
         for breach in breaches:
             click.echo(f"dosecalc: SOFT LIMIT: {breach.message}", err=True)
         try:  # Ctrl-D at any of these questions: not confirmed (exit 1), as a "no"
-            if not ask("Override the soft limit?", default=False, confirm=True):
+            if not ask("Override the soft limit?", yes_no=True):
                 return None
             reason = ask("Reason for the override")
             who = operator or ask("Your name (operator)")

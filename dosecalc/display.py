@@ -107,7 +107,8 @@ class Figure(NamedTuple):
 
     @property
     def exact_number(self) -> str:
-        """The unrounded value with two more decimals than the step, for a pencil check."""
+        """The unrounded value with two more decimals than the step (or more: exact_shown), for
+        a pencil check."""
         return format_number(self.exact_shown)
 
     @property

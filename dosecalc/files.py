@@ -106,22 +106,11 @@ def replaceable(path: Path, field: str) -> None:
         return
     if stat.S_ISREG(mode):
         return
-    kind = (
-        "a symbolic link"
-        if stat.S_ISLNK(mode)
-        else "a FIFO"
-        if stat.S_ISFIFO(mode)
-        else "a device"
-        if _is_device(mode)
-        else "a folder"
-        if stat.S_ISDIR(mode)
-        else "not a regular file"
-    )
     raise OutputError(
         Problem(
             field,
             "not_a_file",
-            f"{field}: {shown_path(path)} is {kind}; --force replaces only a regular file "
+            f"{field}: {shown_path(path)} is {_kind(mode)}; --force replaces only a regular file "
             "(nothing was written)",
         )
     )
@@ -207,8 +196,7 @@ def open_log(path: Path, field: str = "audit_log") -> int:
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if _is_device(mode) else "not a file"
-        raise _log_error(path, field, "not_a_file", f"it is {kind}; give a regular file")
+        raise _log_error(path, field, "not_a_file", f"it is {_kind(mode)}; give a regular file")
     return fd
 
 
@@ -261,8 +249,15 @@ def _log_error(path: Path, field: str, code: str, why: str) -> OutputError:
     return OutputError(Problem(field, code, f"{field}: cannot append to {shown_path(path)}: {why}"))
 
 
-def _is_device(mode: int) -> bool:
-    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, for a message."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a folder" if stat.S_ISDIR(mode) else "not a regular file"
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -7,14 +7,14 @@ still delivers what was prescribed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
 from dosecalc.display import Figure, decimals, figure, format_quantity, text_apart
 from dosecalc.dosing import Result
 from dosecalc.exact import EXACT
-from dosecalc.protocols import Bounds, Protocol
+from dosecalc.protocols import Bounds, Limit, Protocol
 from dosecalc.quantities import Compiled, limit_carriers
 
 # A pump that finishes the VTBI more than this many minutes away from the intended duration
@@ -74,15 +74,22 @@ def limited_values(result: Result) -> dict[str, Decimal]:
 def check(protocol: Protocol, result: Result) -> list[Breach]:
     """Every breach, hard ones first, in the protocol's limit order."""
     values = limited_values(result)
-    hard: list[Breach] = []
-    soft: list[Breach] = []
-    for name, limit in protocol.limits.items():
-        value = values[name]
-        if limit.hard is not None and not limit.hard.contains(value):
-            hard.append(Breach(name, "hard", value, limit.unit, limit.hard))
-        elif limit.soft is not None and not limit.soft.contains(value):
-            soft.append(Breach(name, "soft", value, limit.unit, limit.soft))
-    return hard + soft
+    return hard_first(breach(name, limit, values[name]) for name, limit in protocol.limits.items())
+
+
+def hard_first(found: Iterable[Breach | None]) -> list[Breach]:
+    """The breaches found (None: within its limits), the hard ones first, each group in order."""
+    breaches = [b for b in found if b is not None]
+    return [b for b in breaches if b.level == "hard"] + [b for b in breaches if b.level == "soft"]
+
+
+def breach(name: str, limit: Limit, value: Decimal) -> Breach | None:
+    """`value` (in the limit's unit) outside the hard limit, else outside the soft one, else None."""
+    if limit.hard is not None and not limit.hard.contains(value):
+        return Breach(name, "hard", value, limit.unit, limit.hard)
+    if limit.soft is not None and not limit.soft.contains(value):
+        return Breach(name, "soft", value, limit.unit, limit.soft)
+    return None
 
 
 def rounding_notices(

@@ -26,7 +26,7 @@ from dosecalc.display import (
 )
 from dosecalc.dosing import Result, calculate
 from dosecalc.errors import InputError, LimitError, Problem, arithmetic_error
-from dosecalc.limits import Breach, Notice, check, rounding_notices
+from dosecalc.limits import Breach, Notice, breach, check, hard_first, rounding_notices
 from dosecalc.protocols import DROP_FACTORS, Library, Limit, Protocol, prescription
 from dosecalc.quantities import (
     CONSTANTS,
@@ -375,14 +375,14 @@ def _height_within_hard_limits(
         return
     if limit.hard.contains(height.to(limit.unit)):
         return
-    breaches = []
-    for name, quantity in (("weight", weight), ("height", height)):
-        bounds = protocol.limits.get(name)
-        if bounds is not None and bounds.hard is not None:
-            value = quantity.to(bounds.unit)
-            if not bounds.hard.contains(value):
-                breaches.append(Breach(name, "hard", value, bounds.unit, bounds.hard))
-    raise LimitError([Problem(b.limit, "hard_limit", b.message) for b in breaches])
+    found = hard_first(
+        breach(name, bounds, quantity.to(bounds.unit))
+        for name, quantity in (("weight", weight), ("height", height))
+        if (bounds := protocol.limits.get(name)) is not None
+    )
+    raise LimitError(
+        [Problem(b.limit, "hard_limit", b.message) for b in found if b.level == "hard"]
+    )
 
 
 def _rx_key(protocol: Protocol) -> str:
@@ -475,18 +475,12 @@ def _gate_breaches(
                 f"{options} (for example --bp 128/82 --hr 76 --spo2 98)",
             )
         )
-    hard: list[Breach] = []
-    soft: list[Breach] = []
-    for name, limit in gate.limits.items():
-        value = readings.values[name]
-        if value is None:
-            continue
-        v = Decimal(value)
-        if limit.hard is not None and not limit.hard.contains(v):
-            hard.append(Breach(name, "hard", v, limit.unit, limit.hard))
-        elif limit.soft is not None and not limit.soft.contains(v):
-            soft.append(Breach(name, "soft", v, limit.unit, limit.soft))
-    return hard + soft, missing_problems
+    found = hard_first(
+        breach(name, limit, Decimal(value))
+        for name, limit in gate.limits.items()
+        if (value := readings.values[name]) is not None
+    )
+    return found, missing_problems
 
 
 # The option (and day-list column) each vital is typed in.

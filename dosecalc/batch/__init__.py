@@ -234,8 +234,7 @@ def run(
             return report
         earlier = check_targets(spool, options, [daylist, library.path])
         _audit(spool, options, ctx, report, inputs, None)
-        writer = Writer(spool, options, report)
-        writer.earlier = earlier
+        writer = Writer(spool, options, report, earlier)
         if bar is not None:
             bar.start_writing(_file_count(spool, options))
             writer.tick = bar.wrote

@@ -213,6 +213,7 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> list[str
     an earlier run in the output folder (earlier_files), for --force to remove."""
     out, combined = options.out, options.combined
     fixed = [RESULTS_FILE, ERRORS_FILE, MANIFEST_FILE, INCOMPLETE_FILE] if out else []
+    names = [*fixed, *spool.sheet_names()]  # every file this run writes in --out (read once)
     if combined is not None:
         if not combined.name or combined.name in (".", "..") or combined.is_dir():
             raise OutputError(
@@ -224,9 +225,7 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> list[str
             )
         if out is not None and same_file(combined.parent, out):
             lowered = combined.name.lower()
-            clash = next((n for n in fixed if n.lower() == lowered), None)
-            if clash is None:
-                clash = next((n for n in spool.sheet_names() if n.lower() == lowered), None)
+            clash = next((n for n in names if n.lower() == lowered), None)
             if clash is not None:
                 raise OutputError(
                     Problem(
@@ -243,7 +242,7 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> list[str
         if combined is not None and same_file(combined, source):
             hits.append(str(combined))
         if out is not None:
-            for name in [*fixed, *spool.sheet_names()]:
+            for name in names:
                 if same_file(out / name, source):
                     hits.append(str(out / name))
                     break
@@ -258,64 +257,58 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> list[str
             )
     listed: list[str] = []
     if out is not None:
-        ours = {*fixed, *spool.sheet_names()}
+        ours = set(names)
         if combined is not None and same_file(combined.parent, out):
             ours.add(combined.name)
         listed, unlisted = earlier_files(out, ours, inputs)
         if unlisted:
-            more = len(unlisted) - SHOWN_NAMES
-            shown = ", ".join(unlisted[:SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
             raise OutputError(
                 Problem(
                     "out",
                     "unlisted_files",
                     f"out: {shown_path(out)} holds {len(unlisted)} file(s) named like sheets that "
-                    f"no manifest of an earlier run lists ({shown}); nothing was written (--force "
-                    "never removes them); move them or give another folder",
+                    f"no manifest of an earlier run lists ({_some(unlisted)}); nothing was written "
+                    "(--force never removes them); move them or give another folder",
                 )
             )
     if options.force:  # every target that exists must be a regular file to be replaced
         if combined is not None:
             replaceable(combined, "combined")
         if out is not None:
-            for name in [*fixed, *spool.sheet_names()]:
+            for name in names:
                 replaceable(target(out, name), "out")
         return listed
     if combined is not None and os.path.lexists(combined):
         raise exists_error(combined, "combined")
     if out is None:
         return []
-    existing: list[str] = []
-    count = 0
-    for name in [*fixed, *spool.sheet_names()]:
-        if os.path.lexists(target(out, name)):
-            count += 1
-            if len(existing) < SHOWN_NAMES:
-                existing.append(name)
-    if count:
-        more = count - SHOWN_NAMES
-        shown = ", ".join(existing) + (f" and {more} more" if more > 0 else "")
+    existing = [name for name in names if os.path.lexists(target(out, name))]
+    if existing:
         raise OutputError(
             Problem(
                 "out",
                 "file_exists",
-                f"out: {count} file(s) already exist in {shown_path(out)} ({shown}); nothing was "
-                "written; use --force to replace them",
+                f"out: {len(existing)} file(s) already exist in {shown_path(out)} "
+                f"({_some(existing)}); nothing was written; use --force to replace them",
             )
         )
     if listed:
-        more = len(listed) - SHOWN_NAMES
-        shown = ", ".join(listed[:SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
         raise OutputError(
             Problem(
                 "out",
                 "earlier_files",
                 f"out: {shown_path(out)} holds {len(listed)} file(s) of an earlier run that this "
-                f"run would not replace ({shown}); nothing was written; use --force to remove "
-                "them with the rest of the earlier run, or give another folder",
+                f"run would not replace ({_some(listed)}); nothing was written; use --force to "
+                "remove them with the rest of the earlier run, or give another folder",
             )
         )
     return []
+
+
+def _some(names: list[str]) -> str:
+    """The first few names of a list that can be as long as the day list, and how many more."""
+    more = len(names) - SHOWN_NAMES
+    return ", ".join(names[:SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -324,11 +317,13 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> list[str
 class Writer:
     """Writes the run's files, remembering each one, so that a failure part-way can be undone."""
 
-    def __init__(self, spool: Spool, options: Options, report: Report) -> None:
+    def __init__(
+        self, spool: Spool, options: Options, report: Report, earlier: list[str] | None = None
+    ) -> None:
         self.spool, self.options, self.report = spool, options, report
         self.paths: list[Path] = []  # written by this run, in order
         self.replaced: list[Path] = []  # of those, the ones that replaced an older file
-        self.earlier: list[str] = []  # --force: an earlier run's files this run does not write
+        self.earlier = earlier or []  # --force: an earlier run's files this run does not write
         self.removed: list[Path] = []  # of those, the ones removed (they cannot be restored)
         self.tick: Callable[[], None] = lambda: None  # progress: one file written
 

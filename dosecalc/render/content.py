@@ -154,12 +154,8 @@ def prepare_box(sheet: Sheet) -> tuple[list[tuple[str, str]], str]:
     """The PREPARE box of a printed sheet: its rows, and the note under them (what it is of)."""
     f, drug = sheet.figures, clean(sheet.protocol.drug)
     if not sheet.protocol.continuous:
-        if whole_container(sheet):
-            return [
-                ("DOSE", f.dose.text),
-                ("HANG", f.drug_volume.text),
-            ], f"of {drug} {stock(sheet)}"
-        return [("DOSE", f.dose.text), ("DRAW UP", f.drug_volume.text)], f"of {drug} {stock(sheet)}"
+        give = "HANG" if whole_container(sheet) else "DRAW UP"
+        return [("DOSE", f.dose.text), (give, f.drug_volume.text)], f"of {drug} {stock(sheet)}"
     rx = f.of(prescription_operand(sheet.protocol))
     if "drug_volume" in f.values:
         rows = [("DOSE RATE", rx.text), ("DRAW UP", f.drug_volume.text)]
@@ -324,9 +320,10 @@ def preparation(sheet: Sheet) -> list[str]:
     held = (
         sheet.reverse.drawn_dose.exact_text if isinstance(sheet.reverse, Reverse) else f.dose.text
     )
-    steps = [f"Draw up {f.drug_volume.text} of {drug} {stock(sheet)} ({held})."]
     if whole_container(sheet):  # a premixed bag: the dose is the whole container
         steps = [f"Use the {drug} {stock(sheet)} container as supplied ({held})."]
+    else:
+        steps = [f"Draw up {f.drug_volume.text} of {drug} {stock(sheet)} ({held})."]
     if p.preparation == "neat":
         steps.append("Give it undiluted (neat): do not dilute.")
     elif p.preparation == "add":
