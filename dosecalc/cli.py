@@ -994,22 +994,46 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
     rows.append(("max rounding change", f"{format_number(p.max_rounding_change * 100)}%"))
     rows += _basis_rows(p)
     rows += [(f"round {k}", format_quantity(v, _step_unit(p, k))) for k, v in p.steps.items()]
-    for name, limit in p.limits.items():
-        for level, bounds in (("soft", limit.soft), ("hard", limit.hard)):
-            if bounds is not None:
-                rows.append(
-                    (
-                        f"{level} {name}",
-                        f"{format_quantity(bounds.low, limit.unit)} to "
-                        f"{format_quantity(bounds.high, limit.unit)}",
-                    )
-                )
+    rows += _limit_rows(p.limits)
+    rows += _preinfusion_rows(p)
     click.echo(f"{sanitize.terminal(library.path, None)} (sha256 {library.sha256})")
     for key, value in rows:
         click.echo(f"{key:>20}: {value}")
     click.echo(f"{'advisory':>20}: {clean(p.advisory, keep_newlines=True).strip()}")
     for item in p.monitoring:
         click.echo(f"{'monitoring':>20}: {clean(item)}")
+    if p.monitoring_times:
+        times = ", ".join(clean(t) for t in p.monitoring_times)
+        click.echo(f"{'monitoring times':>20}: {times}")
+
+
+def _limit_rows(limits: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """'soft dose: 10 mg to 75 mg' rows, soft before hard, for each limit that has them."""
+    from dosecalc.display import format_quantity
+
+    rows = []
+    for name, limit in limits.items():
+        for level, bounds in (("soft", limit.soft), ("hard", limit.hard)):
+            if bounds is not None:
+                low = format_quantity(bounds.low, limit.unit)
+                high = format_quantity(bounds.high, limit.unit)
+                rows.append((f"{prefix}{level} {name}", f"{low} to {high}"))
+    return rows
+
+
+def _preinfusion_rows(p: Any) -> list[tuple[str, str]]:
+    """The pre-infusion gate (vitals' limits, whether they are required, the checklist), which a
+    pharmacist reviewing the protocol needs to see as much as the dose limits."""
+    from dosecalc.sanitize import text
+
+    gate = p.preinfusion
+    if gate is None:
+        return [("pre-infusion gate", "none")]
+    required = "vitals required" if gate.required else "vitals optional (NOT CHECKED if not given)"
+    rows = [("pre-infusion gate", required)]
+    rows += _limit_rows(gate.limits, "gate ")
+    rows += [("gate checklist", text(item)) for item in gate.checklist]
+    return rows
 
 
 def _settings(p: Any, keys: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -50,7 +50,8 @@ def format_number(value: Decimal, *, grouping: bool = True) -> str:
 
 
 def format_quantity(value: Decimal, unit: str) -> str:
-    return f"{format_number(value)} {unit}"
+    """'10 mg', '1,600 mcg/mL'; a percentage without the space ('94%')."""
+    return f"{format_number(value)}%" if unit == "%" else f"{format_number(value)} {unit}"
 
 
 def format_percent(fraction: Decimal) -> str:

@@ -541,8 +541,7 @@ def _gate_shown(
 def _range(limit: Limit) -> str:
     bounds = limit.soft or limit.hard
     assert bounds is not None
-    unit = "%" if limit.unit == "%" else f" {limit.unit}"
-    return f"{format_number(bounds.low)}{unit} to {format_number(bounds.high)}{unit}"
+    return f"{format_quantity(bounds.low, limit.unit)} to {format_quantity(bounds.high, limit.unit)}"
 
 
 def _basis_inputs(protocol: Protocol, order: Order) -> list[Problem]:

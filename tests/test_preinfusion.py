@@ -85,7 +85,7 @@ def test_a_hard_breach_refuses_the_sheet(runner: CliRunner) -> None:
         "field": "spo2",
         "code": "hard_limit",
     }
-    assert "spo2 88 % is below the hard limit 90 %" in body["errors"][0]["message"]
+    assert "spo2 88% is below the hard limit 90%" in body["errors"][0]["message"]
     # Even with an override: a hard limit is never overridden.
     again = _sheet(runner, SHIPPED, "--spo2", "88", "--override", "x", "--operator", "RN Lee")
     assert again.exit_code == 1

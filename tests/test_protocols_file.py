@@ -452,6 +452,40 @@ def test_protocols_show_prints_one_protocol_in_full(runner: CliRunner) -> None:
     assert "hard dose_per_kg: 0.2 mcg/kg to 1.5 mcg/kg" in out
 
 
+def test_protocols_show_includes_the_preinfusion_gate(runner: CliRunner) -> None:
+    # A pharmacist reviewing a protocol sees the vitals' limits and the checklist a sheet enforces,
+    # as they are written in the shipped file's [protocols.ketamine-iv.preinfusion] table.
+    result = runner.invoke(
+        cli, ["protocols", "show", "ketamine-iv", "--protocols", str(SHIPPED_PROTOCOLS)]
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "pre-infusion gate: vitals optional (NOT CHECKED if not given)" in lines
+    assert "gate soft systolic: 90 mmHg to 140 mmHg" in lines
+    assert "gate hard diastolic: 40 mmHg to 120 mmHg" in lines
+    assert "gate soft heart_rate: 50 /min to 100 /min" in lines
+    assert "gate hard spo2: 90% to 100%" in lines
+    assert "gate checklist: Escort home confirmed; no driving until the next day" in lines
+    # The dose limits keep their own rows, without the gate's prefix.
+    assert "soft dose: 10 mg to 75 mg" in lines
+
+
+def test_protocols_show_says_when_there_is_no_gate_and_lists_monitoring_times(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    text = TEST_PROTOCOLS.read_text(encoding="utf-8")
+    marker = 'monitoring = ["BP, HR and SpO2 every 5 min"]\n'
+    assert text.count(marker) == 1
+    path = tmp_path / "protocols.toml"
+    times = 'monitoring_times = ["0 min", "end + 15 min"]\n'
+    path.write_text(text.replace(marker, marker + times), encoding="utf-8")
+    result = runner.invoke(cli, ["protocols", "show", "dex-load", "--protocols", str(path)])
+    assert result.exit_code == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "pre-infusion gate: none" in lines
+    assert "monitoring times: 0 min, end + 15 min" in lines
+
+
 def test_protocols_show_of_an_unknown_id_exits_2(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["--protocols", str(TEST_PROTOCOLS), "protocols", "show", "nope"])
     assert result.exit_code == 2
