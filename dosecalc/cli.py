@@ -1002,6 +1002,8 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
     click.echo(f"{'advisory':>20}: {clean(p.advisory, keep_newlines=True).strip()}")
     for item in p.monitoring:
         click.echo(f"{'monitoring':>20}: {clean(item)}")
+    if p.monitoring_grid:
+        click.echo(f"{'monitoring grid':>20}: {', '.join(clean(r) for r in p.monitoring_grid)}")
     if p.monitoring_times:
         times = ", ".join(clean(t) for t in p.monitoring_times)
         click.echo(f"{'monitoring times':>20}: {times}")

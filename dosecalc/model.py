@@ -541,7 +541,9 @@ def _gate_shown(
 def _range(limit: Limit) -> str:
     bounds = limit.soft or limit.hard
     assert bounds is not None
-    return f"{format_quantity(bounds.low, limit.unit)} to {format_quantity(bounds.high, limit.unit)}"
+    return (
+        f"{format_quantity(bounds.low, limit.unit)} to {format_quantity(bounds.high, limit.unit)}"
+    )
 
 
 def _basis_inputs(protocol: Protocol, order: Order) -> list[Problem]:

@@ -204,6 +204,7 @@ DROP_FACTORS = (Decimal(10), Decimal(15), Decimal(20), Decimal(60))
 OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset(
     {
         "monitoring_times",
+        "monitoring_grid",
         "max_rounding_change",
         "divided_into",
         "dose_max",
@@ -221,6 +222,9 @@ OPTIONAL_PROTOCOL_KEYS: frozenset[str] = frozenset(
 # they are required, and a checklist printed as boxes to tick.
 PREINFUSION_OPTIONS = frozenset({"required", "checklist"})
 MAX_CHECKLIST_ITEMS = 12
+# monitoring_grid: the printed grid's rows (what is written in at each time), one short label each.
+MAX_GRID_ROWS = 8
+MAX_GRID_LABEL = 60
 
 
 class Bounds(NamedTuple):
@@ -270,6 +274,8 @@ class Protocol:
     limits: Mapping[str, Limit]  # in working units
     # The printed monitoring grid's columns ("10 min", "end + 15 min"); empty: checkpoints + defaults.
     monitoring_times: tuple[str, ...] = ()
+    # The printed monitoring grid's rows; empty: the default rows (render/content.GRID_ROWS).
+    monitoring_grid: tuple[str, ...] = ()
     # The most rounding may change a printed figure, as a fraction (0.05 for "5%").
     max_rounding_change: Decimal = DEFAULT_MAX_ROUNDING_CHANGE
     preinfusion: Preinfusion | None = None
@@ -468,6 +474,7 @@ class _Checker(Checks):
             )
         monitoring = self.text_list(body, "monitoring", path, required=True)
         monitoring_times = self.monitoring_times(body, path)
+        monitoring_grid = self.monitoring_grid(body, path)
         dose_unit = "mg" if family == "g" else family
         delivery = self.delivery(body, path, preparation, dose_unit)
         if continuous:
@@ -557,6 +564,7 @@ class _Checker(Checks):
             steps=steps,
             limits=limits,
             monitoring_times=monitoring_times,
+            monitoring_grid=monitoring_grid,
             max_rounding_change=max_change,
             preinfusion=preinfusion,
             **basis,
@@ -1076,6 +1084,20 @@ class _Checker(Checks):
             self.add(full, "wrong_type", "must be a non-empty list of texts in quotes")
             return ()
         return tuple(self._text_value(item, f"{full}[{i}]") for i, item in enumerate(value))
+
+    def monitoring_grid(self, body: Mapping[str, Any], path: str) -> tuple[str, ...]:
+        """The optional rows of the printed grid: short labels, at most one page's worth."""
+        full = f"{path}.monitoring_grid"
+        rows = self.text_list(body, "monitoring_grid", path, required=True)
+        if len(rows) > MAX_GRID_ROWS:
+            self.add(full, "too_many", f"has more than {MAX_GRID_ROWS} rows (one printed grid)")
+            return ()
+        for i, row in enumerate(rows):
+            if len(row) > MAX_GRID_LABEL:
+                self.add(f"{full}[{i}]", "too_long", f"is longer than {MAX_GRID_LABEL} characters")
+        if len(set(rows)) != len(rows):
+            self.add(full, "duplicate", "names a row twice")
+        return rows
 
     def monitoring_times(self, body: Mapping[str, Any], path: str) -> tuple[str, ...]:
         """The optional grid columns: strict "N min" / "end + N min" texts, in time order."""

@@ -126,7 +126,7 @@ def _grid(sheet: Sheet) -> str:
         head = '<th class="row">Time</th>' + "".join(f"<th>{esc(c)}</th>" for c in block)
         body = "".join(
             f'<tr><th class="row">{esc(row)}</th>' + "<td></td>" * len(block) + "</tr>"
-            for row in content.GRID_ROWS
+            for row in content.grid_rows(sheet)
         )
         tables.append(f'<table class="grid"><tr>{head}</tr>{body}</table>')
     return "".join(tables)

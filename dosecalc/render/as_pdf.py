@@ -655,7 +655,7 @@ def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
         page.heading(content.TIMELINE_TITLE)
         page.timeline(sheet)
     page.heading(content.GRID_TITLE)
-    page.grid(sheet, content.GRID_ROWS)
+    page.grid(sheet, content.grid_rows(sheet))
     half = (page.width - 4) / 2
     advisory, monitoring = content.advisory(sheet), content.monitoring(sheet)
     tallest = max(

@@ -517,6 +517,14 @@ GRID_ROWS = (
     "Sedation / dissociation",
 )
 GRID_FIRST_COLUMN = "Baseline"
+
+
+def grid_rows(sheet: Sheet) -> tuple[str, ...]:
+    """The protocol's monitoring_grid rows, else the default rows (written for ketamine: a
+    protocol for another drug names its own)."""
+    return tuple(clean(r) for r in sheet.protocol.monitoring_grid) or GRID_ROWS
+
+
 DEFAULT_AFTER_END = ("end + 15 min", "end + 30 min")
 SIGNATURE_FIELDS = ("Name", "Signature", "Date / time")
 # Filled in by hand on a printed sheet: a second patient identifier, who prescribed, when it started.
