@@ -968,6 +968,7 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
     from dosecalc import sanitize
     from dosecalc.display import format_number, format_quantity
     from dosecalc.protocols import SETTINGS
+    from dosecalc.render.wrap import fill, terminal_width
 
     clean = sanitize.text  # protocol text shown as it is, unsafe characters removed
 
@@ -996,17 +997,19 @@ def protocols_show(protocol_id: str, protocols_file: str | None) -> None:
     rows += [(f"round {k}", format_quantity(v, _step_unit(p, k))) for k, v in p.steps.items()]
     rows += _limit_rows(p.limits)
     rows += _preinfusion_rows(p)
-    click.echo(f"{sanitize.terminal(library.path, None)} (sha256 {library.sha256})")
-    for key, value in rows:
-        click.echo(f"{key:>20}: {value}")
-    click.echo(f"{'advisory':>20}: {clean(p.advisory, keep_newlines=True).strip()}")
-    for item in p.monitoring:
-        click.echo(f"{'monitoring':>20}: {clean(item)}")
+    rows.append(("advisory", clean(p.advisory, keep_newlines=True).strip()))
+    rows += [("monitoring", clean(item)) for item in p.monitoring]
     if p.monitoring_grid:
-        click.echo(f"{'monitoring grid':>20}: {', '.join(clean(r) for r in p.monitoring_grid)}")
+        rows.append(("monitoring grid", ", ".join(clean(r) for r in p.monitoring_grid)))
     if p.monitoring_times:
-        times = ", ".join(clean(t) for t in p.monitoring_times)
-        click.echo(f"{'monitoring times':>20}: {times}")
+        rows.append(("monitoring times", ", ".join(clean(t) for t in p.monitoring_times)))
+    click.echo(f"{sanitize.terminal(library.path, None)} (sha256 {library.sha256})")
+    width = terminal_width(sys.stdout)  # at a terminal, long values are broken at its width
+    for key, value in rows:
+        line = f"{key:>20}: " + value.replace("\n", "\n" + " " * 22)  # paragraphs line up
+        if width:
+            line = "\n".join(fill(part, width, min(22, width // 2)) for part in line.split("\n"))
+        click.echo(line)
 
 
 def _limit_rows(limits: Any, prefix: str = "") -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -468,6 +469,28 @@ def test_protocols_show_includes_the_preinfusion_gate(runner: CliRunner) -> None
     assert "gate checklist: Escort home confirmed; no driving until the next day" in lines
     # The dose limits keep their own rows, without the gate's prefix.
     assert "soft dose: 10 mg to 75 mg" in lines
+
+
+@pytest.mark.parametrize("width", [40, 60, 100])
+def test_protocols_show_at_a_terminal_is_broken_to_its_width_never_inside_a_number(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    """The advisory and checklist lines were cut by the terminal at its last column."""
+    from dosecalc.render import wrap
+
+    args = ["protocols", "show", "ketamine-iv", "--protocols", str(SHIPPED_PROTOCOLS)]
+    piped = runner.invoke(cli, args)
+    monkeypatch.setattr(wrap, "terminal_width", lambda stream: width)
+    shown = runner.invoke(cli, args)
+    assert shown.exit_code == piped.exit_code == 0
+    body = shown.stdout.splitlines()[1:]  # the file's path and hash: one word longer than a line
+    long = [line for line in body if len(line) > width]
+    assert all(len(line.split()) == 1 for line in long), long  # a word longer than the column
+    assert not re.search(r"\d[\d,.]*\n *(?:mg|mL|min|h|kg|mmHg|%)\b", shown.stdout)
+    assert shown.stdout.split() == piped.stdout.split()  # nothing lost, added or reordered
+    # Broken lines hang under the value's column, as the advisory's own paragraphs do.
+    hanging = " " * min(22, width // 2)
+    assert all(line.startswith(hanging) or re.match(r" *[\w -]+:", line) for line in body)
 
 
 def test_protocols_show_says_when_there_is_no_gate_and_lists_monitoring_times(
