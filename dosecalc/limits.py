@@ -1,8 +1,9 @@
 """Soft and hard limit checks over an exact result, like a smart pump's drug library.
 
-Bounds are inclusive and checked on exact (unrounded) values. Hard breaches always refuse; soft
-breaches need a recorded reason and operator. Also: the checks that what is programmed (rounded)
-still delivers what was prescribed.
+Bounds are inclusive and checked on exact (unrounded) values, and the soft ones again on the
+printed (rounded) figures, as the nurse reads them (a printed figure outside a hard limit is refused
+by verify.py). Hard breaches always refuse; soft breaches need a recorded reason and operator.
+Also: the checks that what is programmed (rounded) still delivers what was prescribed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Breach:
     value: Decimal
     unit: str
     bounds: Bounds
+    printed: bool = False  # the printed (rounded) figure is outside; its exact value is inside
 
     @property
     def edge(self) -> Decimal:
@@ -42,7 +44,7 @@ class Breach:
     def value_text(self) -> str:
         """The exact value; a long quotient (7201 s in min) is cut to six decimals, or to as many
         as it takes to differ from the limit's edge (44.0924524 lb is 19.99999998... kg, not 20)."""
-        if decimals(self.value) <= MAX_MESSAGE_DECIMALS:
+        if self.printed or decimals(self.value) <= MAX_MESSAGE_DECIMALS:
             return format_quantity(self.value, self.unit)
         return text_apart(self.value, self.edge, self.unit, MESSAGE_STEP)
 
@@ -50,7 +52,7 @@ class Breach:
     def message(self) -> str:
         side = "below" if self.value < self.bounds.low else "above"
         edge = self.edge
-        label = self.limit.replace("_", " ")
+        label = ("printed " if self.printed else "") + self.limit.replace("_", " ")
         return (
             f"{label} {self.value_text} is {side} the {self.level} limit "
             f"{format_quantity(edge, self.unit)} "
@@ -75,6 +77,26 @@ def check(protocol: Protocol, result: Result) -> list[Breach]:
     """Every breach, hard ones first, in the protocol's limit order."""
     values = limited_values(result)
     return hard_first(breach(name, limit, values[name]) for name, limit in protocol.limits.items())
+
+
+def check_printed(
+    protocol: Protocol, result: Result, figures: Mapping[str, Figure], found: Iterable[Breach]
+) -> list[Breach]:
+    """The soft limits read as the nurse reads them: a printed figure outside a soft limit that its
+    exact value kept to (a bound between two of the figure's rounding steps: 36.15 mg, printed
+    36.2 mg) is a soft breach of its own, needing the same override. Limits already breached by
+    the exact value are not counted twice."""
+    seen = {b.limit for b in found}
+    printed = []
+    for name, carrier in limit_carriers(result.values).items():
+        limit = protocol.limits.get(name)
+        fig = figures.get(carrier)
+        if name in seen or limit is None or limit.soft is None or fig is None:
+            continue
+        value = fig.rounded
+        if not limit.soft.contains(value) and (limit.hard is None or limit.hard.contains(value)):
+            printed.append(Breach(name, "soft", value, limit.unit, limit.soft, printed=True))
+    return printed
 
 
 def hard_first(found: Iterable[Breach | None]) -> list[Breach]:

@@ -26,7 +26,15 @@ from dosecalc.display import (
 )
 from dosecalc.dosing import Result, calculate
 from dosecalc.errors import InputError, LimitError, Problem, arithmetic_error
-from dosecalc.limits import Breach, Notice, breach, check, hard_first, rounding_notices
+from dosecalc.limits import (
+    Breach,
+    Notice,
+    breach,
+    check,
+    check_printed,
+    hard_first,
+    rounding_notices,
+)
 from dosecalc.protocols import DROP_FACTORS, Library, Limit, Protocol, prescription
 from dosecalc.quantities import (
     CONSTANTS,
@@ -692,6 +700,7 @@ def _calculated(
     if any(b.level == "hard" for b in breaches):
         return result, breaches, None, (), None
     figures = _figures(protocol, result)
+    breaches += tuple(check_printed(protocol, result, figures.values, breaches))
     if protocol.continuous:
         rate_check = verify_continuous(
             protocol, result, figures.values, figures.titration, figures.operands

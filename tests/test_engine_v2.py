@@ -729,3 +729,69 @@ def test_a_duration_past_any_checkpoint_count_names_the_hard_limit(runner: CliRu
     assert "duration '11 h' is above the hard limit 120 min (range 20 min to 120 min)" in (
         result.stderr
     )
+
+
+# --- soft limits read on the printed figures ---------------------------------------------------
+
+SOFT_DOSE = 'dose = { soft = ["10 mg", "75 mg"]'
+
+
+def _sheet_json(runner: CliRunner, path: Path, *args: str) -> tuple[int, dict]:
+    result = runner.invoke(
+        cli,
+        ["--protocols", str(path), "sheet", *args, "--format", "json", "--date", "2026-11-26"],
+    )
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_a_printed_dose_above_a_soft_limit_its_exact_value_keeps_to_needs_an_override(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # A soft limit of 36.15 mg lies between two 0.1 mg steps. 72.3 kg x 0.5 mg/kg = 36.15 mg
+    # exactly: inside (bounds are inclusive), but printed half-up as 36.2 mg, which is outside,
+    # and 36.2 mg is what the nurse reads and draws up.
+    limits = in_block("ketamine-iv.limits", SOFT_DOSE, 'dose = { soft = ["10 mg", "36.15 mg"]')
+    path = write(tmp_path, limits)
+    code, body = _sheet_json(runner, path, "--weight", "72.3 kg")
+    assert code == 1
+    assert [(e["field"], e["code"]) for e in body["errors"]] == [("dose", "soft_limit")]
+    message = body["errors"][0]["message"]
+    assert message.startswith("printed dose 36.2 mg is above the soft limit 36.15 mg")
+    # With a reason and an operator it is given, and the override names the printed dose.
+    code, body = _sheet_json(
+        runner, path, "--weight", "72.3 kg", "--override", "pharmacist agreed", "--operator", "RN A"
+    )
+    assert code == 0
+    assert body["dose"] == 36.2
+    assert [w["code"] for w in body["warnings"]] == ["SOFT_LIMIT_OVERRIDDEN"]
+    assert [(o["limit"], o["value"]) for o in body["overrides"]] == [("dose", "36.2 mg")]
+    # 72.2 kg: 36.1 mg, exact and printed, inside: no override needed.
+    code, body = _sheet_json(runner, path, "--weight", "72.2 kg")
+    assert code == 0
+    assert body["dose"] == 36.1
+    assert body["warnings"] == []
+
+
+def test_a_printed_dose_below_a_soft_limit_its_exact_value_keeps_to_needs_an_override(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # Soft low 36.11 mg: 72.22 kg x 0.5 mg/kg = 36.11 mg exactly (inside), printed 36.1 mg (below).
+    limits = in_block("ketamine-iv.limits", SOFT_DOSE, 'dose = { soft = ["36.11 mg", "75 mg"]')
+    code, body = _sheet_json(runner, write(tmp_path, limits), "--weight", "72.22 kg")
+    assert code == 1
+    assert [(e["field"], e["code"]) for e in body["errors"]] == [("dose", "soft_limit")]
+    assert body["errors"][0]["message"].startswith(
+        "printed dose 36.1 mg is below the soft limit 36.11 mg"
+    )
+
+
+def test_a_soft_limit_breached_by_the_exact_value_is_reported_once_with_the_exact_value(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # 72.4 kg: 36.2 mg exact and printed, above 36.15 mg: one breach, worded as before.
+    limits = in_block("ketamine-iv.limits", SOFT_DOSE, 'dose = { soft = ["10 mg", "36.15 mg"]')
+    code, body = _sheet_json(runner, write(tmp_path, limits), "--weight", "72.4 kg")
+    assert code == 1
+    assert [e["message"][:40] for e in body["errors"]] == [
+        "dose 36.2 mg is above the soft limit 36."
+    ]
