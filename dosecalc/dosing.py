@@ -25,7 +25,7 @@ from dosecalc.protocols import (
     round_up,
     settled,
 )
-from dosecalc.quantities import Compiled, Config, Formula, compiled, formulas
+from dosecalc.quantities import Compiled, Config, Formula, compiled, formulas, limit_carriers
 from dosecalc.units import Quantity, label_volume
 
 
@@ -53,6 +53,10 @@ class Result:
     # A continuous infusion's titration table: (dose rate in the prescription's unit, exact rate
     # in mL/h) for each of the protocol's titration dose rates (issue 11).
     titration: tuple[tuple[Decimal, Decimal], ...] = ()
+    # For each row of the titration table, the hard limits its exact values are outside (a dose
+    # rate per kg inside its own limits can be outside the dose rate's for this patient): () where
+    # none is.
+    titration_outside: tuple[tuple[str, ...], ...] = ()
     # The duration the protocol or order gave, in min, where a maximum dose rate or minimum
     # duration made the sheet's longer (issue 11); else None.
     lengthened_from: Decimal | None = None
@@ -206,9 +210,11 @@ def _continuous(
         return found
 
     values = run(values)
+    rows = [run({**values, rx_name: t.to(rx_unit)}) for t in protocol.titration]
     titration = tuple(
-        (t.to(rx_unit), run({**values, rx_name: t.to(rx_unit)})["rate"]) for t in protocol.titration
+        (t.to(rx_unit), row["rate"]) for t, row in zip(protocol.titration, rows, strict=True)
     )
+    titration_outside = tuple(_outside_hard(protocol, row) for row in rows)
     _keep_reported(values, steps)
     return Result(
         protocol_id=protocol.id,
@@ -219,7 +225,23 @@ def _continuous(
         checkpoints=(),
         config=config,
         titration=titration,
+        titration_outside=titration_outside,
     )
+
+
+def _outside_hard(protocol: Protocol, values: Mapping[str, Decimal]) -> tuple[str, ...]:
+    """The names of the hard limits `values` (exact, working units) are outside, in limit order."""
+    carriers = limit_carriers(values)
+    outside = []
+    for name, limit in protocol.limits.items():
+        carrier = carriers.get(name)
+        if (
+            carrier is not None
+            and limit.hard is not None
+            and not limit.hard.contains(values[carrier])
+        ):
+            outside.append(name)
+    return tuple(outside)
 
 
 # Operands a calculation works with but a sheet does not report.

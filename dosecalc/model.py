@@ -894,3 +894,17 @@ def dosing_basis(sheet: Sheet) -> tuple[str, str]:
 
 def _weight_of(code: str) -> str:
     return "weight_kg" if code == "actual" else f"{code}_weight_kg"
+
+
+def titration_outside(sheet: Sheet) -> list[tuple[str, ...]]:
+    """For each titration row, the hard limits it is outside, for this patient: the printed rate
+    against the rate's, and the row's exact values against every one (a dose rate per kg inside
+    its own limits can be outside the dose rate's at this weight)."""
+    hard = sheet.protocol.limits["rate"].hard
+    found = []
+    for (_, rate), names in zip(
+        sheet.figures.titration, sheet.result.titration_outside, strict=True
+    ):
+        printed = () if hard is None or hard.contains(rate.rounded) else ("rate",)
+        found.append(printed + tuple(n for n in names if n not in printed))
+    return found

@@ -436,3 +436,28 @@ def test_the_same_strength_in_another_bag_is_another_container(
     # taken as the 250 mL bag.
     other = runner.invoke(cli, [*base, "--stock", "1600 mg/1000 mL"])
     assert other.exit_code == 2
+
+
+def test_a_titration_row_above_the_dose_rate_hard_limit_for_this_patient_is_marked_not_to_run(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # Per kg every row is inside 1 to 20 mcg/kg/min; the protocol also caps the dose rate itself
+    # at 1,000 mcg/min. At 80 kg: 10 mcg/kg/min x 80 kg = 800 mcg/min (inside), 15 x 80 = 1,200
+    # mcg/min (outside); 1,600 mcg/mL: 800 x 60 / 1,600 = 30 mL/h, 1,200 x 60 / 1,600 = 45 mL/h.
+    titration = 'titration = ["5 mcg/kg/min", "10 mcg/kg/min", "15 mcg/kg/min"]'
+    cap = 'dose_rate = { hard = ["50 mcg/min", "1000 mcg/min"] }'
+    text = CONTINUOUS.replace('preparation = "neat"', f'preparation = "neat"\n{titration}')
+    text = text.replace("[protocols.x.limits]", f"[protocols.x.limits]\n{cap}")
+    path = tmp_path / "p.toml"
+    path.write_text(text, encoding="utf-8")
+    args = ["--protocols", str(path), "sheet", "--weight", "80 kg", "--date", "2026-11-26"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.stderr
+    assert "30 mL/h OUTSIDE" not in result.stdout
+    assert "45 mL/h OUTSIDE THE HARD LIMITS (dose rate): do not run" in result.stdout
+    data = json.loads(runner.invoke(cli, [*args, "--format", "json"]).stdout)
+    flags = [
+        (t["rate_ml_per_h"], t["within_rate_hard_limits"], t["within_hard_limits"])
+        for t in data["titration"]
+    ]
+    assert flags == [(15, True, True), (30, True, True), (45, True, False)]

@@ -14,7 +14,7 @@ from typing import Any
 from dosecalc import __version__
 from dosecalc.display import Figure, format_number
 from dosecalc.errors import DosecalcError
-from dosecalc.model import Gate, Sheet, dosing_basis
+from dosecalc.model import Gate, Sheet, dosing_basis, titration_outside
 from dosecalc.protocols import Protocol
 from dosecalc.quantities import QUANTITIES, Config
 from dosecalc.verify import RateCheck
@@ -95,8 +95,11 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
                 "dose_rate": dose_rate,
                 "rate_ml_per_h": rate,
                 "within_rate_hard_limits": hard is None or hard.contains(rate.rounded),
+                "within_hard_limits": not outside,
             }
-            for dose_rate, rate in f.titration
+            for (dose_rate, rate), outside in zip(
+                f.titration, titration_outside(sheet), strict=True
+            )
         ]
         keys["reverse_check"] = {
             "dose_rate": reverse.dose_rate,

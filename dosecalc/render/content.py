@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from dosecalc.protocols import Protocol
 
 from dosecalc.display import Figure, format_percent, format_quantity
-from dosecalc.model import Sheet, dosing_basis
+from dosecalc.model import Sheet, dosing_basis, titration_outside
 from dosecalc.protocols import prescription as prescribed_operand
 from dosecalc.quantities import BY_NAME
 from dosecalc.sanitize import text as clean
@@ -448,11 +448,14 @@ def titration_rows(sheet: Sheet) -> list[tuple[str, str]]:
     to run."""
     rows = []
     rx = sheet.figures.of(prescription_operand(sheet.protocol))
-    hard = sheet.protocol.limits["rate"].hard
-    for dose_rate_fig, rate in sheet.figures.titration:
+    outside = titration_outside(sheet)
+    for (dose_rate_fig, rate), names in zip(sheet.figures.titration, outside, strict=True):
         text = rate.text
-        if hard is not None and not hard.contains(rate.rounded):
+        if names == ("rate",):
             text = f"{text} OUTSIDE THE RATE HARD LIMITS: do not run"
+        elif names:
+            limits = ", ".join(n.replace("_", " ") for n in names)
+            text = f"{text} OUTSIDE THE HARD LIMITS ({limits}): do not run"
         elif dose_rate_fig.exact == rx.exact:
             text += " (this sheet)"
         rows.append((dose_rate_fig.text, text))
