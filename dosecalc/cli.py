@@ -671,7 +671,11 @@ CHECK_EXIT_HELP = (
 @click.option(
     "--override", "override_reason", metavar="REASON", help="Reason to pass a soft limit."
 )
-@click.option("--vial", metavar="QUANTITY", help='Strength on the vial in your hands: "10 mg/mL".')
+@click.option(
+    "--vial",
+    metavar="QUANTITY",
+    help='Strength on the vial in your hands: "10 mg/mL", "1000 units/mL".',
+)
 @click.option("--drawn", metavar="QUANTITY", help='Volume drawn up in the syringe: "3.6 mL".')
 @click.option("--rate", metavar="QUANTITY", help='Rate on the pump: "155.4 mL/h".')
 @click.option("--vtbi", metavar="QUANTITY", help='VTBI on the pump: "103.6 mL".')

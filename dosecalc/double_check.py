@@ -19,7 +19,7 @@ from dosecalc.checkcode import FORMAT
 from dosecalc.display import figure, format_quantity
 from dosecalc.errors import InputError, LimitError, Problem
 from dosecalc.exact import EXACT
-from dosecalc.model import Confirm, Order, Sheet, make_sheet
+from dosecalc.model import Confirm, Order, Sheet, make_sheet, stock_kind
 from dosecalc.protocols import Library
 from dosecalc.quantities import compiled, formulas
 from dosecalc.sanitize import echo
@@ -28,7 +28,8 @@ from dosecalc.verify import pump_gives
 
 # Entry field -> (units.KINDS kind, the printed figure it is compared with, label).
 ENTRIES: dict[str, tuple[str, str, str]] = {
-    "vial": (STRENGTH, "stock", "Vial strength"),  # as labelled: 10 mg/mL, 250 mg/5 mL, 20%
+    # As labelled (10 mg/mL, 250 mg/5 mL, 20%); per mL in a units, mmol or mEq protocol (_kind).
+    "vial": (STRENGTH, "stock", "Vial strength"),
     "drawn": ("volume", "drug_volume", "Volume drawn up"),
     "rate": ("rate", "rate", "Pump rate"),
     "vtbi": ("volume", "total_volume", "Pump VTBI"),
@@ -79,6 +80,17 @@ def parse_code(text: str, field: str = "code") -> str:
     return f"{plain[:4]}-{plain[4:]}"
 
 
+def _kind(library: Library, order: Order, field: str) -> str:
+    """The grammar of an entry: a vial in the protocol's own amount, as `sheet --stock` takes it
+    (50 units/mL for heparin; a mass strength as labelled for a drug dosed in mg)."""
+    if field != "vial":
+        return ENTRIES[field][0]
+    try:
+        return stock_kind(library.get(order.protocol_id))
+    except InputError:  # an unknown protocol: make_sheet reports it, with the entries' problems
+        return STRENGTH
+
+
 def double_check(
     library: Library,
     order: Order,
@@ -94,7 +106,7 @@ def double_check(
         if text is None:
             continue
         try:
-            parsed[field] = parse_quantity(text, field, ENTRIES[field][0])
+            parsed[field] = parse_quantity(text, field, _kind(library, order, field))
         except InputError as exc:
             problems.extend(exc.problems)
     typed_code = None

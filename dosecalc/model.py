@@ -271,7 +271,7 @@ def _make_sheet(library: Library, order: Order, confirm: Confirm | None, gate: b
             rx_kind,
         ),
         ("duration", order.duration, "duration"),
-        ("stock", order.stock, _stock_kind(protocol)),
+        ("stock", order.stock, stock_kind(protocol)),
         ("height", order.height, "height"),
         ("drop_factor", order.drop_factor, "drop_factor"),
     ):
@@ -636,7 +636,7 @@ def _override_allowed(protocol: Protocol, dose: Quantity | None) -> list[Problem
     ]
 
 
-def _stock_kind(protocol: Protocol) -> str:
+def stock_kind(protocol: Protocol) -> str:
     """A drug dosed by mass takes strengths as labelled (250 mg/5 mL, 20%); units, mmol and mEq
     strengths are per mL (1,000 units/mL)."""
     kind = protocol.kind("concentration")

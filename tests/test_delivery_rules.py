@@ -461,3 +461,24 @@ def test_a_titration_row_above_the_dose_rate_hard_limit_for_this_patient_is_mark
         for t in data["titration"]
     ]
     assert flags == [(15, True, True), (30, True, True), (45, True, False)]
+
+
+def test_the_double_check_compares_a_vial_in_units_the_heparin_mix_up(runner: CliRunner) -> None:
+    # Heparin 25,000 units from 1,000 units/mL vials (25 mL) + 225 mL = 250 mL, 100 units/mL.
+    # 80 kg x 18 units/kg/h = 1,440 units/h / 100 units/mL = 14.4 mL/h. The check refused every
+    # vial in units ("is a concentration in units, not a concentration"), so the classic heparin
+    # strength error could not be checked at all.
+    args = ["--protocols", str(PROTOCOLS), "check", "--protocol", "heparin", "--weight", "80 kg"]
+    args += ["--operator", "RN Kim", "--drawn", "25 mL", "--rate", "14.4 mL/h"]
+    same = runner.invoke(cli, [*args, "--vial", "1000 units/mL"])
+    assert same.exit_code == 0, same.output
+    assert "Vial strength    1000 units/mL: matches" in same.stdout
+    # A 5,000 units/mL vial: 25 mL holds 125,000 units, 500 units/mL; 14.4 mL/h x 500 = 7,200
+    # units/h / 80 kg = 90 units/kg/h, five times the prescription.
+    wrong = runner.invoke(cli, [*args, "--vial", "5000 units/mL"])
+    assert wrong.exit_code == 1
+    assert "14.4 mL/h of 500 units/mL gives 90 units/kg/h, not the 18 units/kg/h" in wrong.stdout
+    # A vial in mg on a units protocol is refused as input, naming what is accepted.
+    mass = runner.invoke(cli, [*args, "--vial", "1000 mg/mL"])
+    assert mass.exit_code == 2
+    assert "one of units/mL" in mass.stderr
