@@ -278,7 +278,10 @@ def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
     def minutes_text(value: Decimal) -> str:
         return figure(value, s["duration"], "min").exact_text
 
-    prescribed = f"{figs.dose.text} ({figs.dose_per_kg.text})" if per_kg_rx else figs.dose.text
+    # The prescribed dose unrounded: "11.5 mL holds 460 mg, not the 460 mg prescribed" read as a
+    # contradiction where the dose printed as 460 mg was 463.71 mg.
+    dose_rx = figs.dose.exact_text
+    prescribed = f"{dose_rx} ({figs.dose_per_kg.text})" if per_kg_rx else dose_rx
     rate_per_kg = figs.values.get("dose_rate_per_kg")
     # Entered values are shown exactly as they are (never rounded to a step).
     drawn_text, vial_text = format_quantity(drawn, "mL"), format_quantity(vial, f"{d}/mL")

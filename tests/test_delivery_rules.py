@@ -482,3 +482,25 @@ def test_the_double_check_compares_a_vial_in_units_the_heparin_mix_up(runner: Cl
     mass = runner.invoke(cli, [*args, "--vial", "1000 mg/mL"])
     assert mass.exit_code == 2
     assert "one of units/mL" in mass.stderr
+
+
+def test_the_json_reverse_check_gives_the_numbers_the_sheet_prints_with_their_units(
+    runner: CliRunner,
+) -> None:
+    # 70 kg x 5 mcg/kg/min x 60 min/h / 1,600 mcg/mL = 13.125 mL/h, printed 13.1 mL/h. From the
+    # printed rate: 13.1 x 1,600 = 20,960 mcg/h; / 70 kg = 299.428571... mcg/kg/h (printed
+    # 299.429); / 60 = 4.990476... mcg/kg/min (printed 4.99). The JSON gave 2.99 per hour beside
+    # 0.05 per minute, rounded and with no unit.
+    args = ["--protocols", str(PROTOCOLS), "sheet", "--protocol", "dopamine", "--weight", "70 kg"]
+    data = json.loads(runner.invoke(cli, [*args, "--format", "json"]).stdout, parse_float=Decimal)
+    assert data["reverse_check"] == {
+        "dose_rate": 20960,
+        "dose_rate_unit": "mcg/h",
+        "dose_rate_per_kg": Decimal("299.429"),
+        "dose_rate_per_kg_unit": "mcg/kg/h",
+        "prescribed": Decimal("4.99"),
+        "prescribed_unit": "mcg/kg/min",
+        "agrees": True,
+    }
+    text = " ".join(runner.invoke(cli, args).stdout.split())
+    assert "= 20,960 mcg/h; / 70 kg = 299.429 mcg/kg/h = 4.99 mcg/kg/min" in text

@@ -178,9 +178,10 @@ def test_a_weight_read_in_lb_as_kg_is_caught_by_the_second_nurse(runner: CliRunn
     assert body["check_code"] != wrong["check_code"]
     entries = {e["field"]: e for e in body["entries"]}
     assert not any(e["matches"] for e in entries.values())
-    # 7.7 mL x 10 mg/mL = 77 mg for 69.9 kg: 1.102 mg/kg, more than twice the 0.5 mg/kg.
+    # 7.7 mL x 10 mg/mL = 77 mg for 69.9 kg: 1.102 mg/kg, more than twice the 0.5 mg/kg; the
+    # prescribed 0.5 mg/kg x 69.9 kg = 34.95 mg is named unrounded (printed 35 mg on a sheet).
     assert (
-        "holds 77 mg (1.102 mg/kg), not the 35 mg (0.5 mg/kg) prescribed"
+        "holds 77 mg (1.102 mg/kg), not the 34.95 mg (0.5 mg/kg) prescribed"
         in (entries["drawn"]["implies"])
     )
     assert "delivers 77 mg (1.102 mg/kg)" in entries["vtbi"]["implies"]

@@ -795,3 +795,23 @@ def test_a_soft_limit_breached_by_the_exact_value_is_reported_once_with_the_exac
     assert [e["message"][:40] for e in body["errors"]] == [
         "dose 36.2 mg is above the soft limit 36."
     ]
+
+
+def test_the_json_reverse_check_gives_the_numbers_the_sheet_prints(runner: CliRunner) -> None:
+    # 154 lb = 69.853 kg (printed 69.9 kg); 0.5 mg/kg -> 34.93 mg, printed 34.9 mg, drawn as
+    # 3.49 mL x 10 mg/mL = 34.9 mg into 100 mL: 103.5 mL at 155.2 mL/h. From the printed figures:
+    # 155.2 x 40 / 60 = 103.4666... mL (printed 103.467); x 34.9 mg in 103.5 mL = 34.8888... mg
+    # (34.889); / 69.9 kg = 0.49913... mg/kg (0.499). The JSON gave 103.5, 34.9 and 0.5: rounded
+    # to the steps, not what the sheet prints, hiding the shortfall the check is there to show.
+    args = ["--protocols", str(TEST_PROTOCOLS), "sheet", "--weight", "154 lb"]
+    data = json.loads(runner.invoke(cli, [*args, "--format", "json"]).stdout, parse_float=D)
+    assert data["reverse_check"] == {
+        "volume_ml": D("103.467"),
+        "drawn_dose": D("34.9"),
+        "dose": D("34.889"),
+        "dose_per_kg": D("0.499"),
+        "agrees": True,
+    }
+    text = " ".join(runner.invoke(cli, args).stdout.split())
+    assert "= 103.467 mL; 103.467 mL x 34.9 mg in 103.5 mL = 34.889 mg;" in text
+    assert "34.889 mg / 69.9 kg = 0.499 mg/kg" in text

@@ -102,9 +102,14 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
             )
         ]
         keys["reverse_check"] = {
-            "dose_rate": reverse.dose_rate,
-            "dose_rate_per_kg": reverse.dose_rate_per_kg,
-            "prescribed": reverse.prescribed_unit,
+            "dose_rate": _as_printed(reverse.dose_rate),
+            "dose_rate_unit": reverse.dose_rate.unit,
+            "dose_rate_per_kg": _as_printed(reverse.dose_rate_per_kg),
+            "dose_rate_per_kg_unit": (
+                None if reverse.dose_rate_per_kg is None else reverse.dose_rate_per_kg.unit
+            ),
+            "prescribed": _as_printed(reverse.prescribed_unit),
+            "prescribed_unit": reverse.prescribed_unit.unit,
             "agrees": reverse.agrees,
         }
     else:
@@ -112,10 +117,10 @@ def _calculation(sheet: Sheet) -> dict[str, Any]:
             {"minute": c.minute, "volume_ml": c.volume, "dose": c.dose} for c in f.checkpoints
         ]
         keys["reverse_check"] = {
-            "volume_ml": reverse.volume,
-            "drawn_dose": reverse.drawn_dose,
-            "dose": reverse.dose,
-            "dose_per_kg": reverse.dose_per_kg,
+            "volume_ml": _as_printed(reverse.volume),
+            "drawn_dose": _as_printed(reverse.drawn_dose),
+            "dose": _as_printed(reverse.dose),
+            "dose_per_kg": _as_printed(reverse.dose_per_kg),
             "agrees": reverse.agrees,
         }
     keys["check_code"] = sheet.check_code
@@ -141,6 +146,13 @@ def _quantity_keys(
             after = "dose_capped"
         found.append((spec.json, spec.name, spec.json_unit, after))
     return tuple(found)
+
+
+def _as_printed(fig: Figure | None) -> JsonNumber | None:
+    """A reverse check's value as the sheets print it (unrounded, two or more decimals finer than
+    its step: 270.27 mL, 0.0499 mcg/kg/min), not rounded to the step: rounded, 1,047.17 mg read
+    1,050 mg, hiding the shortfall the check is there to show."""
+    return None if fig is None else JsonNumber(format_number(fig.exact_shown, grouping=False))
 
 
 def _percent(fraction: Decimal) -> JsonNumber:
