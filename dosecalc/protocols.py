@@ -191,6 +191,14 @@ DOSE_ONLY_KEYS = (
     "min_duration",
     "flush_volume",
 )
+# Why a key of a dose given over a duration is refused on a continuous protocol.
+CONTINUOUS_REFUSAL = "a continuous infusion (dose_rate) has no dose, duration or checkpoints"
+CONTINUOUS_REFUSALS = {
+    "dosing_weight": "a continuous infusion (dose_rate) is dosed per kg of actual weight: an "
+    "ideal or adjusted dosing weight is for a dose given over a duration only",
+    "bsa_formula": "a continuous infusion (dose_rate) is dosed per kg or as a fixed rate, never "
+    "per m2",
+}
 CONTINUOUS_KEYS = ("dose_rate", "titration", "titration_step", "vtbi", "drug_amount")
 CONTINUOUS_FORMS = {
     ("kg", "min"): "kg",
@@ -443,8 +451,7 @@ class _Checker(Checks):
                 self.add(
                     f"{path}.{key}",
                     "not_for_continuous" if continuous else "continuous_only",
-                    "a continuous infusion (dose_rate) has no dose, duration or checkpoints: "
-                    f"leave {key} out"
+                    f"{CONTINUOUS_REFUSALS.get(key, CONTINUOUS_REFUSAL)}: leave {key} out"
                     if continuous
                     else 'only a continuous infusion (dose_rate = "5 mcg/kg/min") takes this key',
                 )

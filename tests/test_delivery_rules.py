@@ -504,3 +504,17 @@ def test_the_json_reverse_check_gives_the_numbers_the_sheet_prints_with_their_un
     }
     text = " ".join(runner.invoke(cli, args).stdout.split())
     assert "= 20,960 mcg/h; / 70 kg = 299.429 mcg/kg/h = 4.99 mcg/kg/min" in text
+
+
+def test_a_dosing_weight_on_a_continuous_infusion_is_refused_saying_why(tmp_path: Path) -> None:
+    # "has no dose, duration or checkpoints" did not say why heparin on adjusted weight is refused.
+    basis = '[protocols.x.dosing_weight]\nbasis = "adjusted"\nuse_when_bmi_at_least = "30 kg/m2"\n'
+    path = tmp_path / "p.toml"
+    path.write_text(CONTINUOUS + basis, encoding="utf-8")
+    with pytest.raises(protocols.ProtocolFileError) as raised:
+        protocols.load(path)
+    found = {p.field: p for p in raised.value.problems}
+    problem = found["protocols.x.dosing_weight"]
+    assert problem.code == "not_for_continuous"
+    assert "dosed per kg of actual weight" in problem.message
+    assert problem.message.endswith("leave dosing_weight out")
