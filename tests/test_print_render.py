@@ -124,17 +124,33 @@ def test_html_letter_paper_sets_the_page_size(library: protocols.Library) -> Non
 
 
 def test_html_shows_the_hand_computed_numbers(library: protocols.Library) -> None:
+    # Each number is joined to its unit by a no-break space (U+00A0): a browser never puts the
+    # unit on the next line.
     html = render(_sheet(library), "html").decode("utf-8")
     for expected in (
-        "<th>RATE</th><td>155.4 mL/h</td>",
-        "<th>VTBI</th><td>103.6 mL</td>",
-        "<th>DURATION</th><td>40 min</td>",
-        "0.5 mg/kg x 72 kg = 36 mg",
-        "36 mg / 10 mg/mL = 3.6 mL",
-        "<b>10 min</b><br>25.9 mL<br>9 mg",
-        "<b>40 min</b><br>103.6 mL<br>36 mg",
+        "<th>RATE</th><td>155.4\u00a0mL/h</td>",
+        "<th>VTBI</th><td>103.6\u00a0mL</td>",
+        "<th>DURATION</th><td>40\u00a0min</td>",
+        "0.5\u00a0mg/kg x 72\u00a0kg = 36\u00a0mg",
+        "36\u00a0mg / 10\u00a0mg/mL = 3.6\u00a0mL",
+        "<b>10\u00a0min</b><br>25.9\u00a0mL<br>9\u00a0mg",
+        "<b>40\u00a0min</b><br>103.6\u00a0mL<br>36\u00a0mg",
     ):
         assert expected in html
+
+
+def test_no_number_in_the_html_can_be_broken_from_its_unit_or_a_date_at_its_hyphens(
+    library: protocols.Library,
+) -> None:
+    sheet = _sheet(library, "154 kg", override_reason="Weighed twice", operator="RN Lee")
+    html = render(sheet, "html").decode("utf-8")
+    body = html.split("<body>", 1)[1]
+    units = r"(?:mg|mcg|mL|kg|lb|min|h|mmHg|gtt|cm|m2)\b"
+    assert not re.findall(r"\d " + units, body)
+    assert re.search(r"\d\u00a0mL/h", body)
+    assert '<span class="nw">2026-11-21</span>' in body
+    # The page's title (not markup) names the date as it is.
+    assert "<title>KETAMINE DOSE SHEET - (no patient ID) - 2026-11-21</title>" in html
 
 
 def test_overrides_are_in_the_warning_box(library: protocols.Library) -> None:
@@ -142,8 +158,8 @@ def test_overrides_are_in_the_warning_box(library: protocols.Library) -> None:
     html = render(sheet, "html").decode("utf-8")
     box = html.split('<div class="alerts" role="alert">', 1)[1].split("</ul></div>", 1)[0]
     assert "WARNINGS AND OVERRIDES" in box
-    assert "SOFT_LIMIT_OVERRIDDEN: weight 154 kg is above the soft limit 150 kg" in box
-    assert "SOFT_LIMIT_OVERRIDDEN: dose 77 mg is above the soft limit 75 mg" in box
+    assert "SOFT_LIMIT_OVERRIDDEN: weight 154\u00a0kg is above the soft limit 150\u00a0kg" in box
+    assert "SOFT_LIMIT_OVERRIDDEN: dose 77\u00a0mg is above the soft limit 75\u00a0mg" in box
     assert "overridden by Ann &lt;b&gt;: Weighed twice" in box
     assert 'class="alerts"' not in render(_sheet(library), "html").decode("utf-8")
 

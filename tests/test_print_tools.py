@@ -235,3 +235,101 @@ def test_a_character_the_pdf_font_lacks_is_shown_as_its_code_not_dropped(
     pdf, _ = sheet_files(runner, tmp_path, "pdf", "--weight", "72 kg", "--name", "山田 Zoë")
     flat = " ".join(run(need("pdftotext", "poppler-utils"), pdf, "-").split())
     assert "\\u5c71\\u7530 Zoë" in flat
+
+
+MORE = Path(__file__).resolve().parent.parent / "examples" / "protocols-more.toml"
+
+
+def _words(pdf: Path) -> list[Any]:
+    from test_pdf_one_page import words_by_page
+
+    return words_by_page(pdf)[0]
+
+
+def test_chromium_never_prints_a_long_patient_id_or_name_over_the_prepare_box(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """A premixed bag's wide boxes left the PATIENT column about 14 mm: a 15-digit id printed over
+    "DOSE 500 mg" and a long surname over "HANG 100 mL" (found with Chromium by the print check)."""
+    html = tmp_path / "sheet.html"
+    args = ["--protocols", str(MORE), "sheet", "--protocol", "metronidazole-premix-gravity"]
+    args += ["--weight", "70 kg", "--patient-id", "123456789012345", "--date", "2026-11-21"]
+    args += ["--name", "Anna Wolfeschlegelsteinhausenbergerdorff", "--format", "html"]
+    result = runner.invoke(cli, [*args, "--output", str(html)])
+    assert result.exit_code == 0, result.stderr
+    pdf, _ = print_with_chromium(html, tmp_path, screenshot=False)
+    words = _words(pdf)
+    box = next(w for w in words if w.text == "PREPARE")
+    code = next(w for w in words if re.fullmatch(r"[0-9A-Z]{4}-[0-9A-Z]{4}", w.text))
+    left = box.x0 - 3 * 72 / 25.4  # the box's 3 mm padding
+    beside = [w for w in words if w.x0 < left and box.y0 <= w.y0 <= code.y1]
+    assert beside  # the PATIENT column's words are found
+    assert [w.text for w in beside if w.x1 > left] == []
+    text = page_text(pdf)
+    assert "123456789012345" in text
+    assert "Anna Wolfeschlegelsteinhausenbergerdorff" in text
+
+
+def test_chromium_reflows_the_html_on_a_page_half_as_wide_cutting_no_figure(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Printed at 200 % (a page half as wide for the layout), the fixed 190 mm sheet was cut at the
+    page edge: "DOSE 36 mg RATE" with the rate gone. The sheet now reflows: every figure of the
+    PREPARE and PUMP boxes is on the page (72 kg: 36 mg, 3.6 mL, 155.4 mL/h, 103.6 mL, 40 min)."""
+    html, _ = sheet_files(runner, tmp_path, "html", "--weight", "72 kg")
+    page = html.read_text(encoding="utf-8")
+    assert page.count("size: A4;") == 1
+    html.write_text(page.replace("size: A4;", "size: 105mm 297mm;"), encoding="utf-8")
+    pdf, _ = print_with_chromium(html, tmp_path, screenshot=False)
+    text = page_text(pdf)
+    for figure in ("DOSE 36 mg", "DRAW UP 3.6 mL", "RATE 155.4 mL/h", "VTBI 103.6 mL"):
+        assert figure in text
+    assert "DURATION 40 min" in text
+    size = re.search(r"Page size:\s+([\d.]+)", run(need("pdfinfo", "poppler-utils"), pdf))
+    assert size is not None
+    assert all(w.x1 <= float(size[1]) for w in _words(pdf))
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "protocols.toml"
+LONG_ID = "PABCDEFGHIJ_0123456789-KLMNOPQRSTUVWXYZ_abcdefghij-0123456789xyzw"[:64]
+
+
+def test_a_64_character_patient_id_stays_on_the_pdf_page_and_off_the_title(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """A patient id of 24 characters or more was drawn right-aligned from the page's right edge
+    leftwards over the title, a 64-character one from off the page."""
+    from test_pdf_one_page import words_by_page
+
+    pdf = tmp_path / "sheet.pdf"
+    args = ["--protocols", str(SHIPPED), "sheet", "--weight", "72 kg", "--patient-id", LONG_ID]
+    result = runner.invoke(cli, [*args, "--date", "2026-11-21", "--format", "pdf", "-o", str(pdf)])
+    assert result.exit_code == 0, result.stderr
+    first = words_by_page(pdf)[0]
+    assert [w.text for w in first if w.x0 < 0 or w.x1 > 595.28] == []
+    title = [w for w in first if w.text in ("KETAMINE", "DOSE", "SHEET")][:3]
+    ident = next(w for w in first if w.text == LONG_ID)
+    assert all(ident.y0 >= t.y1 or ident.x0 >= t.x1 for t in title)  # below or beside, not over
+    assert f"{LONG_ID} · 2026-11-21" in page_text(pdf)
+
+
+def test_a_continuation_header_with_a_64_character_id_keeps_its_page_number_on_the_page(
+    tmp_path: Path,
+) -> None:
+    """The header of a sheet's second page ran past the right edge: "· 20" and nothing after."""
+    from test_pdf_one_page import words_by_page
+
+    from dosecalc.render import as_pdf
+
+    pdf = as_pdf._document("letter", "2026-11-21", "test")
+    pdf.continued_text = f"KETAMINE DOSE SHEET | Patient {LONG_ID} · 2026-11-21"
+    pdf.add_page()
+    pdf.add_page()
+    path = tmp_path / "two.pdf"
+    path.write_bytes(bytes(pdf.output()))
+    second = words_by_page(path)[1]
+    assert [w.text for w in second if w.x0 < 0 or w.x1 > 612] == []
+    header = " ".join(w.text for w in second if w.y1 < 50)
+    assert header == (
+        f"KETAMINE DOSE SHEET | Patient {LONG_ID} · 2026-11-21 | continued, sheet page 2"
+    )

@@ -7,11 +7,12 @@ sentences and the Sheet's figures only.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from dosecalc.model import Sheet
 from dosecalc.render import DEFAULT_PAPER, PAPERS, content
-from dosecalc.sanitize import html as esc  # the HTML policy
+from dosecalc.sanitize import html as _escaped  # the HTML policy
 
 # Page margin (mm): the same on every paper, so A4 and Letter differ only in the page box.
 MARGIN_MM = 10
@@ -19,24 +20,39 @@ MARGIN_MM = 10
 TICKS_PER_BAR = 12
 GRID_COLUMNS = 15
 
+NO_BREAK_SPACE = "\u00a0"
+_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+
+
+def esc(text: str) -> str:
+    """Text for the page: escaped (sanitize.html), a number kept on one line with its unit (a
+    no-break space, as on the PDF: a browser never breaks "299.8 / kg"), and a date never broken
+    at its hyphens."""
+    escaped = _escaped(content.keep_together(text, NO_BREAK_SPACE))
+    return _DATE.sub(lambda found: f'<span class="nw">{found.group()}</span>', escaped)
+
+
 CSS = """
 @page { size: %(page)s; margin: %(margin)dmm; }
 * { box-sizing: border-box; }
 html { background: #fff; color: #000; }
 body { margin: 0; font-family: "DejaVu Sans", "Liberation Sans", Arial, Helvetica, sans-serif;
   font-size: 7.6pt; line-height: 1.2; }
-.sheet { width: %(width)smm; margin: 0 auto; }
+.sheet { max-width: %(width)smm; margin: 0 auto; }
+.nw { white-space: nowrap; }
 @media screen { .sheet { padding: %(margin)dmm 0; } }
 h1 { font-size: 13pt; margin: 0 0 1.2mm; padding: 1mm 2mm; border: 2px solid #000;
-  display: flex; justify-content: space-between; }
+  display: flex; flex-wrap: wrap; column-gap: 4mm; justify-content: space-between; }
+h1 span { overflow-wrap: anywhere; }
 h2 { font-size: 8.4pt; margin: 1.5mm 0 0.5mm; border-bottom: 1px solid #000;
-  text-transform: uppercase; letter-spacing: 0.03em; }
+  text-transform: uppercase; letter-spacing: 0.03em; break-after: avoid; }
 table { border-collapse: collapse; }
 table.lines th { text-align: left; padding: 0 3mm 0 0; white-space: nowrap; vertical-align: top; }
-table.lines td { padding: 0; vertical-align: top; }
-.cols { display: flex; gap: 4mm; align-items: flex-start; }
-.cols > div { flex: 1 1 0; min-width: 0; }
-.cols > div.box { flex: 0 0 auto; }
+table.lines td { padding: 0; vertical-align: top; overflow-wrap: anywhere; }
+table.lines tr { break-inside: avoid; }
+.cols { display: flex; flex-wrap: wrap; gap: 4mm; align-items: flex-start; }
+.cols > div { flex: 1 1 45mm; min-width: 45mm; }
+.cols > div.box { flex: 0 1 auto; min-width: 0; max-width: 100%%; }
 .pump { border: 3px solid #000; padding: 1mm 3mm; font-weight: bold; font-size: 12pt; }
 .pump table th { text-align: left; padding-right: 6mm; }
 .pump .title, .prepare .title { font-size: 8.6pt; letter-spacing: 0.1em; }
@@ -50,7 +66,7 @@ table.lines td { padding: 0; vertical-align: top; }
 .alerts ul { margin: 0.5mm 0 0; padding-left: 4mm; }
 ol, ul { margin: 0; padding-left: 5mm; }
 .small { font-size: 7.4pt; }
-.timeline { position: relative; height: 24.5mm; margin: 0 9mm 1mm 6mm; }
+.timeline { position: relative; height: 24.5mm; margin: 0 9mm 1mm 6mm; break-inside: avoid; }
 .bar { position: absolute; left: 0; right: 0; top: 10.5mm; height: 3mm; border: 1.5px solid #000;
   background: repeating-linear-gradient(90deg, #fff 0, #fff 2mm, #ccc 2mm, #ccc 2.4mm); }
 .tick { position: absolute; top: 9mm; width: 0; height: 6mm; border-left: 1.5px solid #000; }
@@ -61,7 +77,7 @@ ol, ul { margin: 0; padding-left: 5mm; }
 .label.left { transform: none; text-align: left; }
 .label.right { transform: translateX(-100%%); text-align: right; }
 .label b { font-size: 7.8pt; }
-table.grid { width: 100%%; margin-bottom: 1mm; table-layout: auto; }
+table.grid { width: 100%%; margin-bottom: 1mm; table-layout: auto; break-inside: avoid; }
 table.grid th, table.grid td { border: 1px solid #000; padding: 0.3mm 0.6mm; font-size: 7.2pt;
   line-height: 1.1; }
 table.grid th { text-align: center; }
@@ -210,7 +226,7 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{esc(title)} - {esc(who)} - {esc(o.date)}</title>\n"
+        f"<title>{_escaped(f'{title} - {who} - {o.date}')}</title>\n"
         f"<style>{css}</style>\n</head>\n<body>\n"
         f'<main class="sheet">\n' + "\n".join(body) + "\n</main>\n</body>\n</html>\n"
     )

@@ -124,6 +124,18 @@ def _t(text: str, keep_newlines: bool = False) -> str:
 NO_BREAK_SPACE = "\u00a0"
 
 
+def _fitting(pdf: FPDF, text: str, width: float, largest: float, smallest: float = 8) -> float:
+    """The largest bold size, in half points from `largest` down to `smallest`, at which `text` fits
+    in `width` mm on one line (`smallest` where none does: the caller wraps it)."""
+    size = largest
+    while size > smallest:
+        pdf.set_font(FONT, "B", size)
+        if pdf.get_string_width(text) <= width:
+            return size
+        size -= 0.5
+    return smallest
+
+
 def _height(pdf: FPDF, width: float, line: float, text: str) -> float:
     """How tall `text` will be as a paragraph `width` mm wide (fpdf2's dry run)."""
     return cast(float, pdf.multi_cell(width, line, text, dry_run=True, output="HEIGHT"))
@@ -142,12 +154,16 @@ class _Document(FPDF):
             return
         width = self.w - 2 * MARGIN
         sheet_page = self.page_no() - self.sheet_first_page + 1
-        self.set_font(FONT, "B", 9)
+        text = _t(f"{self.continued_text} | continued, sheet page {sheet_page}")
+        # As large as fits on the line, down to 6 pt; a longer one (a 64-character patient id)
+        # goes on to a second line rather than off the page.
+        self.set_font(FONT, "B", _fitting(self, text, width - 2 * self.c_margin, 9, smallest=6))
         self.set_xy(MARGIN, MARGIN)
-        self.cell(width, 4.5, _t(f"{self.continued_text} | continued, sheet page {sheet_page}"))
+        self.multi_cell(width, 3.4, text)
+        bottom = max(self.get_y(), MARGIN + 4.5) + 0.5
         self.set_line_width(0.4)
-        self.line(MARGIN, MARGIN + 5, MARGIN + width, MARGIN + 5)
-        self.set_y(MARGIN + 6.5)
+        self.line(MARGIN, bottom, MARGIN + width, bottom)
+        self.set_y(bottom + 1.5)
 
     def footer(self) -> None:
         width = self.w - 2 * MARGIN
@@ -233,17 +249,34 @@ class _Page:
             )
 
     def title(self, left: str, right: str) -> None:
+        """The drug's title on the left, the patient id and date on the right; where the id is too
+        long for both on one line (a 64-character id ran off the page over the title), the id and
+        date go on a second line of the box, as large as fits."""
         pdf = self.pdf
-        pdf.set_line_width(0.6)
-        pdf.rect(MARGIN, pdf.get_y(), self.width, 8)
+        top = pdf.get_y()
         self.font(13, bold=True)
-        y = pdf.get_y() + 1
-        right_width = min(pdf.get_string_width(_t(right)) + 1, self.width * 0.6)
-        pdf.set_xy(MARGIN + 2, y)
-        pdf.cell(self.width - right_width - 6, 6, _t(left))
-        pdf.set_xy(MARGIN + self.width - right_width - 2, y)
-        pdf.cell(right_width, 6, _t(right), align="R")
-        pdf.set_y(y + 8.5)
+        left_width = pdf.get_string_width(_t(left)) + 1
+        right_width = pdf.get_string_width(_t(right)) + 1
+        inside = self.width - 4  # 2 mm inside the box's rule on each side
+        if left_width + 4 + right_width <= inside:
+            pdf.set_line_width(0.6)
+            pdf.rect(MARGIN, top, self.width, 8)
+            pdf.set_xy(MARGIN + 2, top + 1)
+            pdf.cell(inside - right_width - 4, 6, _t(left))
+            pdf.set_xy(MARGIN + 2 + inside - right_width, top + 1)
+            pdf.cell(right_width, 6, _t(right), align="R")
+            pdf.set_y(top + 9.5)
+            return
+        # 64 characters of id and the date fit at 8 pt on either paper.
+        size = _fitting(pdf, _t(right), inside - 2 * pdf.c_margin, 11)
+        pdf.set_line_width(0.6)
+        pdf.rect(MARGIN, top, self.width, 13)
+        pdf.set_xy(MARGIN + 2, top + 1)
+        pdf.cell(inside, 6, _t(left))
+        self.font(size, bold=True)
+        pdf.set_xy(MARGIN + 2, top + 7)
+        pdf.cell(inside, 5, _t(right), align="R")
+        pdf.set_y(top + 14.5)
 
     def wrapped(self, text: str, width: float) -> list[str]:
         """`text` in body type broken at spaces into lines no wider than `width` (a box's note:
