@@ -937,3 +937,62 @@ def test_a_full_stderr_exits_4_and_keeps_the_results_on_stdout(tmp_path: Path) -
     lines = done.stdout.decode().splitlines()
     assert len(lines) == 4  # the header and three rows
     assert lines[1].startswith("2,P000000,")
+
+
+# --- a patient named on a line that cannot be read (found by the script-author attack) ----------
+
+
+def test_a_patient_also_named_on_an_unreadable_line_gets_no_sheet(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Each patient below has a good line at 72 kg and a second line at 80 kg that cannot be read
+    (an extra cell, an id with a space after it, a date in another form, a carriage return running
+    two rows together). The unreadable line was left out of the duplicate check, so the good line
+    got a sheet although the list also says 80 kg: which was meant cannot be known."""
+    day = (
+        "patient_id,weight,date\n"
+        "A1,72 kg,2026-11-21\nA1,80 kg,2026-11-21,oops\n"
+        "B1,72 kg,2026-11-21\nB1 ,80 kg,2026-11-21\n"
+        "C1,72 kg,2026-11-21\nC1,80 kg,21/11/2026\n"
+        "D1,72 kg,2026-11-21\nD1,80 kg,2026-11-21\rE1,60 kg,2026-11-21\n"
+        "F1,72 kg,2026-11-21\n"
+    )
+    out = tmp_path / "out"
+    result = batch(runner, "-", "--out", str(out), "--sheets", "json", stdin=day.encode())
+    assert result.exit_code == 1
+    rows = rows_of((out / "results.csv").read_text(encoding="utf-8"))
+    assert [(r["line"], r["status"]) for r in rows] == [
+        *((str(n), "invalid") for n in range(2, 10)),
+        ("10", "ok"),
+    ]
+    assert "is also named on line(s) 3, which could not be read" in rows[0]["message"]
+    assert [p.name for p in out.iterdir() if p.name.endswith(".json") and "_" in p.name] == [
+        "2026-11-21_F1.json"
+    ]
+
+
+def test_a_patient_also_named_on_a_json_line_that_is_not_json_gets_no_sheet(
+    runner: CliRunner,
+) -> None:
+    lines = b'{"patient_id": "A1", "weight": "72 kg"}\n{"patient_id": "A1", "weight": "80 kg",}\n'
+    result = batch(runner, "-", "--input-format", "jsonl", "--format", "jsonl", stdin=lines)
+    assert result.exit_code == 1
+    objs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["status"] for o in objs] == ["invalid", "invalid"]
+    assert "is also named on line(s) 2" in objs[0]["errors"][0]["message"]
+
+
+def test_a_line_that_is_not_utf8_names_its_patient_and_keeps_it_from_another_sheet(
+    runner: CliRunner,
+) -> None:
+    """A Latin-1 "José" in an Excel export: the line was invalid without naming anyone."""
+    day = b"patient_id,name,weight\nL1,Jos\xe9,72 kg\nL1,Jose,72 kg\nL2,Ann,72 kg\n"
+    result = batch(runner, "-", stdin=day)
+    assert result.exit_code == 1
+    rows = rows_of(result.stdout)
+    assert [(r["line"], r["status"]) for r in rows] == [
+        ("2", "invalid"),
+        ("3", "invalid"),
+        ("4", "ok"),
+    ]
+    assert rows[0]["message"] == "line 2 is not valid UTF-8 (byte 7) (patient id(s) in it: L1)"

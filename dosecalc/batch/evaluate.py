@@ -25,6 +25,7 @@ from dosecalc.batch.rows import (
 from dosecalc.double_check import double_check
 from dosecalc.errors import DosecalcError, InputError, LimitError, Problem
 from dosecalc.model import (
+    DATE,
     PATIENT_ID,
     TEXT_LIMITS,
     Figures,
@@ -52,6 +53,9 @@ class Outcome(NamedTuple):
     sheets: tuple[tuple[str, bytes], ...] = ()
     sheet: Sheet | None = None  # kept only for --combined
     pdf_style: int | None = None  # --combined with pdf sheets: the style the sheet's PDF fitted in
+    # A row without a duplicate key (unreadable, or its id or date not valid): the patient ids it
+    # seems to name, lower case, so that no other row naming them gets a sheet.
+    loose: tuple[str, ...] = ()
 
     @property
     def line(self) -> int:
@@ -80,16 +84,24 @@ def evaluate(raw: RawRow, ctx: Context) -> Outcome:
     cells = raw.cells or {}
     if raw.problem is not None:
         error = InputError(Problem("row", raw.code or "bad_line", raw.problem))
-        return failure(raw.line, cells, ctx, error, None)
+        return failure(raw.line, cells, ctx, error, None)._replace(loose=_loose(cells, raw.ids))
     key = duplicate_key(cells, options)
     try:
         order = to_order(cells, options)
         sheet = make_sheet(ctx.library, order, confirm=None)
         programmed_matches(ctx.library, order, cells)
     except (InputError, LimitError) as exc:  # an arithmetic failure arrives as an InputError
-        return failure(raw.line, cells, ctx, exc, key)
+        outcome = failure(raw.line, cells, ctx, exc, key)
+        return outcome if key is not None else outcome._replace(loose=_loose(cells, ()))
     assert key is not None
     return success(raw.line, sheet, ctx, key)
+
+
+def _loose(cells: dict[str, str], ids: tuple[str, ...]) -> tuple[str, ...]:
+    """The ids a row without a duplicate key seems to name: its patient_id cell without spaces
+    around it ("B1 " is not an id, but it is B1's line) and those its line holds, lower case."""
+    found = [cells.get("patient_id", "").strip(" "), *ids]
+    return tuple(dict.fromkeys(i.lower() for i in found if PATIENT_ID.fullmatch(i)))
 
 
 def kept_sheet(raw: RawRow, outcome: Outcome, ctx: Context) -> Sheet | None:
@@ -237,10 +249,12 @@ def audit_record(order: Order, ctx: Context, line: int, **outcome: Any) -> str |
 
 
 def duplicate_key(cells: dict[str, str], options: Options) -> str | None:
-    """Same date and same id (ignoring case: the files would collide on many file systems)."""
-    if not PATIENT_ID.fullmatch(cells.get("patient_id", "")):
+    """Same date and same id (ignoring case: the files would collide on many file systems); None
+    where the id or the date is not valid (the row's ids are then checked loose: _loose)."""
+    date = cells.get("date", options.date)
+    if not PATIENT_ID.fullmatch(cells.get("patient_id", "")) or not DATE.fullmatch(date):
         return None
-    return f"{cells.get('date', options.date)}\x00{cells['patient_id'].lower()}"
+    return f"{date}\x00{cells['patient_id'].lower()}"
 
 
 def weight_text(cells: dict[str, str]) -> str:
@@ -310,7 +324,9 @@ def to_order(cells: dict[str, str], options: Options) -> Order:
 
 def mark_duplicates(spool: Any, ctx: Context) -> None:
     """Every row whose (date, patient_id) appears more than once becomes invalid, its own problems
-    kept after the duplicate's."""
+    kept after the duplicate's; and every row with a sheet whose patient id a line that could not
+    be read (or whose id or date is not valid) also names, on any date: which of the two was meant
+    cannot be known."""
     for key, count, lines in spool.duplicate_keys():
         listed = ", ".join(map(str, lines)) + (", ..." if count > len(lines) else "")
         for row, old_jsonl, old_audit in spool.rows_with_key(key):
@@ -320,21 +336,44 @@ def mark_duplicates(spool: Any, ctx: Context) -> None:
                 f"patient_id: '{row.patient_id}' appears {count} times for {row.date} "
                 f"(lines {listed}): every such row is refused; fix the list and rerun",
             )
-            old = row.message if row.status in (REFUSED, INVALID) else ""
-            error = InputError(problem)
-            new = row.failed(INVALID, problem.message + (f"; {old}" if old else ""))
-            jsonl = None
-            if wants_jsonl(ctx.options):
-                obj = failure_object(error, int(row.line), row.patient_id or None, INVALID)
-                if old and old_jsonl:  # keep the row's own problems after the duplicate
-                    obj["errors"] += json.loads(old_jsonl)["errors"]
-                jsonl = dumps(obj)
-            audit = None
-            if old_audit is not None:
-                record = json.loads(old_audit)
-                record.pop("result", None)
-                earlier = record.get("error", {}).get("errors", [])
-                record |= {"event": "refusal", "error": error_object(error)}
-                record["error"]["errors"] += earlier
-                audit = dumps(record)
-            spool.replace(new, jsonl, audit)
+            _refuse_duplicate(spool, ctx, row, old_jsonl, old_audit, problem)
+    for pid, lines in spool.loose_ids():
+        listed = ", ".join(map(str, lines)) + (", ..." if len(lines) == 10 else "")
+        for row, old_jsonl, old_audit in spool.rows_with_key(pid, "pid", produced=True):
+            problem = Problem(
+                "patient_id",
+                "duplicate_patient_id",
+                f"patient_id: '{row.patient_id}' is also named on line(s) {listed}, which could "
+                "not be read or has an invalid id or date: every row naming it is refused; fix "
+                "the list and rerun",
+            )
+            _refuse_duplicate(spool, ctx, row, old_jsonl, old_audit, problem)
+
+
+def _refuse_duplicate(
+    spool: Any,
+    ctx: Context,
+    row: ResultRow,
+    old_jsonl: str | None,
+    old_audit: str | None,
+    problem: Problem,
+) -> None:
+    """`row` made invalid by `problem`, its own problems (if it had any) kept after it."""
+    old = row.message if row.status in (REFUSED, INVALID) else ""
+    error = InputError(problem)
+    new = row.failed(INVALID, problem.message + (f"; {old}" if old else ""))
+    jsonl = None
+    if wants_jsonl(ctx.options):
+        obj = failure_object(error, int(row.line), row.patient_id or None, INVALID)
+        if old and old_jsonl:  # keep the row's own problems after the duplicate
+            obj["errors"] += json.loads(old_jsonl)["errors"]
+        jsonl = dumps(obj)
+    audit = None
+    if old_audit is not None:
+        record = json.loads(old_audit)
+        record.pop("result", None)
+        earlier = record.get("error", {}).get("errors", [])
+        record |= {"event": "refusal", "error": error_object(error)}
+        record["error"]["errors"] += earlier
+        audit = dumps(record)
+    spool.replace(new, jsonl, audit)

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from dosecalc.batch.rows import COLUMNS, TEXT_COLUMNS, WEIGHT_COLUMNS, RawRow
 from dosecalc.errors import InputError, Problem
+from dosecalc.model import PATIENT_ID
 from dosecalc.sanitize import terminal
 
 # A physical line longer than this is refused (and never held whole in memory).
@@ -27,12 +28,13 @@ MAX_NAMED = 20
 
 
 class Line:
-    """One physical line: its number and text (without its line end), or why it cannot be read."""
+    """One physical line: its number and text (without its line end), or why it cannot be read
+    and, then, its text as far as it can be read (`hint`: only to name the patient it holds)."""
 
-    __slots__ = ("number", "problem", "text")
+    __slots__ = ("hint", "number", "problem", "text")
 
-    def __init__(self, number: int, text: str, problem: str | None = None) -> None:
-        self.number, self.text, self.problem = number, text, problem
+    def __init__(self, number: int, text: str, problem: str | None = None, hint: str = "") -> None:
+        self.number, self.text, self.problem, self.hint = number, text, problem, hint
 
 
 class Source:
@@ -65,12 +67,14 @@ class Source:
                 skipped += len(more)
                 if skipped > MAX_SKIPPED_BYTES:
                     raise _no_line_end(number)
-            return Line(number, "", f"line {number} is longer than {MAX_LINE_BYTES} bytes")
+            hint = raw.decode("utf-8", "replace")
+            return Line(number, "", f"line {number} is longer than {MAX_LINE_BYTES} bytes", hint)
         raw = raw.removesuffix(b"\n").removesuffix(b"\r")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return Line(number, "", f"line {number} is not valid UTF-8 (byte {exc.start + 1})")
+            problem = f"line {number} is not valid UTF-8 (byte {exc.start + 1})"
+            return Line(number, "", problem, raw.decode("utf-8", "replace"))
         return Line(number, text)
 
     def lines(self) -> Iterator[Line]:
@@ -196,15 +200,20 @@ def csv_rows(source: Source) -> tuple[list[str], Iterator[RawRow]]:
 def _csv_record(source: Source, line: Line, header: list[str]) -> RawRow:
     number = line.number
     if line.problem is not None:
-        return RawRow(number, None, line.problem, "bad_line")
+        ids = _csv_ids(line.hint, header)
+        return RawRow(number, None, line.problem + _named(ids), "bad_line", ids=ids)
     if "\r" in line.text:
-        return RawRow(number, None, _bare_cr(number, line.text), "bare_cr")
+        parts = [p for p in line.text.split("\r") if p.strip()]
+        ids = tuple(i for p in parts for i in _csv_ids(p, header))
+        return RawRow(number, None, _bare_cr(number, line.text), "bare_cr", ids=ids)
     try:
         cells = _parse_csv_line(line.text)
     except csv.Error as exc:
         if "unexpected end of data" in str(exc):
             raise _multiline(source, line) from None
-        return RawRow(number, None, f"line {number} is not valid CSV: {exc}", "bad_csv")
+        ids = _csv_ids(line.text, header)
+        message = f"line {number} is not valid CSV: {exc}{_named(ids)}"
+        return RawRow(number, None, message, "bad_csv", ids=ids)
     if all(not c.strip(" ") for c in cells):
         return RawRow(number, None, blank=True)
     if len(cells) != len(header):
@@ -217,8 +226,29 @@ def _csv_record(source: Source, line: Line, header: list[str]) -> RawRow:
             f"line {number} has {len(cells)} cells, the header has {len(header)} "
             f"({', '.join(header)})",
             f"{which}_row",
+            ids=_csv_ids(line.text, header),
         )
     return RawRow(number, {k: v for k, v in zip(header, cells, strict=True) if v != ""})
+
+
+def _csv_ids(text: str, header: list[str]) -> tuple[str, ...]:
+    """The patient id a CSV line that cannot be read seems to hold: the cell in the patient_id
+    column's place, or the first cell, stripped of spaces, where it is an id (a guess, used only
+    to keep a patient named on an unreadable line from getting a sheet from another line)."""
+    try:
+        cells = [c.strip(" ") for c in next(csv.reader([text]), [])]
+    except csv.Error:
+        cells = [c.strip(' "') for c in text.split(",")]
+    found = []
+    if "patient_id" in header and header.index("patient_id") < len(cells):
+        found.append(cells[header.index("patient_id")])
+    if cells:
+        found.append(cells[0])
+    return tuple(dict.fromkeys(i for i in found if PATIENT_ID.fullmatch(i)))
+
+
+def _named(ids: tuple[str, ...]) -> str:
+    return f" (patient id(s) in it: {', '.join(ids[:MAX_NAMED])})" if ids else ""
 
 
 def _first_cell(text: str) -> str:
@@ -310,7 +340,8 @@ def jsonl_rows(source: Source) -> Iterator[RawRow]:
 def _jsonl_record(line: Line) -> RawRow:
     number = line.number
     if line.problem is not None:
-        return RawRow(number, None, line.problem, "bad_line")
+        ids = _json_ids(line.hint)
+        return RawRow(number, None, line.problem + _named(ids), "bad_line", ids=ids)
     text = line.text
     if not text.strip():
         return RawRow(number, None, blank=True)
@@ -323,21 +354,24 @@ def _jsonl_record(line: Line) -> RawRow:
             position = len(text) - len(text[end:].lstrip(_JSON_SPACE))
     except (ValueError, RecursionError) as exc:
         if not values:
-            return RawRow(number, None, _not_json(number, text, exc), "bad_json")
+            return RawRow(
+                number, None, _not_json(number, text, exc), "bad_json", ids=_json_ids(text)
+            )
         values.append(None)  # something after the first value: more than one value on the line
     if len(values) > 1:
-        ids = [
+        shown = [
             terminal(str(v.get("patient_id")))
             for v in values
             if isinstance(v, dict) and v.get("patient_id")
         ]
-        named = f" (patient ids: {', '.join(ids[:MAX_NAMED])})" if ids else ""
+        named = f" (patient ids: {', '.join(shown[:MAX_NAMED])})" if shown else ""
         return RawRow(
             number,
             None,
             f"line {number} holds more than one JSON value{named}: JSON Lines has exactly one "
             "object per line",
             "several_values",
+            ids=_json_ids(text),
         )
     data = values[0]
     problem = _json_problem(number, data)
@@ -352,13 +386,15 @@ def _jsonl_record(line: Line) -> RawRow:
 _ID_IN_TEXT = re.compile(r'"patient_id"[ \t]*:[ \t]*"([A-Za-z0-9_-]{1,64})"', re.IGNORECASE)
 
 
+def _json_ids(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(m.group(1) for m in _ID_IN_TEXT.finditer(text)))
+
+
 def _not_json(number: int, text: str, exc: Exception) -> str:
     """Where the line stops being JSON (its column: the parser's own "line 1" is the line's
     text), and the patient ids it seems to name."""
     why = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-    ids = [m.group(1) for m in _ID_IN_TEXT.finditer(text)][:MAX_NAMED]
-    named = f" (patient id(s) in it: {', '.join(ids)})" if ids else ""
-    return f"line {number} is not valid JSON: {terminal(why)}{named}"
+    return f"line {number} is not valid JSON: {terminal(why)}{_named(_json_ids(text))}"
 
 
 def _text_cells(data: dict[str, Any] | None) -> dict[str, str] | None:

@@ -96,6 +96,9 @@ class RawRow(NamedTuple):
     problem: str | None = None  # a message: the line is invalid
     code: str = ""
     blank: bool = False
+    # The patient ids a line that cannot be read seems to name (for the duplicate check: a
+    # patient named on an unreadable line gets no sheet from another line either).
+    ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,10 @@ class Spool:
             self.db.execute(f"PRAGMA {pragma}")
         self.db.execute(
             "CREATE TABLE rows (line INTEGER PRIMARY KEY, status TEXT, cells TEXT, key TEXT, "
-            "overridden INTEGER, jsonl TEXT, audit TEXT)"
+            "overridden INTEGER, jsonl TEXT, audit TEXT, pid TEXT)"
         )
+        # The patient ids (lower case) that lines which could not be read seem to name.
+        self.db.execute("CREATE TABLE loose (line INTEGER, pid TEXT)")
         self.db.execute(
             "CREATE TABLE sheets (line INTEGER, seq INTEGER, name TEXT, data BLOB, "
             "PRIMARY KEY (line, seq))"
@@ -48,6 +50,7 @@ class Spool:
         self.db.execute("BEGIN")
         self._rows: list[tuple[Any, ...]] = []
         self._sheets: list[tuple[Any, ...]] = []
+        self._loose: list[tuple[int, str]] = []
         self.kept: dict[int, Sheet] = {}  # for --combined only (at most MAX_COMBINED)
         self.styles: dict[int, int | None] = {}  # the PDF style each kept sheet fitted in
 
@@ -79,16 +82,19 @@ class Spool:
                 outcome.overridden,
                 outcome.jsonl,
                 outcome.audit,
+                None if outcome.key is None else outcome.key.split("\x00", 1)[1],
             )
         )
         self._sheets.extend((line, i, n, d) for i, (n, d) in enumerate(outcome.sheets))
+        self._loose.extend((line, pid) for pid in outcome.loose)
         if len(self._rows) >= INSERT_BATCH:
             self.flush()
 
     def flush(self) -> None:
-        self.db.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?)", self._rows)
+        self.db.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._rows)
         self.db.executemany("INSERT INTO sheets VALUES (?, ?, ?, ?)", self._sheets)
-        self._rows, self._sheets = [], []
+        self.db.executemany("INSERT INTO loose VALUES (?, ?)", self._loose)
+        self._rows, self._sheets, self._loose = [], [], []
 
     # --- duplicates -----------------------------------------------------------------------------
 
@@ -110,14 +116,44 @@ class Spool:
             found.append((key, count, lines))
         return found
 
-    def rows_with_key(self, key: str) -> Iterator[tuple[ResultRow, str | None, str | None]]:
-        """(row, jsonl, audit) of every row with the key, in line order, a page at a time."""
+    def loose_ids(self) -> list[tuple[str, list[int]]]:
+        """Each patient id (lower case) that a line which could not be read seems to name and
+        that a row with a sheet also names: the id and the first ten unreadable lines naming it."""
+        self.flush()
+        self.db.execute("CREATE INDEX IF NOT EXISTS rows_pid ON rows (pid)")
+        marks = ", ".join("?" * len(PRODUCED))
+        query = (
+            "SELECT DISTINCT loose.pid FROM loose JOIN rows ON rows.pid = loose.pid "  # noqa: S608
+            f"WHERE rows.status IN ({marks}) ORDER BY loose.pid"
+        )
+        named = self.db.execute(query, PRODUCED).fetchall()
+        return [
+            (
+                pid,
+                [
+                    line
+                    for (line,) in self.db.execute(
+                        "SELECT DISTINCT line FROM loose WHERE pid = ? ORDER BY line LIMIT 10",
+                        (pid,),
+                    )
+                ],
+            )
+            for (pid,) in named
+        ]
+
+    def rows_with_key(
+        self, key: str, column: str = "key", produced: bool = False
+    ) -> Iterator[tuple[ResultRow, str | None, str | None]]:
+        """(row, jsonl, audit) of every row with the key (or, column "pid", the patient id), in
+        line order, a page at a time; `produced`: only the rows that have a sheet."""
+        assert column in ("key", "pid")
+        status = f" AND status IN ({', '.join('?' * len(PRODUCED))})" if produced else ""
         last = 0
         while True:
             page = self.db.execute(
-                "SELECT line, cells, jsonl, audit FROM rows WHERE key = ? AND line > ? "
-                "ORDER BY line LIMIT ?",
-                (key, last, PAGE),
+                f"SELECT line, cells, jsonl, audit FROM rows WHERE {column} = ?{status} "  # noqa: S608
+                "AND line > ? ORDER BY line LIMIT ?",
+                (key, *(PRODUCED if produced else ()), last, PAGE),
             ).fetchall()
             if not page:
                 return
