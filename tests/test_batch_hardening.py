@@ -49,8 +49,9 @@ def disk_full_on_write(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     real_write, calls = batch_write.write_atomic, []
 
     def full_on_the_nth(path: Path, data: object, **kwargs: object) -> None:
-        calls.append(path.name)
-        if len(calls) == n:
+        if path.name != "INCOMPLETE":  # the run's own marker (Writer.begin) is not counted
+            calls.append(path.name)
+        if len(calls) == n and path.name != "INCOMPLETE":
             raise OutputError(Problem("out", "cannot_write", "out: No space left on device"))
         real_write(path, data, **kwargs)  # type: ignore[arg-type]
 
@@ -584,8 +585,9 @@ def stopped_on_the_third_write(
     real_write, calls = batch_write.write_atomic, []
 
     def stopped_on_the_third(path: Path, data: object, **kwargs: object) -> None:
-        calls.append(path.name)
-        if len(calls) == 3:
+        if path.name != "INCOMPLETE":  # the run's own marker (Writer.begin) is not counted
+            calls.append(path.name)
+        if len(calls) == 3 and path.name != "INCOMPLETE":
             raise stop
         real_write(path, data, **kwargs)  # type: ignore[arg-type]
 
@@ -996,3 +998,43 @@ def test_a_line_that_is_not_utf8_names_its_patient_and_keeps_it_from_another_she
         ("4", "ok"),
     ]
     assert rows[0]["message"] == "line 2 is not valid UTF-8 (byte 7) (patient id(s) in it: L1)"
+
+
+# --- a --force rerun that stops part-way (found by the script-author attack) --------------------
+
+
+def test_a_forced_rerun_stopped_part_way_names_the_old_sheets_and_the_next_run_completes(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrected list rerun with --force stopped after two sheets: the INCOMPLETE marker named
+    only the two it replaced, not the three sheets (and results.csv) still holding the earlier
+    doses; and after a SIGKILL nothing named them at all, so every later rerun was refused."""
+    out = tmp_path / "out"
+    old = tmp_path / "old.csv"
+    old.write_text("patient_id,weight\n" + "".join(f"P{i},{60 + i} kg\n" for i in range(1, 6)))
+    assert batch(runner, str(old), "--out", str(out), "--sheets", "json").exit_code == 0
+    new = tmp_path / "new.csv"
+    new.write_text("patient_id,weight\n" + "".join(f"P{i},{70 + i} kg\n" for i in range(1, 6)))
+    stale_temporary = out / ".dosecalc-tmp-killed"  # what a SIGKILL mid-write leaves
+    stale_temporary.write_text('{"patient": "a whole sheet"}')
+    with monkeypatch.context() as patched:
+        disk_full_on_write(patched, 3)  # P1 and P2 replaced, then the disk is full
+        stopped = batch(runner, str(new), "--out", str(out), "--sheets", "json", "--force")
+    assert stopped.exit_code == 4
+    # P3 to P5, results.csv and errors.csv of the earlier run; the message says "out:" once.
+    assert "5 file(s) of an earlier run remain, out of date" in stopped.stderr
+    assert "out: out:" not in stopped.stderr
+    assert not (out / "manifest.json").exists()
+    marker = (out / "INCOMPLETE").read_text(encoding="utf-8")
+    stale = marker.split("Files of an earlier run still here (out of date: do not use):\n")[1]
+    for name in (f"{DATE}_P3.json", f"{DATE}_P4.json", f"{DATE}_P5.json", "results.csv"):
+        assert f"  {name}\n" in stale
+    assert not stale_temporary.exists()  # removed by the run that held the folder next
+    done = batch(runner, str(new), "--out", str(out), "--sheets", "json", "--force")
+    assert done.exit_code == 0, done.stderr
+    assert not (out / "INCOMPLETE").exists()
+    # 71 to 75 kg, every sheet from the new list.
+    weights = [
+        json.loads((out / f"{DATE}_P{i}.json").read_text())["weight_kg"] for i in range(1, 6)
+    ]
+    assert weights == [71, 72, 73, 74, 75]

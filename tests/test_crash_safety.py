@@ -62,13 +62,26 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
-def assert_complete(out: Path, versions: list[dict[str, bytes]], why: str) -> None:
-    """Every visible file is one of the complete versions; the manifest is valid and matches."""
+def assert_complete(
+    out: Path, versions: list[dict[str, bytes]], why: str, unrelated: str = UNRELATED
+) -> None:
+    """Every visible file is one of the complete versions; the manifest is valid and matches; a
+    folder without its manifest has the run's INCOMPLETE marker, naming every file of a batch run
+    in it (so that a rerun with --force can replace or remove each one)."""
+    visible = {p.name for p in out.iterdir() if not p.name.startswith(TEMP_PREFIX)}
+    if "manifest.json" not in visible and visible - {unrelated}:
+        assert "INCOMPLETE" in visible, (why, "a folder without its manifest and no marker")
+        marker = (out / "INCOMPLETE").read_text(encoding="utf-8")
+        assert marker.startswith("This folder is INCOMPLETE: a dosecalc batch run"), why
+        named = {line[2:] for line in marker.splitlines() if line.startswith("  ")}
+        assert visible - {unrelated, "INCOMPLETE"} <= named, (why, "a file the marker omits")
     for path in out.iterdir():
         name = path.name
         if name.startswith(TEMP_PREFIX):
             # A temporary is hidden and never named like a sheet or a results file.
             assert not name.endswith((".json", ".txt", ".csv", ".pdf", ".html")), why
+            continue
+        if name == "INCOMPLETE":  # checked above (with a manifest: the instant before its removal)
             continue
         data = path.read_bytes()
         if name == "manifest.json":
@@ -106,11 +119,11 @@ def test_a_run_killed_at_thirty_random_moments_leaves_only_complete_files(tmp_pa
         visible = {p.name for p in out.iterdir() if not p.name.startswith(TEMP_PREFIX)}
         if "manifest.json" in visible:
             outcomes["finished"] += 1
-        elif visible == {UNRELATED}:
+        elif visible <= {UNRELATED, "INCOMPLETE"}:
             outcomes["before any write"] += 1
         else:  # visibly incomplete: sheets, but no manifest
             outcomes["in the middle of the writes"] += 1
-            assert len(visible) < len(complete) + 1, why
+            assert len(visible) < len(complete) + 2, why
     # The moments are spread over the whole run: some of them stop it while it writes.
     assert outcomes["in the middle of the writes"] >= 3, (SEED, outcomes)
 
@@ -168,3 +181,11 @@ def test_a_forced_rerun_killed_at_random_leaves_each_file_old_or_new_and_complet
             # mixed old and new sheets never looks complete (a manifest, if any, matches).
             assert (out / name).exists() or name == "manifest.json", (why, name)
         assert_complete(out, [old, new, {UNRELATED: b"keep me\n"}], why)
+        if i % 5 == 2 and not (out / "manifest.json").exists():
+            # A killed --force rerun left old and new sheets without a manifest: the next --force
+            # run completes the folder (it refused every rerun: the old sheets were no longer
+            # listed by any manifest).
+            run_to_end(new_list, out, "--force")
+            after = snapshot(out)
+            assert set(after) == set(new) | {UNRELATED}, why  # the killed run's temporary too
+            assert all(after[n] == new[n] for n in new if n != "manifest.json"), why

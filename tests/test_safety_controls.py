@@ -91,8 +91,11 @@ def test_a_forced_rerun_removes_the_old_manifest_before_its_first_write(
     calls = []
 
     def write_one_then_fail(path: Path, data: object, **kwargs: object) -> None:
+        if path.name == "INCOMPLETE":  # the run's own marker (Writer.begin, and the undo's)
+            real_write(path, data, **kwargs)  # type: ignore[arg-type]
+            return
         calls.append(path.name)
-        if len(calls) == 2:  # the second sheet; the INCOMPLETE marker after it is written
+        if len(calls) == 2:  # the second sheet
             raise OutputError(Problem("out", "cannot_write", "out: disk full (simulated)"))
         real_write(path, data, **kwargs)  # type: ignore[arg-type]
 
@@ -108,7 +111,11 @@ def test_a_forced_rerun_removes_the_old_manifest_before_its_first_write(
     assert json.loads((out / f"{DATE}_A1.json").read_text())["weight_kg"] == 74  # new
     assert json.loads((out / f"{DATE}_A2.json").read_text())["weight_kg"] == 73  # old
     assert not (out / "manifest.json").exists()  # visibly incomplete
-    assert "A1.json" in (out / "INCOMPLETE").read_text()  # replaced, so not undone: named
+    marker = (out / "INCOMPLETE").read_text()
+    assert "A1.json" in marker  # replaced, so not undone: named
+    # The earlier run's A2 sheet is still here with its old dose: named as out of date.
+    stale = marker.split("Files of an earlier run still here (out of date: do not use):\n")[1]
+    assert f"  {DATE}_A2.json\n" in stale
 
 
 def test_a_duration_far_past_the_hard_limit_is_refused_before_its_checkpoints_are_listed(

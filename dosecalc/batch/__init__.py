@@ -355,6 +355,7 @@ def _write(
         assert stdout is not None
         write_stdout(spool, options, stdout)
         return
+    writer.begin()
     if options.force:
         writer.retire_manifest()
         writer.remove_earlier()

@@ -35,7 +35,14 @@ from dosecalc.batch.rows import (
 )
 from dosecalc.batch.spool import Spool
 from dosecalc.errors import IncompleteOutputError, OutputError, Problem
-from dosecalc.files import exists_error, replaceable, same_file, shown_path, write_atomic
+from dosecalc.files import (
+    TEMP_PREFIX,
+    exists_error,
+    replaceable,
+    same_file,
+    shown_path,
+    write_atomic,
+)
 from dosecalc.model import DATE, PATIENT_ID
 from dosecalc.render import FORMATS
 from dosecalc.stopping import held
@@ -158,7 +165,7 @@ def earlier_files(out: Path, ours: set[str], inputs: list[str]) -> tuple[list[st
         present = set(os.listdir(out))
     except (OSError, ValueError):
         return [], []
-    listed = present & _manifest_names(out / MANIFEST_FILE)
+    listed = present & listed_names(out)
     sheets = {name for name in present if SHEET_NAME.fullmatch(name)} - listed
     found: tuple[list[str], list[str]] = ([], [])
     for names, kept in ((listed, found[0]), (sheets, found[1])):
@@ -174,6 +181,37 @@ def earlier_files(out: Path, ours: set[str], inputs: list[str]) -> tuple[list[st
                 continue  # a day list or protocols file kept in the folder
             kept.append(name)
     return found
+
+
+def listed_names(out: Path) -> set[str]:
+    """The file names dosecalc's own records in the folder list as a batch run's: its manifest,
+    and an INCOMPLETE marker (a run that was stopped or killed part-way, before its manifest)."""
+    return _manifest_names(out / MANIFEST_FILE) | _marker_names(out / INCOMPLETE_FILE)
+
+
+MARKER_HEAD = "This folder is INCOMPLETE: a dosecalc batch run"
+
+
+def _marker_names(path: Path) -> set[str]:
+    """The file names an INCOMPLETE marker of dosecalc's own lists (each on a line of its own,
+    indented two spaces); none where the file is not such a marker."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode) or path.stat().st_size > MANIFEST_READ_MAX:
+            return set()
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return set()
+    if not text.startswith(MARKER_HEAD):
+        return set()
+    return {
+        name
+        for line in text.splitlines()
+        if line.startswith("  ")
+        and (name := line[2:])
+        and name not in (".", "..")
+        and Path(name).name == name
+        and name == name.strip()
+    }
 
 
 def _manifest_names(path: Path) -> set[str]:
@@ -325,7 +363,40 @@ class Writer:
         self.replaced: list[Path] = []  # of those, the ones that replaced an older file
         self.earlier = earlier or []  # --force: an earlier run's files this run does not write
         self.removed: list[Path] = []  # of those, the ones removed (they cannot be restored)
+        self.previous: list[str] = []  # every earlier run's file in the folder as the run began
+        self.retired = False  # the earlier run's manifest is gone: its files are no set any more
         self.tick: Callable[[], None] = lambda: None  # progress: one file written
+
+    def begin(self) -> None:
+        """Before the first change to the folder: an INCOMPLETE marker naming the earlier run's
+        files there and every file this run writes, removed when the manifest is written. A run
+        killed part-way (SIGKILL, a power cut: no undo) leaves it, so the folder says it is
+        incomplete and the next run with --force knows every file as dosecalc's to replace or
+        remove (without it the old sheets, no longer listed by any manifest, refused every rerun)."""
+        out = self.options.out
+        assert out is not None
+        try:
+            present = set(os.listdir(out))
+        except OSError:
+            present = set()
+        self.previous = sorted(present & listed_names(out))
+        # A killed run's temporary files (a whole sheet, with a name, mode 0600): this run holds
+        # the folder's lock, so none of them is being written.
+        for name in present:
+            if name.startswith(TEMP_PREFIX):
+                with contextlib.suppress(OSError):
+                    if stat.S_ISREG(os.lstat(out / name).st_mode):
+                        os.unlink(out / name)
+        ours = [RESULTS_FILE, ERRORS_FILE, *self.spool.sheet_names()]
+        text = (
+            f"{MARKER_HEAD} started writing it at {now()} and has not finished.\n"
+            f"There is no {MANIFEST_FILE} until it does: do not use these files as a complete "
+            "set.\n"
+            + _names("Files of an earlier run (out of date where still here):", self.previous)
+            + _names("Files this run writes:", ours)
+            + "Rerun the batch with --force to complete the folder.\n"
+        )
+        write_atomic(out / INCOMPLETE_FILE, text.encode("utf-8"), force=True, field="out")
 
     def file(self, path: Path, data: bytes | Hashed, field: str, listed: bool = True) -> None:
         chunks = data if isinstance(data, Hashed) else Hashed([data])
@@ -348,8 +419,9 @@ class Writer:
         assert self.options.out is not None
         try:
             os.unlink(self.options.out / MANIFEST_FILE)
+            self.retired = True
         except FileNotFoundError:
-            pass
+            self.retired = True
         except OSError as exc:
             raise OutputError(
                 Problem(
@@ -387,7 +459,20 @@ class Writer:
             return self._undo(why)
 
     def _undo(self, why: str) -> IncompleteOutputError:
+        why = why.removeprefix("out: ")  # the message below says "out:" once
         left: list[Path] = list(self.replaced)
+        out = self.options.out
+        # The earlier run's files this run neither replaced nor removed: old doses, still here.
+        touched = {p.name for p in [*self.replaced, *self.removed]}
+        stale = [
+            n
+            for n in self.previous
+            if self.retired
+            and n not in touched
+            and n != MANIFEST_FILE
+            and out is not None
+            and (out / n).exists()
+        ]
         for path in self.paths:
             if path in self.replaced:
                 continue
@@ -402,24 +487,22 @@ class Writer:
         gone = self.removed
         if gone:
             message += f"; the {len(gone)} file(s) of an earlier run it removed cannot be restored"
-        if (left or gone) and self.options.out is not None:
-            marker = self.options.out / INCOMPLETE_FILE
+        if stale:
+            message += f"; {len(stale)} file(s) of an earlier run remain, out of date"
+        if (left or gone or stale) and out is not None:
+            marker = out / INCOMPLETE_FILE
             text = (
-                "This folder is INCOMPLETE: a dosecalc batch run failed part-way at "
-                f"{now()} ({sanitize.log(why)}).\n"
+                f"{MARKER_HEAD} failed part-way at {now()} ({sanitize.log(why)}).\n"
                 f"There is no {MANIFEST_FILE}: do not use these files as a complete set.\n"
-                + (
-                    "Files this run wrote that could not be undone (they replaced older files):\n"
-                    + "".join(f"  {sanitize.log(p.name)}\n" for p in left)
-                    if left
-                    else ""
+                + _names(
+                    "Files this run wrote that could not be undone (they replaced older files):",
+                    [p.name for p in left],
                 )
-                + (
-                    "Files of an earlier run this run removed (they cannot be restored):\n"
-                    + "".join(f"  {sanitize.log(p.name)}\n" for p in gone)
-                    if gone
-                    else ""
+                + _names(
+                    "Files of an earlier run this run removed (they cannot be restored):",
+                    [p.name for p in gone],
                 )
+                + _names("Files of an earlier run still here (out of date: do not use):", stale)
                 + "Rerun the batch with --force to complete the folder.\n"
             )
             try:
@@ -434,9 +517,20 @@ class Writer:
                 message += (
                     f"; {len(left)} file(s) replaced older ones and remain" if left else ""
                 ) + "; no INCOMPLETE marker could be written"
-        elif left:
-            message += f"; could not remove: {', '.join(shown_path(p) for p in left)}"
+        else:
+            if out is not None:  # nothing of either run is left to warn about
+                with contextlib.suppress(OSError):
+                    os.unlink(out / INCOMPLETE_FILE)
+            if left:
+                message += f"; could not remove: {', '.join(shown_path(p) for p in left)}"
         return IncompleteOutputError(Problem("out", "incomplete", f"out: {message}"))
+
+
+def _names(heading: str, names: list[str]) -> str:
+    """A marker's list: its heading, then each name on a line of its own, indented two spaces."""
+    if not names:
+        return ""
+    return heading + "\n" + "".join(f"  {sanitize.log(name)}\n" for name in names)
 
 
 def write_folder(
