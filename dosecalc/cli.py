@@ -1320,7 +1320,8 @@ def _run() -> int:
         replaced = stopping.install()
         try:
             code = cli.main(prog_name="dosecalc", standalone_mode=False)
-        finally:  # from here a late SIGTERM ends the process as by default (the shell sees 143)
+        finally:  # a late SIGTERM ends the process as by default (143), or after a complete batch
+            # run (stopping.finished) is ignored: the process is only exiting
             stopping.restore(replaced)
         _flush_stdout()
     except click.exceptions.Exit as stop:

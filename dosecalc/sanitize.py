@@ -97,7 +97,8 @@ def csv_cell(cell: str) -> str:
     that starts like a formula, or holds one after a ';' or ',' (a spreadsheet in a semicolon
     locale splits the cell there), gets a leading apostrophe."""
     cell = _removed(cell)
-    if cell.startswith(FORMULA_STARTS) or _formula_after_separator(cell):
+    # Spaces before the formula do not stop some spreadsheets from running it (" =HYPERLINK(").
+    if cell.lstrip(" ").startswith(FORMULA_STARTS) or _formula_after_separator(cell):
         return "'" + cell
     return cell
 

@@ -21,6 +21,7 @@ from dosecalc.errors import Terminated
 _held = 0  # depth of held() blocks (they nest; the outermost decides)
 _pending: type[KeyboardInterrupt] | None = None  # the first stop that came during a held() block
 _stopping = False  # a stop was raised: the run is stopping, later stops are not raised again
+_finished = False  # the run's work is done (finished()): a stop now is dropped
 
 
 def handler(signum: int, frame: FrameType | None) -> None:
@@ -28,6 +29,8 @@ def handler(signum: int, frame: FrameType | None) -> None:
     is raised: a second Ctrl-C or SIGTERM while the run stops (before its undo is held, say)
     cannot cut the undo short."""
     global _pending, _stopping
+    if _finished:  # the run is complete: an exit code of 143 would say it was undone
+        return
     stop = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
     if _held or _stopping:
         _pending = _pending or stop
@@ -54,15 +57,25 @@ def held(then_stop: bool = True) -> Iterator[None]:
         _held -= 1
         if not _held:
             stop, _pending = _pending, None
-            if stop is not None and then_stop and not failing and not _stopping:
+            if stop is not None and then_stop and not failing and not _stopping and not _finished:
                 _stopping = True
                 raise stop
+
+
+def finished() -> None:
+    """The run's work is done and recorded (a batch's manifest and run record are written): a
+    Ctrl-C or SIGTERM from now on, or one waiting at the end of the current held() block, is
+    dropped, so the exit code says what the run did (143 says its files were removed)."""
+    global _finished
+    _finished = True
 
 
 def install() -> dict[int, object]:
     """Install `handler` (from the main thread only, where Python runs signal handlers); returns
     the handlers it replaced, for restore(). SIGINT is left alone where it is ignored (a
     background job) or handled by someone else."""
+    global _finished
+    _finished = False  # a new run
     replaced: dict[int, object] = {}
     if threading.current_thread() is not threading.main_thread():
         return replaced
@@ -75,8 +88,13 @@ def install() -> dict[int, object]:
 
 
 def restore(replaced: dict[int, object]) -> None:
-    global _held, _pending, _stopping
+    """The handlers install() replaced put back; where the run finished(), the signals are ignored
+    instead for the moments the process takes to exit (the default action would end it with 143
+    after a complete run)."""
+    global _held, _pending, _stopping, _finished
     for signum, previous in replaced.items():
-        if previous is not None:
+        if _finished:
+            signal.signal(signum, signal.SIG_IGN)
+        elif previous is not None:
             signal.signal(signum, previous)  # type: ignore[arg-type]
-    _held, _pending, _stopping = 0, None, False
+    _held, _pending, _stopping, _finished = 0, None, False, False

@@ -1038,3 +1038,33 @@ def test_a_forced_rerun_stopped_part_way_names_the_old_sheets_and_the_next_run_c
         json.loads((out / f"{DATE}_P{i}.json").read_text())["weight_kg"] for i in range(1, 6)
     ]
     assert weights == [71, 72, 73, 74, 75]
+
+
+def test_a_sigterm_after_the_run_is_complete_keeps_its_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM as the complete run's record was written gave exit 143 ("removed what it had
+    written") over a complete folder (found by the script-author attack)."""
+    import dosecalc.batch as core
+
+    real = core._run_record
+
+    def then_sigterm(*args: object, **kwargs: object) -> None:
+        real(*args, **kwargs)  # type: ignore[arg-type]
+        if args[-1] == "complete":
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler cli.main installed takes it
+
+    monkeypatch.setattr(core, "_run_record", then_sigterm)
+    daylist = day_list(tmp_path / "day.csv", 3)
+    out = tmp_path / "out"
+    argv = ["dosecalc", "--protocols", str(TEST_PROTOCOLS), "batch", str(daylist), "--out",
+            str(out), "--date", DATE]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli_module.main()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert ended.value.code == 0
+    assert (out / "manifest.json").exists()

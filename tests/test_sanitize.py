@@ -50,6 +50,10 @@ def test_text_removes_unsafe_characters_keeping_newlines_only_when_asked() -> No
         ("Jones;@SUM(1+1)", "'Jones;@SUM(1+1)"),
         ("Lee, Ann", "Lee, Ann"),
         ("a\x1b[2Jb", "a[2Jb"),
+        # Spaces before a formula (found by the script-author attack).
+        (' =HYPERLINK("http://x")', '\' =HYPERLINK("http://x")'),
+        ("   +1", "'   +1"),
+        ("Ann Lee", "Ann Lee"),
     ],
 )
 def test_csv_cell_is_never_a_formula_and_never_has_controls(cell: str, shown: str) -> None:

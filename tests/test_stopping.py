@@ -150,3 +150,21 @@ def test_a_stop_raised_at_once_clears_an_earlier_pending_one() -> None:
     stopping._stopping = False  # (the latch would drop it anyway: test the pending stop alone)
     with stopping.held():
         pass
+
+
+def test_after_finished_a_stop_is_dropped_and_the_signals_are_ignored_until_exit() -> None:
+    """A SIGTERM in the moments after a batch had written its manifest and run record gave exit
+    143, which says the run's files were removed (found by the script-author attack)."""
+    stopping.finished()
+    stopping.handler(signal.SIGTERM, None)  # dropped, not raised
+    with stopping.held():
+        stopping.handler(signal.SIGINT, None)  # not raised at the block's end either
+    replaced = {signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
+    try:
+        stopping.restore(replaced)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, replaced[signal.SIGTERM])  # type: ignore[arg-type]
+    # restore() ends the run: the next one stops as usual.
+    with pytest.raises(Terminated):
+        stopping.handler(signal.SIGTERM, None)

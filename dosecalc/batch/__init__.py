@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
-from dosecalc import sanitize
+from dosecalc import sanitize, stopping
 from dosecalc.batch.evaluate import Context, mark_duplicates
 from dosecalc.batch.pool import Workers, jobs_for
 from dosecalc.batch.progress import Progress, summary
@@ -253,6 +253,7 @@ def run(
             if bar is not None:
                 bar.pause()
             _run_record(options, ctx, report, inputs, "complete")
+            stopping.finished()  # a stop from here is dropped: nothing is undone any more
         if options.out is not None:
             removed = (
                 f"; removed {len(writer.removed)} file(s) of an earlier run"

@@ -1,8 +1,8 @@
 """The printable HTML dose sheet: one self-contained file (inline CSS; no scripts, fonts, images or links).
 
-Laid out to print on one A4 or US Letter page in black and white. Every string passes `esc`
-(sanitize.html: controls removed, then html.escape) on its way into the markup; numbers come from content.py's
-sentences and the Sheet's figures only.
+Laid out to print on one A4 or US Letter page in black and white. Every string passes `on_page`
+(sanitize.html: controls removed, then html.escape; a number kept with its unit) on its way into
+the markup; numbers come from content.py's sentences and the Sheet's figures only.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ NO_BREAK_SPACE = "\u00a0"
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 
 
-def esc(text: str) -> str:
+def on_page(text: str) -> str:
     """Text for the page: escaped (sanitize.html), a number kept on one line with its unit (a
     no-break space, as on the PDF: a browser never breaks "299.8 / kg"), and a date never broken
     at its hyphens."""
@@ -95,7 +95,7 @@ footer { margin-top: 1.5mm; font-size: 6.8pt; border-top: 1px solid #000; paddin
 
 
 def _lines(lines: list[content.Line]) -> str:
-    rows = "".join(f"<tr><th>{esc(x.label)}</th><td>{esc(x.text)}</td></tr>" for x in lines)
+    rows = "".join(f"<tr><th>{on_page(x.label)}</th><td>{on_page(x.text)}</td></tr>" for x in lines)
     return f'<table class="lines">{rows}</table>'
 
 
@@ -109,7 +109,7 @@ def _timeline(sheet: Sheet) -> str:
     for segment in content.timeline(sheet, TICKS_PER_BAR):
         ticks = [
             f'<div class="tick" style="left:0"></div>'
-            f'<div class="label down left" style="left:0"><b>{esc(segment.start)}</b><br>'
+            f'<div class="label down left" style="left:0"><b>{on_page(segment.start)}</b><br>'
             f"{'start' if segment.start == '0 min' else 'continued'}</div>"
         ]
         for tick in segment.ticks:
@@ -119,7 +119,7 @@ def _timeline(sheet: Sheet) -> str:
             ticks.append(
                 f'<div class="tick" style="left:{where}"></div>'
                 f'<div class="label {side}{anchor}" style="left:{where}">'
-                f"<b>{esc(tick.time)}</b><br>{esc(tick.volume)}<br>{esc(tick.dose)}</div>"
+                f"<b>{on_page(tick.time)}</b><br>{on_page(tick.volume)}<br>{on_page(tick.dose)}</div>"
             )
         parts.append(f'<div class="timeline"><div class="bar"></div>{"".join(ticks)}</div>')
     return "".join(parts)
@@ -128,20 +128,20 @@ def _timeline(sheet: Sheet) -> str:
 def _course(sheet: Sheet) -> list[str]:
     """The timeline of a dose; a continuous infusion's titration table instead (issue 11)."""
     if not sheet.protocol.continuous:
-        return [f"<h2>{esc(content.TIMELINE_TITLE)}</h2>", _timeline(sheet)]
+        return [f"<h2>{on_page(content.TIMELINE_TITLE)}</h2>", _timeline(sheet)]
     rows = "".join(
-        f"<tr><th>{esc(dose_rate)}</th><td>{esc(rate)}</td></tr>"
+        f"<tr><th>{on_page(dose_rate)}</th><td>{on_page(rate)}</td></tr>"
         for dose_rate, rate in content.titration_rows(sheet)
     )
-    return [f"<h2>{esc(content.TITRATION_TITLE)}</h2>", f'<table class="lines">{rows}</table>']
+    return [f"<h2>{on_page(content.TITRATION_TITLE)}</h2>", f'<table class="lines">{rows}</table>']
 
 
 def _grid(sheet: Sheet) -> str:
     tables = []
     for block in content.grid_blocks(sheet, GRID_COLUMNS):
-        head = '<th class="row">Time</th>' + "".join(f"<th>{esc(c)}</th>" for c in block)
+        head = '<th class="row">Time</th>' + "".join(f"<th>{on_page(c)}</th>" for c in block)
         body = "".join(
-            f'<tr><th class="row">{esc(row)}</th>' + "<td></td>" * len(block) + "</tr>"
+            f'<tr><th class="row">{on_page(row)}</th>' + "<td></td>" * len(block) + "</tr>"
             for row in content.grid_rows(sheet)
         )
         tables.append(f'<table class="grid"><tr>{head}</tr>{body}</table>')
@@ -151,8 +151,10 @@ def _grid(sheet: Sheet) -> str:
 def _signatures() -> str:
     boxes = []
     for who in content.SIGNATURES:
-        fields = "".join(f'<div class="field">{esc(f)}:</div>' for f in content.SIGNATURE_FIELDS)
-        boxes.append(f'<div class="signature"><b>{esc(who)}</b>{fields}</div>')
+        fields = "".join(
+            f'<div class="field">{on_page(f)}:</div>' for f in content.SIGNATURE_FIELDS
+        )
+        boxes.append(f'<div class="signature"><b>{on_page(who)}</b>{fields}</div>')
     return f'<div class="signatures">{"".join(boxes)}</div>'
 
 
@@ -166,10 +168,11 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
     alerts = content.alerts(sheet)
     prepare, prepare_note = content.prepare_box(sheet)
     pump = "".join(
-        f"<tr><th>{esc(x.label)}</th><td>{esc(x.text)}</td></tr>" for x in content.pump(sheet)
+        f"<tr><th>{on_page(x.label)}</th><td>{on_page(x.text)}</td></tr>"
+        for x in content.pump(sheet)
     )
     body = [
-        f"<h1><span>{esc(title)}</span><span>{esc(who)} &middot; {esc(o.date)}</span></h1>",
+        f"<h1><span>{on_page(title)}</span><span>{on_page(who)} &middot; {on_page(o.date)}</span></h1>",
         # The check code is in the PREPARE box (as on the PDF): one header line less on the page.
         _lines([line for line in content.header(sheet) if line.label != "Check code"]),
         '<div class="cols"><div>',
@@ -178,29 +181,32 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
         '</div><div class="box">',
         '<div class="prepare"><div class="title">PREPARE</div><table>'
         + "".join(
-            f"<tr><th>{esc(label)}</th><td>{esc(value)}</td></tr>" for label, value in prepare
+            f"<tr><th>{on_page(label)}</th><td>{on_page(value)}</td></tr>"
+            for label, value in prepare
         )
-        + f'</table><div class="note">{esc(prepare_note)}</div>'
-        f'<div class="note">check code <b>{esc(sheet.check_code)}</b></div></div>',
+        + f'</table><div class="note">{on_page(prepare_note)}</div>'
+        f'<div class="note">check code <b>{on_page(sheet.check_code)}</b></div></div>',
         '</div><div class="box">',
         f'<div class="pump"><div class="title">PUMP</div><table>{pump}</table></div>',
-        "".join(f"<div>{esc(note)}</div>" for note in content.pump_notes(sheet)),
+        "".join(f"<div>{on_page(note)}</div>" for note in content.pump_notes(sheet)),
         "</div></div>",
         '<div class="writeins">'
-        + "".join(f"<div>{esc(field)}:</div>" for field in content.WRITE_INS)
+        + "".join(f"<div>{on_page(field)}:</div>" for field in content.WRITE_INS)
         + "</div>",
     ]
     # The gate in its compact form (as on the PDF): the page stays one page.
-    body += [f'<div class="small">{esc(line)}</div>' for line in content.preinfusion_compact(sheet)]
+    body += [
+        f'<div class="small">{on_page(line)}</div>' for line in content.preinfusion_compact(sheet)
+    ]
     if alerts:
-        items = "".join(f"<li>{esc(a)}</li>" for a in alerts)
+        items = "".join(f"<li>{on_page(a)}</li>" for a in alerts)
         body.append(
             '<div class="alerts" role="alert"><div class="title">'
             f"&#9888; WARNINGS AND OVERRIDES</div><ul>{items}</ul></div>"
         )
-    steps = "".join(f"<li>{esc(step)}</li>" for step in content.preparation(sheet))
-    monitoring = "".join(f"<li>{esc(m)}</li>" for m in content.monitoring(sheet))
-    advisory = "<br>".join(esc(line) for line in content.advisory(sheet).splitlines())
+    steps = "".join(f"<li>{on_page(step)}</li>" for step in content.preparation(sheet))
+    monitoring = "".join(f"<li>{on_page(m)}</li>" for m in content.monitoring(sheet))
+    advisory = "<br>".join(on_page(line) for line in content.advisory(sheet).splitlines())
     body += [
         "<h2>Calculation and reverse check</h2>",
         _lines(
@@ -212,7 +218,7 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
         "<h2>Preparation</h2>",
         f"<ol>{steps}</ol>",
         *_course(sheet),
-        f"<h2>{esc(content.GRID_TITLE)}</h2>",
+        f"<h2>{on_page(content.GRID_TITLE)}</h2>",
         _grid(sheet),
         '<div class="cols small"><div>',
         "<h2>Advisory</h2>",
@@ -222,7 +228,7 @@ def document(sheet: Sheet, paper: str = DEFAULT_PAPER) -> str:
         f"<ul>{monitoring}</ul>",
         "</div></div>",
         _signatures(),
-        f"<footer>{esc(content.footer(sheet))}</footer>",
+        f"<footer>{on_page(content.footer(sheet))}</footer>",
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
