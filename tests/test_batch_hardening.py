@@ -1068,3 +1068,33 @@ def test_a_sigterm_after_the_run_is_complete_keeps_its_exit_code(
         signal.signal(signal.SIGTERM, previous)
     assert ended.value.code == 0
     assert (out / "manifest.json").exists()
+
+
+def test_a_day_list_rewritten_while_it_is_read_is_refused_writing_nothing(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export saved over the list while a batch read it gave rows of both files, and a manifest
+    hash matching neither (found by the script-author attack)."""
+    import dosecalc.batch as core
+
+    daylist = day_list(tmp_path / "day.csv", 3)
+    real = core.csv_rows
+
+    def saved_over_while_read(source: object) -> tuple[list[str], object]:
+        header, records = real(source)  # type: ignore[arg-type]
+
+        def rows() -> object:
+            for i, record in enumerate(records):
+                if i == 1:  # another program writes the file in place, mid-read
+                    with open(daylist, "a", encoding="utf-8") as handle:
+                        handle.write("Z999,72 kg\n")
+                yield record
+
+        return header, rows()
+
+    monkeypatch.setattr(core, "csv_rows", saved_over_while_read)
+    out = tmp_path / "out"
+    result = batch(runner, str(daylist), "--out", str(out), "--sheets", "json")
+    assert result.exit_code == 2
+    assert "changed while it was read" in result.stderr
+    assert not out.exists()

@@ -92,6 +92,41 @@ def _open(daylist: str, stdin: IO[bytes] | None) -> tuple[IO[bytes], int | None]
         ) from None
 
 
+def _identity(handle: IO[bytes]) -> tuple[int, int, int] | None:
+    """A regular file's size, modification time and inode as it is opened (None: a pipe)."""
+    import os
+    import stat
+
+    try:
+        info = os.fstat(handle.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ino
+
+
+def _unchanged(
+    daylist: str, handle: IO[bytes], opened: tuple[int, int, int] | None, read: int
+) -> None:
+    """A day list rewritten while it was read (a script still writing it, an export saved over
+    it) gave rows of two files, and a manifest hash of neither: refused, nothing written."""
+    if opened is None:
+        return
+    now = _identity(handle)
+    if now == opened and read == opened[0]:
+        return
+    raise InputError(
+        Problem(
+            "daylist",
+            "changed_while_read",
+            f"daylist: {sanitize.terminal(daylist, None)} changed while it was read (its size "
+            "or modification time is not the same): nothing was written; rerun it once the "
+            "file is complete",
+        )
+    )
+
+
 def _size(handle: IO[bytes]) -> int | None:
     import os
     import stat
@@ -195,6 +230,7 @@ def run(
         stream, total = _open(daylist, stdin)
         if stream is not stdin:
             stack.enter_context(stream)
+        opened = _identity(stream)
         spool = Spool()
         stack.callback(spool.close)
         workers = Workers(ctx, jobs_for(ctx, total))  # forked before the progress thread starts
@@ -211,6 +247,7 @@ def run(
             if bar is not None:
                 bar.computed(source.bytes_read)
         workers.close(wait=True)
+        _unchanged(daylist, stream, opened, source.bytes_read)
         mark_duplicates(spool, ctx)
         report.counts.update(dict.fromkeys(STATUSES, 0))
         counts, report.with_override = spool.counts()
