@@ -1098,3 +1098,19 @@ def test_a_day_list_rewritten_while_it_is_read_is_refused_writing_nothing(
     assert result.exit_code == 2
     assert "changed while it was read" in result.stderr
     assert not out.exists()
+
+
+def test_a_first_write_that_fails_leaves_the_folder_as_it_was_and_exits_2(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder that cannot be written (read-only) gave exit 4, "stopped part-way: removed the 0
+    file(s)", where nothing was written: exit 2, as for a folder refused before the run."""
+    daylist = day_list(tmp_path / "day.csv", 3)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("not ours")
+    disk_full_on_write(monkeypatch, 1)
+    result = batch(runner, str(daylist), "--out", str(out), "--sheets", "json")
+    assert result.exit_code == 2
+    assert "out: No space left on device; nothing was written" in result.stderr
+    assert listing(out) == ["keep.txt"]

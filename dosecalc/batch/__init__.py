@@ -44,7 +44,13 @@ from dosecalc.batch.write import (
     write_folder,
     write_stdout,
 )
-from dosecalc.errors import IncompleteOutputError, InputError, OutputError, Problem, Terminated
+from dosecalc.errors import (
+    DosecalcError,
+    InputError,
+    OutputError,
+    Problem,
+    Terminated,
+)
 from dosecalc.files import refuse_clash, same_file, shown_path
 from dosecalc.model import TEXT_LIMITS, check_date, check_text
 from dosecalc.protocols import Library
@@ -313,16 +319,25 @@ def _stopped(
     report: Report,
     inputs: dict[str, Any],
     stderr: IO[str],
-) -> IncompleteOutputError | None:
+) -> DosecalcError | None:
     """Undo a run whose writing stopped part-way, then add the run's record to the audit log. A
-    failed write (disk full): the error to raise (exit 4; record "incomplete"). Otherwise (a
-    broken pipe, Ctrl-C, SIGTERM: main exits 141, 130, 143) the undo is reported here and the
-    exception goes on (None; record "broken_pipe", "interrupted", "terminated")."""
+    failed write (disk full): the error to raise (exit 4; record "incomplete"), or, where the
+    first write failed and the folder is as it was (a read-only folder), the write's own error
+    (exit 2: nothing was written). Otherwise (a broken pipe, Ctrl-C, SIGTERM: main exits 141, 130,
+    143) the undo is reported here and the exception goes on (None; record "broken_pipe",
+    "interrupted", "terminated")."""
     if isinstance(exc, (OutputError, OSError)) and not isinstance(exc, BrokenPipeError):
         why = exc.problems[0].message if isinstance(exc, OutputError) else str(exc)
+        untouched = not (writer.paths or writer.removed or writer.retired)
         undone = writer.undo(why)
         with contextlib.suppress(OutputError):
             _run_record(options, ctx, report, inputs, "incomplete")
+        if untouched:
+            return OutputError(
+                Problem(
+                    "out", "cannot_write", f"out: {why.removeprefix('out: ')}; nothing was written"
+                )
+            )
         return undone
     if isinstance(exc, BrokenPipeError):
         why, outcome = "broken pipe", "broken_pipe"
