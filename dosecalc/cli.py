@@ -1089,7 +1089,9 @@ def _step_unit(p: Any, key: str) -> str:
 @protocols.command("check")
 @click.argument("file", metavar="FILE")
 def protocols_check(file: str) -> None:
-    """Validate a protocols file: exit 0 when valid, 3 with every problem listed."""
+    """Validate a protocols file: every key, and a sheet tried from each protocol across its weight
+    limits (one no patient can have a sheet from is invalid). Exit 0 when valid, 3 with every
+    problem listed."""
     from dosecalc import protocols as protocols_module
     from dosecalc.files import shown_path
 
@@ -1098,6 +1100,24 @@ def protocols_check(file: str) -> None:
     except ProtocolFileError as exc:
         click.echo(f"dosecalc: {len(exc.problems)} problem(s) in {shown_path(file)}", err=True)
         fail(exc)
+    # Each protocol must give a sheet to some patient: tried across its weight limits.
+    from dosecalc.model import trial_refusals
+
+    problems = []
+    for pid, protocol in library.protocols.items():
+        refusals = trial_refusals(library, protocol, today())
+        if refusals:
+            problems.append(
+                Problem(
+                    f"protocols.{pid}",
+                    "no_sheet",
+                    f"protocols.{pid}: no sheet can be made from it at any of "
+                    f"{len(refusals)} weights across its weight limits; {refusals[0]}",
+                )
+            )
+    if problems:
+        click.echo(f"dosecalc: {len(problems)} problem(s) in {shown_path(file)}", err=True)
+        fail(ProtocolFileError(problems))
     ids = ", ".join(library.protocols)
     click.echo(
         f"{shown_path(file)}: valid; {len(library.protocols)} protocol(s): {ids}; sha256 {library.sha256}"
@@ -1106,11 +1126,13 @@ def protocols_check(file: str) -> None:
 
 BATCH_EXIT_HELP = (
     "Exit codes: 0 every non-blank line produced a sheet; 1 a line was refused or invalid (the good "
-    "rows are still written unless --strict); 2 bad header, a quoted field over several lines, "
-    "usage, output folder or audit log (nothing written); 3 invalid protocols file; 4 a write "
+    "rows are still written unless --strict); 2 bad header, a quoted field over several lines, a "
+    "day list that changed while it was read, usage, output folder or audit log (nothing "
+    "written); 3 invalid protocols file; 4 a write "
     "failed part-way (this run's files removed, or an INCOMPLETE marker left), or the summary "
     "on stderr was lost (the files are complete); 130 interrupted "
-    "(Ctrl-C; this run's files removed); 143 terminated (SIGTERM; the same); 141 broken pipe."
+    "(Ctrl-C; this run's files removed); 143 terminated (SIGTERM; the same; a stop after the run "
+    "is complete is ignored); 141 broken pipe."
 )
 
 

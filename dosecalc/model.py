@@ -908,3 +908,42 @@ def titration_outside(sheet: Sheet) -> list[tuple[str, ...]]:
         printed = () if hard is None or hard.contains(rate.rounded) else ("rate",)
         found.append(printed + tuple(n for n in names if n not in printed))
     return found
+
+
+TRIAL_WEIGHTS = 5
+
+
+def trial_refusals(library: Library, protocol: Protocol, date: str) -> list[str]:
+    """Why no sheet can be made from `protocol`, tried at five weights across its weight limits
+    (the soft ones where set), with a height and sex where it needs them: each weight's first
+    refusal, or [] when at least one sheet is made (a soft limit counts as made: an override
+    passes it). A protocol the loader accepts can still refuse every patient: a fixed bag whose
+    rate is above the rate limit, a concentration no bag meets, a maximum dose rate that needs
+    longer than the duration's limit allows."""
+    limit = protocol.limits.get("weight")
+    bounds = (limit.soft or limit.hard) if limit is not None else None
+    low, high = (bounds.low, bounds.high) if bounds is not None else (Decimal(40), Decimal(120))
+    step = protocol.steps.get("weight", Decimal("0.1"))
+    height = None
+    if protocol.needs_height:
+        tall = protocol.limits.get("height")
+        span = (tall.soft or tall.hard) if tall is not None else None
+        middle = (span.low + span.high) / 2 if span is not None else Decimal(170)
+        height = f"{format_number(round_half_up(middle, Decimal(1)), grouping=False)} cm"
+    sex = "female" if protocol.needs_sex else None
+    refusals = []
+    for i in range(TRIAL_WEIGHTS):
+        weight = round_half_up(low + (high - low) * i / (TRIAL_WEIGHTS - 1), step)
+        text = f"{format_number(weight, grouping=False)} kg"
+        order = Order(text, date, protocol.id, height=height, sex=sex)
+        try:
+            make_sheet(library, order, gate=False)
+            return []
+        except LimitError as exc:
+            hard = [p for p in exc.problems if p.code != "soft_limit"]
+            if not hard:
+                return []
+            refusals.append(f"at {text}: {hard[0].message}")
+        except InputError as exc:
+            refusals.append(f"at {text}: {exc.problems[0].message}")
+    return refusals

@@ -634,3 +634,25 @@ def test_one_changed_byte_changes_the_hash_on_the_sheet(runner: CliRunner, tmp_p
     hash_a = sheet_json(runner, ["--protocols", str(a), *SHEET])["protocols_sha256"]
     hash_b = sheet_json(runner, ["--protocols", str(b), *SHEET])["protocols_sha256"]
     assert hash_a == sha256_of(a) != hash_b == sha256_of(b)
+
+
+def test_protocols_check_refuses_a_protocol_no_patient_can_have_a_sheet_from(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Valid key by key, useless as a whole: a fixed 100 mL bag over 40 min runs at 150 mL/h
+    (plus the drug), above a 120 mL/h hard rate limit, for every weight. `protocols check` said
+    "valid" and every sheet was refused at the bedside (found by the protocol-author check)."""
+    text = SHIPPED_PROTOCOLS.read_text(encoding="utf-8")
+    old = 'rate = { hard = ["1 mL/h", "999 mL/h"] }'
+    assert text.count(old) >= 1  # the first is ketamine-iv's
+    path = tmp_path / "p.toml"
+    path.write_text(text.replace(old, 'rate = { hard = ["1 mL/h", "120 mL/h"] }', 1), "utf-8")
+    result = runner.invoke(cli, ["protocols", "check", str(path)])
+    assert result.exit_code == 3
+    assert "protocols.ketamine-iv: no sheet can be made from it at any of 5 weights" in (
+        result.stderr
+    )
+    # 40 kg, the low soft limit: 20 mg, 2 mL, 102 mL / 40 min x 60 = 153 mL/h.
+    assert "at 40 kg: rate 153 mL/h is above the hard limit 120 mL/h" in result.stderr
+    # The shipped file itself gives sheets from every protocol.
+    assert runner.invoke(cli, ["protocols", "check", str(SHIPPED_PROTOCOLS)]).exit_code == 0
