@@ -1114,3 +1114,52 @@ def test_a_first_write_that_fails_leaves_the_folder_as_it_was_and_exits_2(
     assert result.exit_code == 2
     assert "out: No space left on device; nothing was written" in result.stderr
     assert listing(out) == ["keep.txt"]
+
+
+def test_a_last_line_without_a_line_end_is_pointed_out(runner: CliRunner) -> None:
+    """A list cut short in the middle of its last row ("T2,45" of "T2,45.9") read as complete,
+    exit 0, with nothing said (found by the script-author attack): the row is read, and the
+    summary says the last line has no line end."""
+    result = batch(runner, "-", stdin=b"patient_id,weight_kg\nT1,72\nT2,45")
+    assert result.exit_code == 0
+    assert "line 3, the last, has no line end: if the list was cut short" in result.stderr
+    ended = batch(runner, "-", stdin=b"patient_id,weight_kg\nT1,72\nT2,45\n")
+    assert "no line end" not in ended.stderr
+
+
+def test_a_list_with_only_its_header_is_pointed_out(runner: CliRunner) -> None:
+    result = batch(runner, "-", stdin=b"patient_id,weight\n")
+    assert result.exit_code == 0
+    assert "the day list has no rows after its header: check it is complete" in result.stderr
+
+
+def test_a_stop_while_the_rows_audit_records_are_appended_ends_with_the_runs_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM while a batch appended its rows' records left them in the log with no run
+    record, as if the sheets had been issued (found by the script-author attack)."""
+    from dosecalc import audit
+    from dosecalc.errors import Terminated
+
+    real, calls = audit.append, []
+
+    def stopped_after_the_rows(path: object, records: object) -> None:
+        real(path, records)  # type: ignore[arg-type]
+        calls.append(path)
+        if len(calls) == 1:  # the rows' records are in: the stop arrives now
+            raise Terminated
+
+    monkeypatch.setattr(audit, "append", stopped_after_the_rows)
+    daylist = day_list(tmp_path / "day.csv", 3)
+    out, log = tmp_path / "out", tmp_path / "audit.jsonl"
+    argv = ["dosecalc", "--protocols", str(TEST_PROTOCOLS), "batch", str(daylist), "--out",
+            str(out), "--date", DATE, "--audit-log", str(log)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stopped:
+        cli_module.main()
+    assert stopped.value.code == 143
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["event"] for r in records] == ["sheet"] * 3 + ["batch"]
+    assert records[-1]["outcome"] == "terminated"
+    assert records[-1]["files_written"] == 0
+    assert not out.exists()

@@ -254,6 +254,7 @@ def run(
                 bar.computed(source.bytes_read)
         workers.close(wait=True)
         _unchanged(daylist, stream, opened, source.bytes_read)
+        report.unterminated = source.unterminated
         mark_duplicates(spool, ctx)
         report.counts.update(dict.fromkeys(STATUSES, 0))
         counts, report.with_override = spool.counts()
@@ -276,12 +277,14 @@ def run(
             )
             return report
         earlier = check_targets(spool, options, [daylist, library.path])
-        _audit(spool, options, ctx, report, inputs, None)
         writer = Writer(spool, options, report, earlier)
         if bar is not None:
             bar.start_writing(_file_count(spool, options))
             writer.tick = bar.wrote
         try:
+            # The rows' audit records first: a stop or a full disk while they are appended ends
+            # with the run's own record (terminated, incomplete) where it can still be written.
+            _audit(spool, options, ctx, report, inputs, None)
             _write(writer, spool, options, stdout, started, run_id, inputs)
         except BaseException as exc:
             # One handler, held: a Ctrl-C or SIGTERM during it cannot skip the undo.
@@ -332,12 +335,13 @@ def _stopped(
         undone = writer.undo(why)
         with contextlib.suppress(OutputError):
             _run_record(options, ctx, report, inputs, "incomplete")
-        if untouched:
+        if untouched and isinstance(exc, OutputError):
+            first = exc.problems[0]
             return OutputError(
-                Problem(
-                    "out", "cannot_write", f"out: {why.removeprefix('out: ')}; nothing was written"
-                )
+                Problem(first.field, first.code, f"{first.message}; nothing was written")
             )
+        if untouched:
+            return OutputError(Problem("out", "cannot_write", f"out: {why}; nothing was written"))
         return undone
     if isinstance(exc, BrokenPipeError):
         why, outcome = "broken pipe", "broken_pipe"

@@ -73,6 +73,13 @@ def summary(spool: Spool, report: Report, stderr: IO[str]) -> None:
         f"warnings ({report.with_override} overridden), {c[REFUSED]} refused, "
         f"{c[INVALID]} invalid, {c[BLANK]} blank\n"
     )
+    if report.lines_read == 0:
+        stderr.write("dosecalc: the day list has no rows after its header: check it is complete\n")
+    if report.unterminated is not None and report.lines_read > 0:
+        stderr.write(
+            f"dosecalc: line {report.unterminated}, the last, has no line end: if the list was "
+            "cut short, that row may be incomplete (45 for 45.9 kg): check it against the list\n"
+        )
     blanks = [row.line for row, _ in spool.rows(BLANK)]
     if blanks:
         shown = ", ".join(blanks[:20]) + (", ..." if len(blanks) > 20 else "")

@@ -45,6 +45,7 @@ class Source:
         self.sha256 = hashlib.sha256()
         self.bytes_read = 0
         self.line_no = 0
+        self.unterminated: int | None = None  # the last line, read without a line end (LF)
         self._pending: list[Line] = []
 
     def _read(self, limit: int) -> bytes:
@@ -69,6 +70,8 @@ class Source:
                     raise _no_line_end(number)
             hint = raw.decode("utf-8", "replace")
             return Line(number, "", f"line {number} is longer than {MAX_LINE_BYTES} bytes", hint)
+        if not raw.endswith(b"\n"):
+            self.unterminated = number  # only the last line can end without one
         raw = raw.removesuffix(b"\n").removesuffix(b"\r")
         try:
             text = raw.decode("utf-8")

@@ -128,6 +128,7 @@ class Report:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
     with_override: int = 0
     written: int = 0
+    unterminated: int | None = None  # the last line, where it has no line end (LF)
 
     @property
     def lines_read(self) -> int:
