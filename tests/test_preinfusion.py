@@ -200,8 +200,8 @@ def test_html_and_pdf_show_the_gate_and_the_checklist(runner: CliRunner, tmp_pat
             text = subprocess.run(
                 ["pdftotext", str(out), "-"], capture_output=True, text=True, check=True
             ).stdout
-        else:
-            text = out.read_text(encoding="utf-8")
+        else:  # a number is joined to its unit by a no-break space in the HTML
+            text = out.read_text(encoding="utf-8").replace("\u00a0", " ")
         assert "Pre-infusion check" in text or "PRE-INFUSION CHECK" in text
         assert "[ ] Escort home confirmed" in text
         assert "128 mmHg: within limits" in text
