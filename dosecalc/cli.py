@@ -1111,8 +1111,8 @@ def protocols_check(file: str) -> None:
                 Problem(
                     f"protocols.{pid}",
                     "no_sheet",
-                    f"protocols.{pid}: no sheet can be made from it at any of "
-                    f"{len(refusals)} weights across its weight limits; {refusals[0]}",
+                    f"protocols.{pid}: no sheet can be made from it in {len(refusals)} tries "
+                    f"across its soft and hard weight limits; {refusals[0]}",
                 )
             )
     if problems:

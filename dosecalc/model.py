@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from decimal import Decimal
 from functools import lru_cache
+from itertools import product
 from typing import NamedTuple
 
 from dosecalc import checkcode, vitals
@@ -35,7 +36,7 @@ from dosecalc.limits import (
     hard_first,
     rounding_notices,
 )
-from dosecalc.protocols import DROP_FACTORS, Library, Limit, Protocol, prescription
+from dosecalc.protocols import DROP_FACTORS, Bounds, Library, Limit, Protocol, prescription
 from dosecalc.quantities import (
     CONSTANTS,
     DISPLAY_UNITS,
@@ -914,26 +915,30 @@ TRIAL_WEIGHTS = 5
 
 
 def trial_refusals(library: Library, protocol: Protocol, date: str) -> list[str]:
-    """Why no sheet can be made from `protocol`, tried at five weights across its weight limits
-    (the soft ones where set), with a height and sex where it needs them: each weight's first
-    refusal, or [] when at least one sheet is made (a soft limit counts as made: an override
-    passes it). A protocol the loader accepts can still refuse every patient: a fixed bag whose
-    rate is above the rate limit, a concentration no bag meets, a maximum dose rate that needs
-    longer than the duration's limit allows."""
+    """Why no sheet can be made from `protocol`, tried at five weights across its soft weight
+    limits and five across its hard ones, with a middle height and each sex where it needs them:
+    each try's first refusal, or [] when at least one sheet is made (a soft limit counts as made:
+    an override passes it). A protocol the loader accepts can still refuse every patient: a fixed
+    bag whose rate is above the rate limit, a concentration no bag meets, a maximum dose rate that
+    needs longer than the duration's limit allows."""
     limit = protocol.limits.get("weight")
-    bounds = (limit.soft or limit.hard) if limit is not None else None
-    low, high = (bounds.low, bounds.high) if bounds is not None else (Decimal(40), Decimal(120))
+    ranges = [b for b in (limit.soft, limit.hard) if b is not None] if limit is not None else []
     step = protocol.steps.get("weight", Decimal("0.1"))
+    weights: list[Decimal] = []
+    for bounds in ranges or [Bounds(Decimal(40), Decimal(120))]:
+        for i in range(TRIAL_WEIGHTS):
+            share = bounds.low + (bounds.high - bounds.low) * i / (TRIAL_WEIGHTS - 1)
+            weight = round_half_up(share, step)
+            if weight not in weights:
+                weights.append(weight)
     height = None
     if protocol.needs_height:
         tall = protocol.limits.get("height")
         span = (tall.soft or tall.hard) if tall is not None else None
         middle = (span.low + span.high) / 2 if span is not None else Decimal(170)
         height = f"{format_number(round_half_up(middle, Decimal(1)), grouping=False)} cm"
-    sex = "female" if protocol.needs_sex else None
     refusals = []
-    for i in range(TRIAL_WEIGHTS):
-        weight = round_half_up(low + (high - low) * i / (TRIAL_WEIGHTS - 1), step)
+    for weight, sex in product(weights, SEXES if protocol.needs_sex else (None,)):
         text = f"{format_number(weight, grouping=False)} kg"
         order = Order(text, date, protocol.id, height=height, sex=sex)
         try:

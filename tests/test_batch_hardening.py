@@ -1163,3 +1163,127 @@ def test_a_stop_while_the_rows_audit_records_are_appended_ends_with_the_runs_rec
     assert records[-1]["outcome"] == "terminated"
     assert records[-1]["files_written"] == 0
     assert not out.exists()
+
+
+# --- the INCOMPLETE marker (found by the review of this change) ---------------------------------
+
+
+def _killed_folder(runner: CliRunner, tmp_path: Path) -> Path:
+    """A folder as a SIGKILLed --force rerun leaves it: sheets, no manifest, the run's marker."""
+    daylist = tmp_path / "day.csv"
+    daylist.write_text("patient_id,weight\nA001,72 kg\nB002,73 kg\n")
+    out = tmp_path / "out"
+    assert batch(runner, str(daylist), "--out", str(out)).exit_code == 0
+    (out / "manifest.json").unlink()
+    names = sorted(p.name for p in out.iterdir())
+    (out / "INCOMPLETE").write_text(
+        "This folder is INCOMPLETE: a dosecalc batch run started writing it at X and has not "
+        "finished.\nFiles this run writes:\n" + "".join(f"  {n}\n" for n in names)
+    )
+    return out
+
+
+@pytest.mark.parametrize("failing", ["marker", "audit"])
+def test_a_run_failing_before_its_first_change_keeps_an_earlier_runs_marker(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """The undo removed the INCOMPLETE marker of an earlier, killed run although the old sheets
+    were still there without a manifest: only the run's own marker is removed."""
+    from dosecalc import audit
+    from dosecalc.batch import write as batch_write
+    from dosecalc.errors import OutputError, Problem
+
+    out = _killed_folder(runner, tmp_path)
+    full = OutputError(Problem("out", "cannot_write", "out: No space left on device"))
+    if failing == "marker":
+        real = batch_write.write_atomic
+
+        def no_marker(path: Path, data: object, **kwargs: object) -> None:
+            if path.name == "INCOMPLETE":
+                raise full
+            real(path, data, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(batch_write, "write_atomic", no_marker)
+    else:
+
+        def no_log(*args: object, **kwargs: object) -> None:
+            raise full
+
+        monkeypatch.setattr(audit, "append", no_log)
+    daylist = tmp_path / "day2.csv"
+    daylist.write_text("patient_id,weight\nA001,80 kg\n")
+    result = batch(
+        runner, str(daylist), "--out", str(out), "--force", "--audit-log", str(tmp_path / "a.log")
+    )
+    assert result.exit_code == 2
+    assert (out / "INCOMPLETE").read_text().startswith("This folder is INCOMPLETE")
+    assert (out / f"{DATE}_A001.txt").exists()  # the old sheets, still without a manifest
+
+
+def test_a_text_file_written_like_a_marker_never_lets_force_remove_a_users_file(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.docx").write_text("the ward's notes")
+    (out / "INCOMPLETE").write_text(
+        "This folder is INCOMPLETE: a dosecalc batch run\n  notes.docx\n"
+    )
+    daylist = tmp_path / "day.csv"
+    daylist.write_text("patient_id,weight\nA001,72 kg\n")
+    assert batch(runner, str(daylist), "--out", str(out), "--force").exit_code == 0
+    assert (out / "notes.docx").read_text() == "the ward's notes"
+
+
+KILLED_BEFORE_THE_MANIFEST = """
+import os, sys
+from dosecalc.batch import write
+real = write.Writer.file
+def file(self, path, data, field, listed=True):
+    if path.name == "manifest.json":
+        os._exit(9)  # as a SIGKILL: no undo
+    real(self, path, data, field, listed)
+write.Writer.file = file
+from dosecalc.cli import cli
+cli.main(sys.argv[1:], prog_name="dosecalc")
+"""
+
+
+def test_a_combined_pdf_of_a_killed_run_is_named_and_removed_by_the_next_forced_run(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """A run killed after its combined PDF, before its manifest: the marker did not name the PDF,
+    so a --force rerun without --combined kept the 72 kg PDF beside its complete 80 kg folder."""
+    daylist = tmp_path / "day.csv"
+    daylist.write_text("patient_id,weight\nA001,72 kg\n")
+    out = tmp_path / "out"
+    args = ["--protocols", str(TEST_PROTOCOLS), "batch", str(daylist), "--out", str(out),
+            "--combined", str(out / "all.pdf"), "--date", DATE]  # fmt: skip
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_BEFORE_THE_MANIFEST, *args], capture_output=True, text=True
+    )
+    assert killed.returncode == 9, killed.stderr
+    assert "  all.pdf\n" in (out / "INCOMPLETE").read_text()
+    daylist.write_text("patient_id,weight\nA001,80 kg\n")
+    assert batch(runner, str(daylist), "--out", str(out), "--force").exit_code == 0
+    assert not (out / "all.pdf").exists()
+    assert not (out / "INCOMPLETE").exists()
+
+
+def test_stdin_from_a_file_read_past_its_start_is_not_taken_for_a_changed_list(
+    tmp_path: Path,
+) -> None:
+    """`{ read -r title; dosecalc batch -; } < list.csv` (a title line skipped by the shell) was
+    refused as "changed while it was read": the read starts past the file's first byte."""
+    daylist = tmp_path / "day.csv"
+    daylist.write_text("Ward 4 list\npatient_id,weight\nA001,72 kg\n")
+    fd = os.open(daylist, os.O_RDONLY)
+    try:
+        os.read(fd, len("Ward 4 list\n"))  # the title line, read by the shell first
+        done = subprocess.run(
+            [*command("-", "--date", DATE)], stdin=fd, capture_output=True, text=True
+        )
+    finally:
+        os.close(fd)
+    assert done.returncode == 0, done.stderr
+    assert ",A001," in done.stdout

@@ -649,9 +649,8 @@ def test_protocols_check_refuses_a_protocol_no_patient_can_have_a_sheet_from(
     path.write_text(text.replace(old, 'rate = { hard = ["1 mL/h", "120 mL/h"] }', 1), "utf-8")
     result = runner.invoke(cli, ["protocols", "check", str(path)])
     assert result.exit_code == 3
-    assert "protocols.ketamine-iv: no sheet can be made from it at any of 5 weights" in (
-        result.stderr
-    )
+    # Five weights across the soft limits (40 to 150 kg), five across the hard (20 to 300 kg).
+    assert "protocols.ketamine-iv: no sheet can be made from it in 10 tries" in result.stderr
     # 40 kg, the low soft limit: 20 mg, 2 mL, 102 mL / 40 min x 60 = 153 mL/h.
     assert "at 40 kg: rate 153 mL/h is above the hard limit 120 mL/h" in result.stderr
     # The shipped file itself gives sheets from every protocol.

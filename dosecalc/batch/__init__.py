@@ -98,29 +98,31 @@ def _open(daylist: str, stdin: IO[bytes] | None) -> tuple[IO[bytes], int | None]
         ) from None
 
 
-def _identity(handle: IO[bytes]) -> tuple[int, int, int] | None:
-    """A regular file's size, modification time and inode as it is opened (None: a pipe)."""
+def _identity(handle: IO[bytes]) -> tuple[int, int, int, int] | None:
+    """A regular file's size, modification time and inode, and where reading starts in it (stdin
+    from a file can be past its start), as it is opened (None: a pipe)."""
     import os
     import stat
 
     try:
         info = os.fstat(handle.fileno())
+        start = handle.tell()
     except (OSError, ValueError, AttributeError):
         return None
     if not stat.S_ISREG(info.st_mode):
         return None
-    return info.st_size, info.st_mtime_ns, info.st_ino
+    return info.st_size, info.st_mtime_ns, info.st_ino, start
 
 
 def _unchanged(
-    daylist: str, handle: IO[bytes], opened: tuple[int, int, int] | None, read: int
+    daylist: str, handle: IO[bytes], opened: tuple[int, int, int, int] | None, read: int
 ) -> None:
     """A day list rewritten while it was read (a script still writing it, an export saved over
     it) gave rows of two files, and a manifest hash of neither: refused, nothing written."""
     if opened is None:
         return
     now = _identity(handle)
-    if now == opened and read == opened[0]:
+    if now is not None and now[:3] == opened[:3] and read == opened[0] - opened[3]:
         return
     raise InputError(
         Problem(

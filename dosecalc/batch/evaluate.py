@@ -338,7 +338,7 @@ def mark_duplicates(spool: Any, ctx: Context) -> None:
             )
             _refuse_duplicate(spool, ctx, row, old_jsonl, old_audit, problem)
     for pid, lines in spool.loose_ids():
-        listed = ", ".join(map(str, lines)) + (", ..." if len(lines) == 10 else "")
+        listed = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
         for row, old_jsonl, old_audit in spool.rows_with_key(pid, "pid", produced=True):
             problem = Problem(
                 "patient_id",

@@ -118,7 +118,8 @@ class Spool:
 
     def loose_ids(self) -> list[tuple[str, list[int]]]:
         """Each patient id (lower case) that a line which could not be read seems to name and
-        that a row with a sheet also names: the id and the first ten unreadable lines naming it."""
+        that a row with a sheet also names: the id and the first eleven unreadable lines naming
+        it (ten are shown, and "..." for more)."""
         self.flush()
         self.db.execute("CREATE INDEX IF NOT EXISTS rows_pid ON rows (pid)")
         marks = ", ".join("?" * len(PRODUCED))
@@ -133,7 +134,7 @@ class Spool:
                 [
                     line
                     for (line,) in self.db.execute(
-                        "SELECT DISTINCT line FROM loose WHERE pid = ? ORDER BY line LIMIT 10",
+                        "SELECT DISTINCT line FROM loose WHERE pid = ? ORDER BY line LIMIT 11",
                         (pid,),
                     )
                 ],

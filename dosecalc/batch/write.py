@@ -192,9 +192,14 @@ def listed_names(out: Path) -> set[str]:
 MARKER_HEAD = "This folder is INCOMPLETE: a dosecalc batch run"
 
 
+COMBINED_HEADING = "Combined PDF in this folder:"
+
+
 def _marker_names(path: Path) -> set[str]:
     """The file names an INCOMPLETE marker of dosecalc's own lists (each on a line of its own,
-    indented two spaces); none where the file is not such a marker."""
+    indented two spaces): only names a batch run writes (a sheet's DATE_ID.ext, results.csv,
+    errors.csv, and a .pdf under the combined PDF's heading), so that no text file starting like a
+    marker can make --force remove anything else; none where the file is not such a marker."""
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode) or path.stat().st_size > MANIFEST_READ_MAX:
             return set()
@@ -203,15 +208,19 @@ def _marker_names(path: Path) -> set[str]:
         return set()
     if not text.startswith(MARKER_HEAD):
         return set()
-    return {
-        name
-        for line in text.splitlines()
-        if line.startswith("  ")
-        and (name := line[2:])
-        and name not in (".", "..")
-        and Path(name).name == name
-        and name == name.strip()
-    }
+    names, heading = set(), ""
+    for line in text.splitlines():
+        if not line.startswith("  "):
+            heading = line
+            continue
+        name = line[2:]
+        if heading == COMBINED_HEADING:
+            ours = name.endswith(".pdf") and Path(name).name == name and name not in (".", "..")
+        else:
+            ours = bool(SHEET_NAME.fullmatch(name)) or name in (RESULTS_FILE, ERRORS_FILE)
+        if ours:
+            names.add(name)
+    return names
 
 
 def _manifest_names(path: Path) -> set[str]:
@@ -364,7 +373,8 @@ class Writer:
         self.earlier = earlier or []  # --force: an earlier run's files this run does not write
         self.removed: list[Path] = []  # of those, the ones removed (they cannot be restored)
         self.previous: list[str] = []  # every earlier run's file in the folder as the run began
-        self.retired = False  # the earlier run's manifest is gone: its files are no set any more
+        self.retired = False  # this run removed the earlier run's manifest
+        self.marked = False  # this run's INCOMPLETE marker is in the folder (begin)
         self.tick: Callable[[], None] = lambda: None  # progress: one file written
 
     def begin(self) -> None:
@@ -394,9 +404,20 @@ class Writer:
             "set.\n"
             + _names("Files of an earlier run (out of date where still here):", self.previous)
             + _names("Files this run writes:", ours)
+            + self._combined_names()
             + "Rerun the batch with --force to complete the folder.\n"
         )
         write_atomic(out / INCOMPLETE_FILE, text.encode("utf-8"), force=True, field="out")
+        self.marked = True
+
+    def _combined_names(self) -> str:
+        """The marker's section for a combined PDF written into --out, and an earlier one there."""
+        out, combined = self.options.out, self.options.combined
+        assert out is not None
+        names = [n for n in self.previous if n.endswith(".pdf") and not SHEET_NAME.fullmatch(n)]
+        if combined is not None and same_file(combined.parent, out):
+            names.append(combined.name)
+        return _names(COMBINED_HEADING, sorted(set(names)))
 
     def file(self, path: Path, data: bytes | Hashed, field: str, listed: bool = True) -> None:
         chunks = data if isinstance(data, Hashed) else Hashed([data])
@@ -421,7 +442,7 @@ class Writer:
             os.unlink(self.options.out / MANIFEST_FILE)
             self.retired = True
         except FileNotFoundError:
-            self.retired = True
+            pass
         except OSError as exc:
             raise OutputError(
                 Problem(
@@ -464,13 +485,14 @@ class Writer:
         out = self.options.out
         # The earlier run's files this run neither replaced nor removed: old doses, still here.
         touched = {p.name for p in [*self.replaced, *self.removed]}
+        # Only once the folder has no manifest (this run removed it, or a killed run left none).
         stale = [
             n
             for n in self.previous
-            if self.retired
+            if out is not None
+            and not (out / MANIFEST_FILE).exists()
             and n not in touched
             and n != MANIFEST_FILE
-            and out is not None
             and (out / n).exists()
         ]
         for path in self.paths:
@@ -503,6 +525,7 @@ class Writer:
                     [p.name for p in gone],
                 )
                 + _names("Files of an earlier run still here (out of date: do not use):", stale)
+                + self._combined_names()
                 + "Rerun the batch with --force to complete the folder.\n"
             )
             try:
@@ -518,7 +541,7 @@ class Writer:
                     f"; {len(left)} file(s) replaced older ones and remain" if left else ""
                 ) + "; no INCOMPLETE marker could be written"
         else:
-            if out is not None:  # nothing of either run is left to warn about
+            if out is not None and self.marked:  # this run's marker: nothing left to warn about
                 with contextlib.suppress(OSError):
                     os.unlink(out / INCOMPLETE_FILE)
             if left:
