@@ -67,31 +67,39 @@ class Notice:
     message: str
 
 
-def limited_values(result: Result) -> dict[str, Decimal]:
-    """The exact value each limit name applies to, in the protocol's working units."""
+def limited_values(result: Result, carriers: Mapping[str, str] | None = None) -> dict[str, Decimal]:
+    """The exact value each limit name applies to, in the protocol's working units (`carriers`:
+    limit_carriers of the result's values, where the caller has them)."""
     values = result.values
-    return {limit: values[name] for limit, name in limit_carriers(values).items()}
+    carriers = limit_carriers(values) if carriers is None else carriers
+    return {limit: values[name] for limit, name in carriers.items()}
 
 
-def check(protocol: Protocol, result: Result) -> list[Breach]:
+def check(
+    protocol: Protocol, result: Result, carriers: Mapping[str, str] | None = None
+) -> list[Breach]:
     """Every breach, hard ones first, in the protocol's limit order."""
-    values = limited_values(result)
+    values = limited_values(result, carriers)
     return hard_first(breach(name, limit, values[name]) for name, limit in protocol.limits.items())
 
 
 def check_printed(
-    protocol: Protocol, result: Result, figures: Mapping[str, Figure], found: Iterable[Breach]
+    protocol: Protocol,
+    carriers: Mapping[str, str],
+    figures: Mapping[str, Figure],
+    found: Iterable[Breach],
 ) -> list[Breach]:
     """The soft limits read as the nurse reads them: a printed figure outside a soft limit that its
     exact value kept to (a bound between two of the figure's rounding steps: 36.15 mg, printed
     36.2 mg) is a soft breach of its own, needing the same override. Limits already breached by
     the exact value are not counted twice."""
-    seen = {b.limit for b in found}
     printed = []
-    for name, carrier in limit_carriers(result.values).items():
-        limit = protocol.limits.get(name)
+    for name, carrier in carriers.items():
         fig = figures.get(carrier)
-        if name in seen or limit is None or limit.soft is None or fig is None:
+        if fig is None or fig.rounded == fig.exact:  # printed as it is: checked already
+            continue
+        limit = protocol.limits.get(name)
+        if limit is None or limit.soft is None or any(b.limit == name for b in found):
             continue
         value = fig.rounded
         if not limit.soft.contains(value) and (limit.hard is None or limit.hard.contains(value)):

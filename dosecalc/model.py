@@ -44,6 +44,7 @@ from dosecalc.quantities import (
     OPTIONAL_STEPS,
     QUANTITIES,
     compiled,
+    limit_carriers,
 )
 from dosecalc.sanitize import echo, has_unsafe
 from dosecalc.sanitize import text as clean
@@ -697,11 +698,12 @@ def _calculated(
     so a day list with many rows of the same weight computes and rounds it once (bounded cache).
     The printed figures are verified here (verify.py); a failure raises LimitError."""
     result = calculate(protocol, weight, dose, duration, stock, height, sex, drop_factor)
-    breaches = tuple(check(protocol, result))
+    carriers = limit_carriers(result.values)
+    breaches = tuple(check(protocol, result, carriers))
     if any(b.level == "hard" for b in breaches):
         return result, breaches, None, (), None
     figures = _figures(protocol, result)
-    breaches += tuple(check_printed(protocol, result, figures.values, breaches))
+    breaches += tuple(check_printed(protocol, carriers, figures.values, breaches))
     if protocol.continuous:
         rate_check = verify_continuous(
             protocol, result, figures.values, figures.titration, figures.operands

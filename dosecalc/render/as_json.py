@@ -152,7 +152,11 @@ def _as_printed(fig: Figure | None) -> JsonNumber | None:
     """A reverse check's value as the sheets print it (unrounded, two or more decimals finer than
     its step: 270.27 mL, 0.0499 mcg/kg/min), not rounded to the step: rounded, 1,047.17 mg read
     1,050 mg, hiding the shortfall the check is there to show."""
-    return None if fig is None else JsonNumber(format_number(fig.exact_shown, grouping=False))
+    if fig is None:
+        return None
+    if fig.exact == fig.rounded:  # not rounded: the printed digits are the figure's own
+        return JsonNumber(fig.json)
+    return JsonNumber(format_number(fig.exact_shown, grouping=False))
 
 
 def _percent(fraction: Decimal) -> JsonNumber:
