@@ -162,7 +162,7 @@ def calculate(
         )
         shown = (duration or protocol.given_over).text.strip()
         raise LimitError(Problem("duration", "hard_limit", f"duration '{shown}' is {reason}"))
-    checkpoints = _checkpoints(every, values, checked)
+    checkpoints = _checkpoints(every, values, checked, protocol.steps)
     return Result(
         protocol_id=protocol.id,
         dose_unit=d,
@@ -350,9 +350,14 @@ MAX_LENGTHENING_STEPS = 10_000
 
 
 def _checkpoints(
-    every: Decimal, values: Mapping[str, Decimal], checked: Mapping[str, Compiled]
+    every: Decimal,
+    values: Mapping[str, Decimal],
+    checked: Mapping[str, Compiled],
+    steps: Mapping[str, Decimal],
 ) -> tuple[Checkpoint, ...]:
-    """At every multiple of `every` after the start, and at the end (cumulative volume and dose)."""
+    """At every multiple of `every` after the start, and at the end: the volume the pump shows as
+    infused at the rate programmed (the printed rate; the sheet tells the nurse to compare the
+    two), never more than the VTBI programmed, and the dose in that volume."""
     minutes = values["duration"]
     times = []
     t = every
@@ -361,12 +366,13 @@ def _checkpoints(
         t += every
     times.append(minutes)
     volume, dose = checked["checkpoint_volume"], checked["checkpoint_dose"]
-    at = {
-        name: values[name] for f in (volume, dose) for name in f.formula.operands if name in values
-    }
+    at = {name: values[name] for name in dose.formula.operands if name in values}
+    rate = {"rate": round_half_up(values["rate"], steps["rate"])}
+    vtbi = round_half_up(values["total_volume"], steps["volume"])
     points = []
     with localcontext(EXACT):
         for t in times:
-            at["elapsed"] = t
-            points.append(Checkpoint(t, volume.within(at), dose.within(at)))
+            rate["elapsed"] = t
+            at["checkpoint_volume"] = min(volume.within(rate), vtbi)
+            points.append(Checkpoint(t, at["checkpoint_volume"], dose.within(at)))
     return tuple(points)

@@ -554,12 +554,14 @@ _COMMON_TAIL: tuple[Formula, ...] = (
 # Not part of a sheet's forward calculation: the cumulative checkpoints, and what the verifier
 # recomputes from the printed figures, the way a second nurse with a calculator would.
 CHECKS: tuple[Formula, ...] = (
+    # What the pump shows as volume infused after `elapsed` at the rate programmed (the printed
+    # rate: dosing._checkpoints), and the dose in that volume of the bag.
+    Formula("checkpoint_volume", ("rate", "elapsed"), lambda r, t: r * t),
     Formula(
-        "checkpoint_volume",
-        ("total_volume", "elapsed", "duration"),
-        lambda v, t, d: v * t / d,
+        "checkpoint_dose",
+        ("dose", "checkpoint_volume", "total_volume"),
+        lambda dose, v, total: dose * v / total,
     ),
-    Formula("checkpoint_dose", ("dose", "elapsed", "duration"), lambda dose, t, d: dose * t / d),
     Formula("drawn_dose", ("drug_volume", "stock"), lambda v, s: v * s, "{drug_volume} x {stock}"),
     Formula(
         "delivered_dose",

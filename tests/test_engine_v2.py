@@ -815,3 +815,26 @@ def test_the_json_reverse_check_gives_the_numbers_the_sheet_prints(runner: CliRu
     text = " ".join(runner.invoke(cli, args).stdout.split())
     assert "= 103.467 mL; 103.467 mL x 34.9 mg in 103.5 mL = 34.889 mg;" in text
     assert "34.889 mg / 69.9 kg = 0.499 mg/kg" in text
+
+
+def test_a_checkpoint_is_what_the_pump_shows_at_the_rate_programmed(runner: CliRunner) -> None:
+    """The table says "compare with the pump's volume infused", but it was the bag's proportion:
+    72 kg from 50 mg/mL: 36 mg / 50 = 0.72 mL, 100.72 mL over 40 min = 151.08 mL/h, programmed
+    151.1 mL/h. At 30 min the pump shows 151.1 x 30 / 60 = 75.55 mL, printed 75.6 mL; the
+    proportion 100.72 x 30 / 40 = 75.54 mL printed 75.5 (found by the protocol-author check: at
+    154 mL/h a vancomycin bag's 90-minute row read 232 mL where the pump shows 231)."""
+    args = ["--protocols", str(TEST_PROTOCOLS), "sheet", "--weight", "72 kg"]
+    data = json.loads(
+        runner.invoke(cli, [*args, "--stock", "50 mg/mL", "--format", "json"]).stdout,
+        parse_float=D,
+    )
+    assert data["rate_ml_per_h"] == D("151.1")
+    rows = [(c["minute"], c["volume_ml"], c["dose"]) for c in data["checkpoints"]]
+    # 151.1 x 10 / 60 = 25.183 (25.2), x 20 = 50.367 (50.4), x 30 = 75.55 (75.6), x 40 = 100.733:
+    # the VTBI 100.7 mL is reached first (the pump stops there). Doses: 36 mg x volume / 100.72.
+    assert rows == [
+        (10, D("25.2"), 9),
+        (20, D("50.4"), 18),
+        (30, D("75.6"), 27),
+        (40, D("100.7"), 36),
+    ]

@@ -144,7 +144,10 @@ CASES = {
     "undiluted-70": (
         ["--weight", "70 kg", "--patient-id", "U70", "--protocol", "ketamine-undiluted"],
         {"dose": "52.5", "drug_volume_ml": "5.25", "total_volume_ml": "5.4", "rate_ml_per_h": "8"},
-        [("20", "2.7", "26.5"), ("40", "5.4", "52.5")],
+        # What the pump shows at 8 mL/h: 8 x 20 / 60 = 2.667 mL (2.7), holding 52.5 mg x 2.667 /
+        # 5.35 mL = 26.17 mg (26 at a 0.5 mg step); 8 x 40 / 60 = 5.333 mL (5.3; the VTBI of
+        # 5.4 mL is reached at 40.5 min), 52.34 mg (52.5).
+        [("20", "2.7", "26"), ("40", "5.3", "52.5")],
     ),
 }
 
