@@ -17,14 +17,18 @@ TEST_PROTOCOLS = Path(__file__).parent / "data" / "test_protocols.toml"
 KEY = "protocols.dex-load.monitoring_times"
 
 
-def _with_times(tmp_path: Path, value: str) -> Path:
-    """The test protocols with `monitoring_times = <value>` added to dex-load."""
+def _with_key(tmp_path: Path, key: str, value: str) -> Path:
+    """The test protocols with `<key> = <value>` added to dex-load."""
     text = TEST_PROTOCOLS.read_text(encoding="utf-8")
     marker = 'monitoring = ["BP, HR and SpO2 every 5 min"]\n'
     assert text.count(marker) == 1
     path = tmp_path / "protocols.toml"
-    path.write_text(text.replace(marker, marker + f"monitoring_times = {value}\n"), "utf-8")
+    path.write_text(text.replace(marker, marker + f"{key} = {value}\n"), "utf-8")
     return path
+
+
+def _with_times(tmp_path: Path, value: str) -> Path:
+    return _with_key(tmp_path, "monitoring_times", value)
 
 
 def _problems(path: Path) -> list[tuple[str, str]]:
@@ -136,13 +140,7 @@ GRID_KEY = "protocols.dex-load.monitoring_grid"
 
 
 def _with_grid(tmp_path: Path, value: str) -> Path:
-    """The test protocols with `monitoring_grid = <value>` added to dex-load."""
-    text = TEST_PROTOCOLS.read_text(encoding="utf-8")
-    marker = 'monitoring = ["BP, HR and SpO2 every 5 min"]\n'
-    assert text.count(marker) == 1
-    path = tmp_path / "protocols.toml"
-    path.write_text(text.replace(marker, marker + f"monitoring_grid = {value}\n"), "utf-8")
-    return path
+    return _with_key(tmp_path, "monitoring_grid", value)
 
 
 def test_grid_rows_default_to_the_four_vital_and_sedation_rows(library: protocols.Library) -> None:
