@@ -373,6 +373,8 @@ def _checkpoints(
     with localcontext(EXACT):
         for t in times:
             rate["elapsed"] = t
-            at["checkpoint_volume"] = min(volume.within(rate), vtbi)
-            points.append(Checkpoint(t, at["checkpoint_volume"], dose.within(at)))
+            shown = min(volume.within(rate), vtbi)
+            # The dose in it: never more than the bag holds (a VTBI rounded up past it).
+            at["checkpoint_volume"] = min(shown, values["total_volume"])
+            points.append(Checkpoint(t, shown, dose.within(at)))
     return tuple(points)

@@ -838,3 +838,26 @@ def test_a_checkpoint_is_what_the_pump_shows_at_the_rate_programmed(runner: CliR
         (30, D("75.6"), 27),
         (40, D("100.7"), 36),
     ]
+
+
+def test_no_checkpoint_shows_more_than_the_bag_holds(runner: CliRunner) -> None:
+    """205.23 lb = 93.0908 kg: 46.545 mg in 4.6545 mL + 100 mL = 104.6545 mL, programmed 157 mL/h
+    and VTBI 104.7 mL. At 40 min the pump shows 157 x 40 / 60 = 104.667 mL, more than the bag's
+    104.6545 mL: the dose in it is the whole dose, 46.5 mg, not 46.6 (the proportion past the
+    bag's end, printed above the dose on 146 rows of the 20,000-row list)."""
+    args = ["--protocols", str(TEST_PROTOCOLS), "sheet", "--weight", "205.23 lb"]
+    data = json.loads(runner.invoke(cli, [*args, "--format", "json"]).stdout, parse_float=D)
+    assert (data["dose"], data["total_volume_ml"], data["rate_ml_per_h"]) == (
+        D("46.5"),
+        D("104.7"),
+        157,
+    )
+    assert data["checkpoints"][-1] == {"minute": 40, "volume_ml": D("104.7"), "dose": D("46.5")}
+    # And across weights: no row above the dose or the VTBI the sheet prints.
+    base = ["--protocols", str(TEST_PROTOCOLS), "sheet", "--format", "json"]
+    for kg in range(40, 151, 3):
+        out = runner.invoke(cli, [*base, "--weight", f"{kg}.37 kg"]).stdout
+        sheet = json.loads(out, parse_float=D)
+        for row in sheet["checkpoints"]:
+            assert row["dose"] <= sheet["dose"], (kg, row)
+            assert row["volume_ml"] <= sheet["total_volume_ml"], (kg, row)
