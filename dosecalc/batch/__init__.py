@@ -77,16 +77,15 @@ def input_format(daylist: str, chosen: str | None) -> str:
     return "jsonl" if daylist.lower().endswith((".jsonl", ".ndjson")) else "csv"
 
 
-def _open(daylist: str, stdin: IO[bytes] | None) -> tuple[IO[bytes], int | None]:
+def _open(daylist: str, stdin: IO[bytes] | None) -> IO[bytes]:
     if daylist == "-":
         if stdin is None:
             raise InputError(
                 Problem("daylist", "stdin_closed", "daylist: '-' reads stdin, but stdin is closed")
             )
-        return stdin, None
+        return stdin
     try:
-        handle = open(daylist, "rb")  # noqa: SIM115 - closed by the caller
-        return handle, _size(handle)
+        return open(daylist, "rb")  # closed by the caller
     except (OSError, ValueError) as exc:
         why = getattr(exc, "strerror", None) or "the file name is not valid"
         raise InputError(
@@ -133,14 +132,6 @@ def _unchanged(
             "file is complete",
         )
     )
-
-
-def _size(handle: IO[bytes]) -> int | None:
-    import os
-    import stat
-
-    info = os.fstat(handle.fileno())
-    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def _check_options(library: Library, options: Options) -> Options:
@@ -235,10 +226,11 @@ def run(
     with ExitStack() as stack:
         for folder in _folders(options):  # before any work: a second run stops at once
             stack.enter_context(FolderLock(*folder))
-        stream, total = _open(daylist, stdin)
+        stream = _open(daylist, stdin)
         if stream is not stdin:
             stack.enter_context(stream)
-        opened = _identity(stream)
+        opened = _identity(stream)  # also the size the progress shows (a file named, not stdin)
+        total = opened[0] if opened is not None and stream is not stdin else None
         spool = Spool()
         stack.callback(spool.close)
         workers = Workers(ctx, jobs_for(ctx, total))  # forked before the progress thread starts
@@ -278,8 +270,8 @@ def run(
                 f"dosecalc: --strict: {report.failed} row(s) failed: nothing was written\n"
             )
             return report
-        earlier = check_targets(spool, options, [daylist, library.path])
-        writer = Writer(spool, options, report, earlier)
+        targets = check_targets(spool, options, [daylist, library.path])
+        writer = Writer(spool, options, report, targets)
         if bar is not None:
             bar.start_writing(_file_count(spool, options))
             writer.tick = bar.wrote

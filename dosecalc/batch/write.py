@@ -17,7 +17,7 @@ import re
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from dosecalc import sanitize
 from dosecalc.batch.rows import (
@@ -254,10 +254,16 @@ def target(out: Path, name: str) -> Path:
     return out / name
 
 
-def check_targets(spool: Spool, options: Options, inputs: list[str]) -> list[str]:
+class Targets(NamedTuple):
+    names: list[str]  # every file the run writes in --out (none without --out)
+    earlier: list[str]  # an earlier run's files there that --force removes (earlier_files)
+
+
+def check_targets(spool: Spool, options: Options, inputs: list[str]) -> Targets:
     """Every target (sheets, tables, combined PDF, manifest) checked against the others, the inputs
-    and existing files, before the first write: a refused run writes nothing. Returns the files of
-    an earlier run in the output folder (earlier_files), for --force to remove."""
+    and existing files, before the first write: a refused run writes nothing. Returns the files
+    the run writes in the output folder, and those of an earlier run there for --force to
+    remove."""
     out, combined = options.out, options.combined
     fixed = [RESULTS_FILE, ERRORS_FILE, MANIFEST_FILE, INCOMPLETE_FILE] if out else []
     names = [*fixed, *spool.sheet_names()]  # every file this run writes in --out (read once)
@@ -324,11 +330,11 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> list[str
         if out is not None:
             for name in names:
                 replaceable(target(out, name), "out")
-        return listed
+        return Targets(names, listed)
     if combined is not None and os.path.lexists(combined):
         raise exists_error(combined, "combined")
     if out is None:
-        return []
+        return Targets(names, [])
     existing = [name for name in names if os.path.lexists(target(out, name))]
     if existing:
         raise OutputError(
@@ -349,7 +355,7 @@ def check_targets(spool: Spool, options: Options, inputs: list[str]) -> list[str
                 "remove them with the rest of the earlier run, or give another folder",
             )
         )
-    return []
+    return Targets(names, [])
 
 
 def _some(names: list[str]) -> str:
@@ -365,12 +371,14 @@ class Writer:
     """Writes the run's files, remembering each one, so that a failure part-way can be undone."""
 
     def __init__(
-        self, spool: Spool, options: Options, report: Report, earlier: list[str] | None = None
+        self, spool: Spool, options: Options, report: Report, targets: Targets | None = None
     ) -> None:
         self.spool, self.options, self.report = spool, options, report
         self.paths: list[Path] = []  # written by this run, in order
         self.replaced: list[Path] = []  # of those, the ones that replaced an older file
-        self.earlier = earlier or []  # --force: an earlier run's files this run does not write
+        targets = targets or Targets([], [])
+        self.names = targets.names  # every file this run writes in --out (check_targets)
+        self.earlier = targets.earlier  # --force: an earlier run's files this run does not write
         self.removed: list[Path] = []  # of those, the ones removed (they cannot be restored)
         self.previous: list[str] = []  # every earlier run's file in the folder as the run began
         self.retired = False  # this run removed the earlier run's manifest
@@ -397,7 +405,7 @@ class Writer:
                 with contextlib.suppress(OSError):
                     if stat.S_ISREG(os.lstat(out / name).st_mode):
                         os.unlink(out / name)
-        ours = [RESULTS_FILE, ERRORS_FILE, *self.spool.sheet_names()]
+        ours = [n for n in self.names if n not in (MANIFEST_FILE, INCOMPLETE_FILE)]
         text = (
             f"{MARKER_HEAD} started writing it at {now()} and has not finished.\n"
             f"There is no {MANIFEST_FILE} until it does: do not use these files as a complete "

@@ -20,7 +20,6 @@ MARGIN_MM = 10
 TICKS_PER_BAR = 12
 GRID_COLUMNS = 15
 
-NO_BREAK_SPACE = "\u00a0"
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 
 
@@ -28,7 +27,7 @@ def on_page(text: str) -> str:
     """Text for the page: escaped (sanitize.html), a number kept on one line with its unit (a
     no-break space, as on the PDF: a browser never breaks "299.8 / kg"), and a date never broken
     at its hyphens."""
-    escaped = _escaped(content.keep_together(text, NO_BREAK_SPACE))
+    escaped = _escaped(content.keep_together(text, content.NO_BREAK_SPACE))
     return _DATE.sub(lambda found: f'<span class="nw">{found.group()}</span>', escaped)
 
 

@@ -117,11 +117,8 @@ def _t(text: str, keep_newlines: bool = False) -> str:
     """Text for the page: the PDF policy, with this font's glyphs; a number and its unit joined
     by a no-break space, which fpdf2 never breaks a line at and draws as a space."""
     return content.keep_together(
-        sanitize.pdf(text, _glyphs(), keep_newlines=keep_newlines), NO_BREAK_SPACE
+        sanitize.pdf(text, _glyphs(), keep_newlines=keep_newlines), content.NO_BREAK_SPACE
     )
-
-
-NO_BREAK_SPACE = "\u00a0"
 
 
 def _fitting(pdf: FPDF, text: str, width: float, largest: float, smallest: float = 8) -> float:
@@ -283,7 +280,7 @@ class _Page:
         "of metronidazole 500 mg/100 mL (5 mg/mL)" must not run into the next box)."""
         self.font(self.style.body)
         lines: list[str] = []
-        for word in content.keep_together(text, NO_BREAK_SPACE).split(" "):
+        for word in content.keep_together(text, content.NO_BREAK_SPACE).split(" "):
             joined = f"{lines[-1]} {word}" if lines else word
             if lines and self.pdf.get_string_width(_t(joined)) <= width:
                 lines[-1] = joined

@@ -33,6 +33,11 @@ _NUMBER_UNIT = re.compile(
 )
 
 
+# The joiner of the printed sheets (HTML and PDF): a browser and fpdf2 never break a line there,
+# and both draw it as a space.
+NO_BREAK_SPACE = "\u00a0"
+
+
 def keep_together(text: str, join: str) -> str:
     """`text` with the spaces inside every number and unit replaced by `join`, a character the
     renderer never breaks a line at (and prints as a space)."""
