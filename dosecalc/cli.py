@@ -69,11 +69,12 @@ def exit_code(error: DosecalcError) -> int:
     return error.exit_code
 
 
-def fail(error: DosecalcError, fmt: str = "text") -> NoReturn:
+def fail(error: DosecalcError, fmt: str | None = None) -> NoReturn:
     """Raise a domain error, to be reported once (stderr for people, a JSON error object on stdout
-    for --format json) by `Dosecalc.invoke`."""
+    for --format json) by `Dosecalc.invoke`. Without `fmt`, as the command chose (its
+    ctx.meta[FORMAT_KEY]), else text."""
     ctx = click.get_current_context(silent=True)
-    if ctx is not None:
+    if ctx is not None and fmt is not None:
         ctx.meta[FORMAT_KEY] = fmt
     raise error
 
@@ -84,10 +85,10 @@ def report(error: DosecalcError, fmt: str = "text") -> int:
 
     for problem in error.problems:
         click.echo(f"dosecalc: {sanitize.terminal(problem.message, None)}", err=True)
-    if fmt == "json":
+    if fmt in ("json", "jsonl"):  # jsonl: `batch --format jsonl`, one object on one line
         from dosecalc.render.as_json import dumps, error_object
 
-        click.echo(dumps(error_object(error), indent=2))
+        click.echo(dumps(error_object(error), indent=2 if fmt == "json" else None))
     return error.exit_code
 
 
@@ -368,7 +369,7 @@ def paper_option(func: F) -> F:
     )(func)
 
 
-def load_library(protocols_file: str | None, fmt: str = "text") -> Any:
+def load_library(protocols_file: str | None, fmt: str | None = None) -> Any:
     """The protocols library from the command's option or the group's (they must agree), loaded
     and validated in full (pint checks every unit and formula)."""
     from dosecalc import protocols
@@ -380,7 +381,7 @@ def load_library(protocols_file: str | None, fmt: str = "text") -> Any:
         fail(exc, fmt)
 
 
-def protocols_source(protocols_file: str | None, fmt: str = "text") -> tuple[str, str]:
+def protocols_source(protocols_file: str | None, fmt: str | None = None) -> tuple[str, str]:
     """Which protocols file the command uses, and why: the command's option or the group's (they
     must agree), never an empty one, then the environment, the settings file, the shipped file."""
     ctx = click.get_current_context()
@@ -813,7 +814,7 @@ def empty_path(option: str) -> InputError:
     )
 
 
-def refuse_a_folder(option: str, path: str, fmt: str = "text") -> None:
+def refuse_a_folder(option: str, path: str, fmt: str | None = None) -> None:
     """--output, --combined: a file's path. A folder (one that exists, or a name ending in '/')
     is refused, never replaced by a file or written into."""
     from dosecalc import sanitize
@@ -1217,6 +1218,9 @@ def batch(
     if out is not None and fmt is not None:
         raise click.UsageError("--format applies without --out only (results go to stdout)")
     ctx = click.get_current_context()
+    # A run that stops (exit 2 or 3) writes its reason to stdout too, as one dosecalc.error/1
+    # line, where stdout is JSON Lines: a script reading only stdout sees why it has no rows.
+    ctx.meta[FORMAT_KEY] = "jsonl" if fmt == "jsonl" else "text"
     if out is None and ctx.get_parameter_source("sheets") != ParameterSource.DEFAULT:
         raise click.UsageError("--sheets applies with --out only (sheets are written there)")
     if force and out is None and combined is None:  # nothing it could replace

@@ -419,3 +419,44 @@ def test_a_duplicate_row_that_was_already_invalid_keeps_both_reasons_in_jsonl(
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert [e["code"] for e in first["errors"]] == ["duplicate_patient_id"]
     assert [e["code"] for e in second["errors"]] == ["duplicate_patient_id", "no_unit"]
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "code", "field"),
+    [
+        (("-", "--format", "jsonl"), b"patient,weight\nA1,72 kg\n", 2, "header"),
+        (("-", "--format", "jsonl", "--combined", "day.txt"), b"", 2, "combined"),
+        (("-", "--format", "jsonl", "--audit-log", ""), b"", 2, "audit_log"),
+    ],
+)
+def test_a_jsonl_run_that_stops_says_why_on_stdout_in_one_line(
+    runner: CliRunner, args: tuple[str, ...], stdin: bytes, code: int, field: str
+) -> None:
+    result = batch(runner, *args, stdin=stdin)
+    assert result.exit_code == code
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    error = json.loads(lines[0])
+    assert error["schema"] == "dosecalc.error/1" and error["status"] == "error"
+    assert "line" not in error
+    assert [e["field"] for e in error["errors"]][0] == field
+    # The same messages as stderr, which still has them for people.
+    assert error["errors"][0]["message"] in result.stderr
+
+
+def test_a_jsonl_run_with_an_unreadable_protocols_file_says_why_on_stdout(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        cli, ["--protocols", str(tmp_path / "none.toml"), "batch", "-", "--format", "jsonl"]
+    )
+    assert result.exit_code == 3
+    (line,) = result.stdout.splitlines()
+    assert json.loads(line)["errors"][0]["field"] == "protocols"
+
+
+def test_a_csv_run_that_stops_writes_nothing_on_stdout(runner: CliRunner) -> None:
+    result = batch(runner, "-", stdin=b"patient,weight\nA1,72 kg\n")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "header" in result.stderr
