@@ -437,9 +437,10 @@ def test_a_jsonl_run_that_stops_says_why_on_stdout_in_one_line(
     lines = result.stdout.splitlines()
     assert len(lines) == 1
     error = json.loads(lines[0])
-    assert error["schema"] == "dosecalc.error/1" and error["status"] == "error"
+    assert error["schema"] == "dosecalc.error/1"
+    assert error["status"] == "error"
     assert "line" not in error
-    assert [e["field"] for e in error["errors"]][0] == field
+    assert error["errors"][0]["field"] == field
     # The same messages as stderr, which still has them for people.
     assert error["errors"][0]["message"] in result.stderr
 
