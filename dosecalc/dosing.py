@@ -13,7 +13,7 @@ from decimal import Decimal, localcontext
 from functools import lru_cache
 from typing import NamedTuple
 
-from dosecalc.display import format_quantity, round_half_up
+from dosecalc.display import figure, format_quantity, round_half_up
 from dosecalc.errors import InputError, LimitError, Problem
 from dosecalc.exact import EXACT
 from dosecalc.protocols import (
@@ -289,10 +289,11 @@ def _settle_duration(
     fastest = protocol.max_dose_rate
     if fastest is not None:
         dose = dose_as_drawn(protocol, values)
-        rule = (
-            f"{format_quantity(round_half_up(dose, protocol.steps['dose']), protocol.dose_unit)} "
-            f"at no more than {fastest.text.strip()}"
-        )
+        # The amount the rule is worked out from, as the sheet prints it (the drawn-up amount
+        # "(1,085 mg)", or the dose): never rounded again to the dose step, which named a third
+        # amount (1,090 mg) beside "given as 1,080 mg" and "(1,085 mg)".
+        amount = figure(dose, protocol.steps["dose"], protocol.dose_unit).exact_text
+        rule = f"{amount} at no more than {fastest.text.strip()}"
         need = round_up(checked["minimum_duration"].value({**values, "dose": dose}), step)
         if need > shortest:
             shortest, why = need, rule

@@ -518,3 +518,34 @@ def test_a_dosing_weight_on_a_continuous_infusion_is_refused_saying_why(tmp_path
     assert problem.code == "not_for_continuous"
     assert "dosed per kg of actual weight" in problem.message
     assert problem.message.endswith("leave dosing_weight out")
+
+
+def test_the_lengthened_duration_names_the_amount_it_was_worked_out_from() -> None:
+    # The example file's vancomycin (50 mg/mL, dose step 10 mg, drug volume step 0.1 mL) at
+    # 72.3 kg: 15 mg/kg x 72.3 kg = 1,084.5 mg, printed "given as 1,080 mg"; 1,084.5 / 50 =
+    # 21.69 mL, drawn up as 21.7 mL, which holds 21.7 x 50 = 1,085 mg. The maximum rate applies
+    # to the most the bag can hold, 1,085 mg: 1,085 / 10 mg/min = 108.5 min. The reason must
+    # name 1,085 mg, an amount the sheet prints ("(1,085 mg)"), not 1,085 rounded again to the
+    # 10 mg step (1,090 mg, printed nowhere else).
+    examples = Path(__file__).parent.parent / "examples" / "protocols-more.toml"
+    result = CliRunner().invoke(
+        cli,
+        ["--protocols", str(examples), "sheet", "--protocol", "vancomycin-5mg-per-ml"]
+        + ["--weight", "72.3 kg", "--format", "json"],
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["dose"], data["drug_volume_ml"], data["duration_min"]) == (1080, 21.7, 108.5)
+    (lengthened,) = [w["message"] for w in data["warnings"] if w["code"] == "DURATION_LENGTHENED"]
+    assert "1,085 mg at no more than 10 mg/min needs at least 108.5 min" in lengthened
+    assert "1,090" not in result.stdout + result.stderr
+    # The bag's volume is worked out from the same 1,085 mg: 1,085 / 5 mg/mL = 217 mL (1,080 /
+    # 5 would be 216 mL), and the preparation step says so.
+    text = CliRunner().invoke(
+        cli,
+        ["--protocols", str(examples), "sheet", "--protocol", "vancomycin-5mg-per-ml"]
+        + ["--weight", "72.3 kg", "--format", "text"],
+    )
+    assert text.exit_code == 0, text.stderr
+    flat = " ".join(text.stdout.split())
+    assert "(1,085 mg at no more than 5 mg/mL: 217 mL, rounded up to the 1 mL step)" in flat

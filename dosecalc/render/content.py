@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dosecalc.protocols import Protocol
 
-from dosecalc.display import Figure, format_percent, format_quantity
+from dosecalc.display import Figure, figure, format_percent, format_quantity
 from dosecalc.model import Sheet, dosing_basis, titration_outside
+from dosecalc.protocols import dose_as_drawn
 from dosecalc.protocols import prescription as prescribed_operand
 from dosecalc.quantities import BY_NAME
 from dosecalc.sanitize import text as clean
@@ -371,8 +372,12 @@ def _volume_rule(sheet: Sheet) -> str:
     f, p = sheet.figures, sheet.protocol
     volume = f.total_volume if p.preparation != "add" else f.diluent_volume
     if p.final_concentration is not None:
+        # The amount the volume was worked out from: the most the bag holds as printed (the
+        # drawn-up amount, or the dose), as the duration's reason names it (dosing.py).
+        most = dose_as_drawn(p, sheet.result.values)
+        amount = figure(most, p.steps["dose"], p.dose_unit).exact_text
         return (
-            f" ({f.dose.text} at no more than {f.final_concentration.text}: "
+            f" ({amount} at no more than {f.final_concentration.text}: "
             f"{volume.text}, rounded up to the {format_quantity(p.steps['volume'], 'mL')} step)"
         )
     if p.diluent_volume_per_kg is not None:
