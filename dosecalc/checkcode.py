@@ -33,6 +33,10 @@ COVERED: tuple[tuple[str, str], ...] = (
     ("rate", "rate"),
     ("vtbi", "total_volume"),
     ("duration", "duration"),
+    # A gravity giving set and the drops a minute it is set to (absent from a sheet without one,
+    # so every other sheet's code is unchanged): a 10 gtt/mL set halves the drops of a 20.
+    ("drop_factor", "drop_factor"),
+    ("drip_rate", "drops_per_min"),
 )
 FORMAT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}-?[0-9A-HJKMNP-TV-Z]{4}")
 

@@ -670,6 +670,11 @@ CHECK_EXIT_HELP = (
 )
 @click.option("--sex", metavar="female|male", help="Sex, where the protocol needs it.")
 @click.option(
+    "--drop-factor",
+    metavar="QUANTITY",
+    help='Gravity giving set, as prescribed: "10 gtt/mL", 15, 20 or 60 (the code covers it).',
+)
+@click.option(
     "--override", "override_reason", metavar="REASON", help="Reason to pass a soft limit."
 )
 @click.option(
@@ -702,6 +707,7 @@ def check(
     dose_rate: str | None,
     height: str | None,
     sex: str | None,
+    drop_factor: str | None,
     override_reason: str | None,
     vial: str | None,
     drawn: str | None,
@@ -761,6 +767,7 @@ def check(
         dose_rate=dose_rate,
         height=height,
         sex=sex,
+        drop_factor=drop_factor,
     )
     entered = {"vial": vial, "drawn": drawn, "rate": rate, "vtbi": vtbi}
     confirm = confirm_on_terminal(operator) if is_interactive() else None

@@ -66,7 +66,9 @@ def test_the_code_uses_crockford_base32_without_i_l_o_u() -> None:
 
 
 def test_changing_any_one_printed_figure_changes_the_code(library: protocols.Library) -> None:
-    sheet = make_sheet(library, Order(weight="72 kg", date="2026-11-25"))
+    # With a gravity giving set, so the drop factor and drops a minute are on the sheet too.
+    sheet = make_sheet(library, Order(weight="72 kg", date="2026-11-25", drop_factor="20 gtt/mL"))
+    assert {name for _, name in checkcode.COVERED} <= set(sheet.figures.values)
     values = dict(sheet.figures.values)
     p = sheet.protocol
     original = checkcode.code(p.id, p.version, library.sha256, values)
@@ -109,6 +111,27 @@ def test_different_weights_give_different_codes(library: protocols.Library) -> N
         for w in range(40, 121)
     }
     assert len(codes) == 81
+
+
+def test_the_code_covers_the_giving_set_and_the_drops_a_minute(runner: CliRunner) -> None:
+    # 72 kg: 155.4 mL/h. With a 20 gtt/mL set: 155.4 x 20 / 60 = 51.8, 52 gtt/min; with a
+    # 10 gtt/mL set: 25.9, 26 gtt/min. A nurse holding the wrong set sets half (or twice) the
+    # drops: the two sheets must not share a code, nor with the sheet without a set.
+    plain = _sheet_json(runner, "--weight", "72 kg")
+    twenty = _sheet_json(runner, "--weight", "72 kg", "--drop-factor", "20 gtt/mL")
+    ten = _sheet_json(runner, "--weight", "72 kg", "--drop-factor", "10 gtt/mL")
+    assert (twenty["drops_per_min"], ten["drops_per_min"]) == (52, 26)
+    assert len({plain["check_code"], twenty["check_code"], ten["check_code"]}) == 3
+    # The second nurse gives the set prescribed: their code is the sheet's.
+    same = _check(runner, "--weight", "72 kg", "--drop-factor", "20 gtt/mL", "--rate", "155.4 mL/h")
+    assert same.exit_code == 0, same.output
+    assert f"Check code      {twenty['check_code']}" in same.stdout
+    # Checked against the 20 gtt/mL sheet's code with a 10 gtt/mL set: a mismatch.
+    wrong = _check(
+        runner, "--weight", "72 kg", "--drop-factor", "10 gtt/mL", "--code", twenty["check_code"]
+    )
+    assert wrong.exit_code == 1
+    assert "MISMATCH" in wrong.stdout
 
 
 # --- dosecalc check ------------------------------------------------------------------------------
