@@ -630,12 +630,33 @@ def sheet(
                 _audit(audit_log, order, library, fmt, error=exc, event="output_failed")
             fail(exc, fmt)
         click.echo(f"dosecalc: sheet written to {shown_path(output)}", err=True)  # type: ignore[arg-type]
-    elif console is not None:
-        console.file.write(shown)
-        console.file.flush()
     else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        try:
+            if console is not None:
+                console.file.write(shown)
+                console.file.flush()
+            else:
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+        except BaseException as exc:  # a full disk, a reader gone, Ctrl-C or SIGTERM mid-write
+            if audit_log:  # the log already says "sheet": say that it may not have been shown
+                from dosecalc.stopping import held
+
+                with held(then_stop=False):
+                    failed = _stdout_failed(exc)
+                    _audit(audit_log, order, library, fmt, error=failed, event="output_failed")
+            raise
+
+
+def _stdout_failed(exc: BaseException) -> OutputError:
+    """Why a sheet may not have reached stdout, for the audit log."""
+    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (errors.Terminated)
+        why = "the run was stopped while the sheet was written"
+    elif isinstance(exc, OSError) and exc.strerror:
+        why = f"stdout could not be written: {exc.strerror}"
+    else:
+        why = f"stdout could not be written: {type(exc).__name__}"
+    return OutputError(Problem("output", "stdout_failed", f"output: {why}"))
 
 
 def calculate(library: Any, order: Any, confirm: Any = None) -> Any:

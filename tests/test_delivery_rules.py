@@ -528,11 +528,9 @@ def test_the_lengthened_duration_names_the_amount_it_was_worked_out_from() -> No
     # name 1,085 mg, an amount the sheet prints ("(1,085 mg)"), not 1,085 rounded again to the
     # 10 mg step (1,090 mg, printed nowhere else).
     examples = Path(__file__).parent.parent / "examples" / "protocols-more.toml"
-    result = CliRunner().invoke(
-        cli,
-        ["--protocols", str(examples), "sheet", "--protocol", "vancomycin-5mg-per-ml"]
-        + ["--weight", "72.3 kg", "--format", "json"],
-    )
+    args = ["--protocols", str(examples), "sheet", "--protocol", "vancomycin-5mg-per-ml"]
+    args += ["--weight", "72.3 kg"]
+    result = CliRunner().invoke(cli, [*args, "--format", "json"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert (data["dose"], data["drug_volume_ml"], data["duration_min"]) == (1080, 21.7, 108.5)
@@ -541,11 +539,7 @@ def test_the_lengthened_duration_names_the_amount_it_was_worked_out_from() -> No
     assert "1,090" not in result.stdout + result.stderr
     # The bag's volume is worked out from the same 1,085 mg: 1,085 / 5 mg/mL = 217 mL (1,080 /
     # 5 would be 216 mL), and the preparation step says so.
-    text = CliRunner().invoke(
-        cli,
-        ["--protocols", str(examples), "sheet", "--protocol", "vancomycin-5mg-per-ml"]
-        + ["--weight", "72.3 kg", "--format", "text"],
-    )
+    text = CliRunner().invoke(cli, [*args, "--format", "text"])
     assert text.exit_code == 0, text.stderr
     flat = " ".join(text.stdout.split())
     assert "(1,085 mg at no more than 5 mg/mL: 217 mL, rounded up to the 1 mL step)" in flat

@@ -183,6 +183,26 @@ def test_a_full_disk_on_stdout_exits_4_without_a_traceback() -> None:
     assert "No space left on device" in done.stderr
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_sheet_that_never_reached_stdout_is_logged_as_output_failed(
+    tmp_path: Path, fmt: str
+) -> None:
+    # The record "sheet" is appended before the sheet is shown (never a sheet without its record);
+    # when stdout then fails, the log must say so, or it claims a sheet was issued that nobody saw.
+    log = tmp_path / "audit.jsonl"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*SHEET, "--format", fmt, "--audit-log", str(log)],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 4
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert [r["event"] for r in records] == ["sheet", "output_failed"]
+    (problem,) = records[1]["error"]["errors"]
+    assert problem["code"] == "stdout_failed"
+    assert "No space left on device" in problem["message"]
+
+
 def run_with_a_full_stderr(*args: str) -> subprocess.CompletedProcess[str]:
     """`dosecalc ARGS 2>/dev/full`: every message to stderr fails with ENOSPC."""
     with open("/dev/full", "w") as full:
