@@ -56,8 +56,9 @@ def _inputs(order: Order) -> dict[str, Any]:
         "hr": order.hr,
         "spo2": order.spo2,
     }
-    # Issue 10: the height and sex a dose was worked out from, where they were given.
-    for name in ("height", "sex"):
+    # Where they were given: the height and sex a dose was worked out from (issue 10), a gravity
+    # giving set and a continuous infusion's dose rate (issue 11).
+    for name in ("height", "sex", "drop_factor", "dose_rate"):
         if getattr(order, name) is not None:
             typed[name] = getattr(order, name)
     return {k: v if v is None else sanitize.log(v) for k, v in typed.items()}

@@ -62,6 +62,35 @@ def test_a_record_after_a_cut_one_starts_on_its_own_line(runner: CliRunner, tmp_
     assert json.loads(record)["event"] == "sheet"
 
 
+def test_a_refused_giving_set_or_dose_rate_is_logged_as_typed(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # 13 gtt/mL is no giving set (10, 15, 20 or 60): refused, and the record must say what was
+    # typed, or the log of a refusal does not show why.
+    log = tmp_path / "audit.jsonl"
+    result = runner.invoke(
+        cli, [*BASE, "--weight", "72 kg", "--drop-factor", "13 gtt/mL", "--audit-log", str(log)]
+    )
+    assert result.exit_code == 2
+    (record,) = log_lines(log)
+    assert record["event"] == "refusal"
+    assert record["inputs"]["drop_factor"] == "13 gtt/mL"  # type: ignore[index]
+
+
+def test_every_input_but_the_name_can_reach_the_log() -> None:
+    # A field added to Order and not to the log would leave it out of every record again.
+    from dataclasses import fields
+
+    from dosecalc import audit
+    from dosecalc.model import Order
+
+    given = {f.name: f"typed {f.name}" for f in fields(Order)}
+    logged = audit._inputs(Order(**given))
+    renamed = {"protocol_id": "protocol"}
+    assert {renamed.get(f, f) for f in given} - {"name"} == set(logged)
+    assert "name" not in logged
+
+
 def test_an_audit_log_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
