@@ -1156,7 +1156,7 @@ def protocols_check(file: str) -> None:
 BATCH_EXIT_HELP = (
     "Exit codes: 0 every non-blank line produced a sheet; 1 a line was refused or invalid (the good "
     "rows are still written unless --strict); 2 bad header, a quoted field over several lines, a "
-    "day list that changed while it was read, usage, output folder or audit log (nothing "
+    "day list that cannot be read or changed while it was read, usage, output folder or audit log (nothing "
     "written); 3 invalid protocols file; 4 a write "
     "failed part-way (this run's files removed, or an INCOMPLETE marker left), or the summary "
     "on stderr was lost (the files are complete); 130 interrupted "

@@ -1281,3 +1281,21 @@ def test_stdin_from_a_file_read_past_its_start_is_not_taken_for_a_changed_list(
         os.close(fd)
     assert done.returncode == 0, done.stderr
     assert ",A001," in done.stdout
+
+
+def test_a_day_list_that_cannot_be_read_is_invalid_input_not_a_failed_write(
+    tmp_path: Path,
+) -> None:
+    # Reading /proc/self/mem from its start fails with EIO: a disk error on the day list. It was
+    # reported as "cannot write the output" with exit 4 (output incomplete), which tells a
+    # scheduler that files were partly written; nothing was, and the list is what failed.
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [*command("/proc/self/mem"), "--out", str(out), "--date", DATE],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert_no_traceback(done.stderr)
+    assert done.returncode == 2
+    assert "daylist: cannot read line 1: Input/output error" in done.stderr
+    assert "cannot write" not in done.stderr
+    assert not out.exists()

@@ -49,7 +49,10 @@ class Source:
         self._pending: list[Line] = []
 
     def _read(self, limit: int) -> bytes:
-        raw = self.stream.readline(limit)
+        try:
+            raw = self.stream.readline(limit)
+        except OSError as exc:  # a disk error, /proc/self/mem: never "cannot write the output"
+            raise _unreadable(self.line_no + 1, exc) from None
         self.sha256.update(raw)
         self.bytes_read += len(raw)
         return raw
@@ -92,6 +95,17 @@ class Source:
         while len(self._pending) < count and (line := self._next()) is not None:
             self._pending.append(line)
         return self._pending[:count]
+
+
+def _unreadable(number: int, exc: OSError) -> InputError:
+    return InputError(
+        Problem(
+            "daylist",
+            "unreadable",
+            f"daylist: cannot read line {number}: {exc.strerror or type(exc).__name__} (nothing "
+            "was written)",
+        )
+    )
 
 
 def _no_line_end(number: int) -> InputError:
