@@ -1299,3 +1299,31 @@ def test_a_day_list_that_cannot_be_read_is_invalid_input_not_a_failed_write(
     assert "daylist: cannot read line 1: Input/output error" in done.stderr
     assert "cannot write" not in done.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("out", [False, True])
+def test_a_full_spool_is_an_error_not_a_traceback(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, out: bool
+) -> None:
+    # The spool's anonymous database lives in $TMPDIR; on a full disk SQLite says "database or
+    # disk is full" (SQLITE_FULL), which escaped as a traceback. A real SQLite error, not a
+    # stand-in: the database is held to a few pages, as a full disk would hold it.
+    from dosecalc.batch import spool as spool_module
+
+    made = spool_module.Spool.__init__
+
+    def small(self: spool_module.Spool) -> None:
+        made(self)
+        self.db.execute("PRAGMA max_page_count = 8")
+
+    monkeypatch.setattr(spool_module.Spool, "__init__", small)
+    daylist = day_list(tmp_path / "day.csv", 100)
+    folder = tmp_path / "out"
+    args = ["--out", str(folder)] if out else ["--format", "jsonl"]
+    result = batch(runner, str(daylist), *args, "--jobs", "1")
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "spool: the batch's temporary storage (in $TMPDIR) failed: database or disk is full" in (
+        result.stderr
+    )
+    assert not folder.exists()

@@ -16,7 +16,7 @@ from typing import Any
 
 from dosecalc.batch.evaluate import Outcome
 from dosecalc.batch.rows import MAX_COMBINED, PRODUCED, WARNING, ResultRow
-from dosecalc.errors import InputError, Problem
+from dosecalc.errors import InputError, OutputError, Problem
 from dosecalc.model import Sheet
 
 INSERT_BATCH = 500
@@ -29,9 +29,79 @@ def cells_json(row: ResultRow) -> str:
     return "[" + ", ".join(map(encode_basestring_ascii, row)) + "]"
 
 
+def _spool_error(exc: sqlite3.Error) -> OutputError:
+    """The spool could not be read or written: its temporary file in $TMPDIR is on a full disk
+    (SQLite: "database or disk is full") or failed. Raised before the first write it means nothing
+    was written (exit 2); during the writes, the run undoes what it wrote (exit 4)."""
+    return OutputError(
+        Problem(
+            "spool",
+            "spool_failed",
+            f"spool: the batch's temporary storage (in $TMPDIR) failed: {exc}; free space there "
+            "or set TMPDIR to another folder",
+        )
+    )
+
+
+class _Rows:
+    """A cursor whose errors are the spool's (_spool_error), while it is read too."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from self._cursor
+        except sqlite3.Error as exc:
+            raise _spool_error(exc) from None
+
+    def fetchone(self) -> Any:
+        try:
+            return self._cursor.fetchone()
+        except sqlite3.Error as exc:
+            raise _spool_error(exc) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return self._cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise _spool_error(exc) from None
+
+
+class _Database:
+    """The spool's connection: an SQLite error (a full $TMPDIR) is an OutputError, never a
+    traceback."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, parameters: Any = ()) -> _Rows:
+        try:
+            return _Rows(self._db.execute(sql, parameters))
+        except sqlite3.Error as exc:
+            raise _spool_error(exc) from None
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        try:
+            self._db.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise _spool_error(exc) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+
 class Spool:
     def __init__(self) -> None:
-        self.db = sqlite3.connect("", isolation_level=None)  # anonymous: unlinked at once
+        try:
+            connection = sqlite3.connect("", isolation_level=None)  # anonymous: unlinked at once
+        except sqlite3.Error as exc:
+            raise _spool_error(exc) from None
+        self.db = _Database(connection)
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE"):
             self.db.execute(f"PRAGMA {pragma}")
         self.db.execute(
