@@ -920,3 +920,28 @@ def test_a_height_outside_its_hard_limits_is_the_only_problem_named(
         )
     assert [(p.field, p.code) for p in raised.value.problems] == [("height", "hard_limit")]
     assert says in raised.value.problems[0].message
+
+
+def test_the_summary_says_what_weight_a_dose_is_per_kg_of_and_when_it_is_capped(
+    library: protocols.Library,
+) -> None:
+    # The summary's "Dose 36.5 mg (0.5 mg/kg)" under "Weight 110 kg" invites 0.5 x 110 = 55 mg:
+    # the weight the dose is per kg of is named where it is not the actual weight, and a capped
+    # dose says so (80 units/kg x 130 kg = 10,400 units, capped at 10,000).
+    def dose_line(sheet: Sheet) -> str:
+        return {x.label: x.text for x in content.summary(sheet)}["Dose"]
+
+    # Devine, male, 70 in: 50 + 2.3 x 10 = 73 kg; 0.5 x 73 = 36.5 mg.
+    ideal = sheet_for(library, "ideal", "110 kg", height="70 in", sex="male")
+    assert dose_line(ideal) == "36.5 mg (0.5 mg/kg x 73 kg ideal body weight)"
+    # Adjusted: 73 + 0.4 x (110 - 73) = 87.8 kg; 0.5 x 87.8 = 43.9 mg.
+    adjusted = sheet_for(library, "adjusted", "110 kg", height="70 in", sex="male")
+    assert dose_line(adjusted) == "43.9 mg (0.5 mg/kg x 87.8 kg adjusted body weight)"
+    # The dosing weight capped at 100 kg: 0.5 x 100 = 50 mg.
+    most = sheet_for(library, "cap100", "120 kg")
+    assert dose_line(most) == "50 mg (0.5 mg/kg x 100 kg maximum dosing weight)"
+    assert dose_line(sheet_for(library, "cap100", "90 kg")) == "45 mg (0.5 mg/kg)"
+    capped = sheet_for(library, "heparin-load", "130 kg")
+    assert dose_line(capped) == "10,000 units (80 units/kg, capped)"
+    # 80 x 70 = 5,600 units: not capped, on the actual weight.
+    assert dose_line(sheet_for(library, "heparin-load", "70 kg")) == "5,600 units (80 units/kg)"

@@ -142,6 +142,11 @@ def _what(sheet: Sheet) -> list[Line]:
     f, drug = sheet.figures, clean(sheet.protocol.drug)
     if not sheet.protocol.continuous:
         rx = f.of(prescription_operand(sheet.protocol)).text
+        if sheet.protocol.per == "kg" and (basis := dosing_basis(sheet)[0]) != "actual":
+            # Not per kg of the weight on the line above: say which weight it is per kg of.
+            rx += f" x {f.dosing_weight_kg.text} {_BASIS_WORDS[basis]}"
+        if sheet.result.capped:  # not the prescription times the weight: never "corrected" to it
+            rx += ", capped"
         return [
             Line("Dose", f.dose.text if rx == f.dose.text else f"{f.dose.text} ({rx})"),
             Line(
@@ -154,6 +159,13 @@ def _what(sheet: Sheet) -> list[Line]:
     else:
         made = Line("Hang", f"{drug} {stock(sheet)}, undiluted")
     return [Line("Dose rate", dose_rate(sheet)), made]
+
+
+_BASIS_WORDS = {
+    "ideal": "ideal body weight",
+    "adjusted": "adjusted body weight",
+    "max": "maximum dosing weight",
+}
 
 
 def prepare_box(sheet: Sheet) -> tuple[list[tuple[str, str]], str]:
