@@ -1685,7 +1685,19 @@ def settled(p: Protocol, formula: Compiled, values: Mapping[str, Decimal]) -> De
         return prepared_volume(p, formula, values)
     if target == "programmed_rate":
         return round_half_up(formula.within(values), p.steps["rate"])
+    if target in _PER_PROGRAMMED_RATE and not values["programmed_rate"]:
+        # A rate that rounds to 0 mL/h (a dose rate typed per hour where the protocol's is per
+        # minute: 60 times too small): the pump cannot run it and the container never empties.
+        # Infinity, not a division by zero, so the limits refuse it by name (the dose rate, the
+        # rate): the loader refuses a rate step that can round a rate inside the rate's hard
+        # limits to zero, so a rate that rounds to zero is always outside them.
+        return NEVER
     return formula.within(values)
+
+
+# What a programmed rate of 0 mL/h takes forever to do (settled).
+_PER_PROGRAMMED_RATE = frozenset({"bag_duration", "flush_minutes"})
+NEVER = Decimal("Infinity")
 
 
 def prepared_volume(p: Protocol, formula: Compiled, values: Mapping[str, Decimal]) -> Decimal:

@@ -543,3 +543,23 @@ def test_the_lengthened_duration_names_the_amount_it_was_worked_out_from() -> No
     assert text.exit_code == 0, text.stderr
     flat = " ".join(text.stdout.split())
     assert "(1,085 mg at no more than 5 mg/mL: 217 mL, rounded up to the 1 mL step)" in flat
+
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "protocols-more.toml"
+
+
+def test_a_dose_rate_typed_per_hour_for_per_minute_is_refused_by_its_limits(
+    runner: CliRunner,
+) -> None:
+    # Dopamine 1,600 mcg/mL is prescribed per minute; "0.5 mcg/kg/h" is 0.5 / 60 = 0.008333
+    # mcg/kg/min, and at 80 kg 0.5 x 80 = 40 mcg/h / 1,600 mcg/mL = 0.025 mL/h, which rounds to
+    # 0 mL/h: the bag would never empty. It was refused as "cannot be calculated exactly
+    # (DivisionByZero)", exit 2; the limits name the slip, exit 1.
+    args = ["--protocols", str(EXAMPLES), "sheet", "--protocol", "dopamine-premix-1600"]
+    result = runner.invoke(cli, [*args, "--weight", "80 kg", "--dose-rate", "0.5 mcg/kg/h"])
+    assert result.exit_code == 1, result.output
+    assert "DivisionByZero" not in result.stderr
+    assert "dose rate per kg 0.008333 mcg/kg/min is below the hard limit 2 mcg/kg/min" in (
+        result.stderr
+    )
+    assert "rate 0.025 mL/h is below the hard limit 1 mL/h" in result.stderr
