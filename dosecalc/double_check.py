@@ -248,11 +248,17 @@ def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
         concentration = checked["concentration"].value(
             {"dose": drawn_dose, "total_volume": bag_volume}
         )
+        # A pump delivers what the bag holds, however large its VTBI (it runs the bag dry).
         delivered = checked["delivered_dose"].value(
-            {"total_volume": vtbi, "concentration": concentration}
+            {"total_volume": min(vtbi, bag_volume), "concentration": concentration}
         )
         minutes = checked["pump_minutes"].value({"total_volume": vtbi, "rate": rate})
-        in_time = min(vtbi, checked["reverse_volume"].value({"rate": rate, "duration": r.duration}))
+        dry = checked["pump_minutes"].value({"total_volume": bag_volume, "rate": rate})
+        in_time = min(
+            vtbi,
+            bag_volume,
+            checked["reverse_volume"].value({"rate": rate, "duration": r.duration}),
+        )
         delivered_in_time = checked["delivered_dose"].value(
             {"total_volume": in_time, "concentration": concentration}
         )
@@ -280,8 +286,10 @@ def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
 
     # The prescribed dose unrounded: "11.5 mL holds 460 mg, not the 460 mg prescribed" read as a
     # contradiction where the dose printed as 460 mg was 463.71 mg.
+    # Per kg of the dose itself, as the entries' amounts are: a capped dose (10,000 units at
+    # 130 kg) is 76.923 units/kg, not the 80 units/kg prescribed before the cap.
     dose_rx = figs.dose.exact_text
-    prescribed = f"{dose_rx} ({figs.dose_per_kg.text})" if per_kg_rx else dose_rx
+    prescribed = f"{dose_rx} ({per_kg(r.values['dose'])})" if per_kg_rx else dose_rx
     rate_per_kg = figs.values.get("dose_rate_per_kg")
     # Entered values are shown exactly as they are (never rounded to a step).
     drawn_text, vial_text = format_quantity(drawn, "mL"), format_quantity(vial, f"{d}/mL")
@@ -294,20 +302,31 @@ def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
     if rate_per_kg is not None:
         given_rate += f" ({figure(dose_rate_kg, rate_per_kg.step, rate_per_kg.unit).exact_text})"
         sheet_rate += f" ({rate_per_kg.text})"
+    runs = minutes_text(minutes)
+    runs = (
+        f"runs {runs}" if runs == figs.duration.text else f"runs {runs}, not {figs.duration.text}"
+    )
+
+    def delivers(dose: Decimal) -> str:
+        """'delivers 360 mg (5 mg/kg), not the 36 mg (0.5 mg/kg) prescribed', or, where that is
+        the prescribed dose (a rate too fast still gives it all), never "X, not the X"."""
+        given = dose_text(dose)
+        if given == prescribed:
+            return f"delivers the {prescribed} prescribed"
+        return f"delivers {given}, not the {prescribed} prescribed"
+
     at_rate = (
-        f"at {rate_text} a VTBI of {vtbi_text} runs {minutes_text(minutes)}, not "
-        f"{figs.duration.text}: {given_rate}, not {sheet_rate}; in the prescribed "
-        f"{figs.duration.text} it delivers {dose_text(delivered_in_time)}, not the {prescribed} "
-        "prescribed"
+        f"at {rate_text} a VTBI of {vtbi_text} {runs}: {given_rate}, not {sheet_rate}; in the "
+        f"prescribed {figs.duration.text} it {delivers(delivered_in_time)}"
     )
     with_vtbi = (
-        f"a VTBI of {vtbi_text} at {rate_text} runs {minutes_text(minutes)} and delivers "
-        f"{dose_text(delivered)}, not the {prescribed} over {figs.duration.text}"
+        f"a VTBI of {vtbi_text} at {rate_text} runs {minutes_text(minutes)} and "
+        f"{delivers(delivered)}"
     )
     if vtbi > bag_volume:
-        with_vtbi += (
-            f"; only {figure(bag_volume, s['volume'], 'mL').text} is prepared: the pump would "
-            "run the bag dry"
-        )
+        dry_text = f"only {figure(bag_volume, s['volume'], 'mL').text} is prepared"
+        dry_text += f": the pump would run the bag dry after {minutes_text(dry)}"
+        at_rate += f"; {dry_text}"
+        with_vtbi += f"; {dry_text}"
     implied = {"vial": in_syringe, "drawn": in_syringe, "rate": at_rate, "vtbi": with_vtbi}
     return _entries(figs, parsed, implied)

@@ -945,3 +945,21 @@ def test_the_summary_says_what_weight_a_dose_is_per_kg_of_and_when_it_is_capped(
     assert dose_line(capped) == "10,000 units (80 units/kg, capped)"
     # 80 x 70 = 5,600 units: not capped, on the actual weight.
     assert dose_line(sheet_for(library, "heparin-load", "70 kg")) == "5,600 units (80 units/kg)"
+
+
+def test_the_double_check_gives_a_capped_dose_per_kg_of_the_dose_itself(
+    library: protocols.Library,
+) -> None:
+    # 80 units/kg x 130 kg = 10,400 units, capped at 10,000 units: 10,000 / 130 = 76.923 units/kg
+    # for this patient. 10.4 mL of 1,000 units/mL holds 10,400 units (10,400 / 130 = 80 units/kg).
+    # The prescribed dose was given per kg as the prescription (80 units/kg), beside an amount
+    # that is not 80 units/kg of this patient.
+    from dosecalc.double_check import double_check
+
+    order = Order(weight="130 kg", date="2026-11-25", protocol_id="heparin-load", operator="RN K")
+    outcome = double_check(library, order, {"drawn": "10.4 mL"})
+    (entry,) = outcome.entries
+    assert entry.implies == (
+        "10.4 mL of 1,000 units/mL holds 10,400 units (80 units/kg), not the 10,000 units "
+        "(76.923 units/kg) prescribed"
+    )

@@ -175,6 +175,36 @@ def test_a_rate_with_a_slipped_decimal_is_a_mismatch_with_the_dose_it_implies(
     assert "MISMATCH: 1 of 4 value(s) differ" in out
 
 
+def test_tenfold_entries_never_deliver_more_than_the_bag_holds(runner: CliRunner) -> None:
+    # 36 mL drawn up (tenfold) into the 100 mL bag: 136 mL holding 36 x 10 = 360 mg. A VTBI of
+    # 1,036 mL at 1,554 mL/h runs 1,036 / 1,554 x 60 = 40 min, the prescribed time (never "runs
+    # 40 min, not 40 min"); but the bag is empty after 136 / 1,554 x 60 = 5.2510 min, so at most
+    # 360 mg (360 / 72 = 5 mg/kg) is delivered, not 1,036 mL x 360 / 136 = 2,742.353 mg.
+    result = _check(
+        runner, "--weight", "72 kg", "--drawn", "36 mL", "--rate", "1554 mL/h",
+        "--vtbi", "1036 mL",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    out = " ".join(result.stdout.split())
+    assert "runs 40 min: " in out
+    assert "not 40 min" not in out
+    assert "in the prescribed 40 min it delivers 360 mg (5 mg/kg), not the 36 mg (0.5 mg/kg)" in out
+    assert "runs 40 min and delivers 360 mg (5 mg/kg), not the 36 mg (0.5 mg/kg) prescribed" in out
+    assert out.count("only 136 mL is prepared: the pump would run the bag dry after 5.251 min") == 2
+    assert "2,742" not in out
+
+
+def test_a_rate_too_fast_that_still_gives_the_whole_dose_says_so(runner: CliRunner) -> None:
+    # 103.6 mL at 160 mL/h: 38.85 min; within the prescribed 40 min the whole bag, 36 mg, goes
+    # in: "delivers the 36 mg (0.5 mg/kg) prescribed", never "delivers 36 mg, not the 36 mg".
+    result = _check(runner, "--weight", "72 kg", "--rate", "160 mL/h")
+    assert result.exit_code == 1
+    out = " ".join(result.stdout.split())
+    assert "runs 38.85 min, not 40 min" in out
+    assert "in the prescribed 40 min it delivers the 36 mg (0.5 mg/kg) prescribed" in out
+    assert "not the 36 mg (0.5 mg/kg) prescribed" not in out
+
+
 def test_a_50_mg_per_ml_vial_instead_of_10_is_a_mismatch_with_the_dose_drawn_up(
     runner: CliRunner,
 ) -> None:
