@@ -47,6 +47,8 @@ _TOKENS: dict[str, str] = {
     "m2": "m2",
     "gtt": "gtt",
 }
+# Every unit a quantity can be printed in (the renderers keep a number and its unit together).
+UNIT_WORDS = frozenset(_TOKENS.values())
 
 
 class Kind(NamedTuple):

@@ -263,6 +263,17 @@ def test_keep_together_joins_drops_bmi_and_a_strength_per_volume() -> None:
     )
 
 
+def test_keep_together_joins_every_unit_of_the_grammar() -> None:
+    # units, mEq, mmol and day were missing: "(923.1" / "units/kg/h)" broke across lines in a
+    # heparin PDF.
+    joined = content.keep_together(
+        "(923.1 units/kg/h); 2 mEq/kg; 20 mmol/h; 30 mg/kg/day; 10,000 units; 128/82 mmHg", "_"
+    )
+    assert joined == (
+        "(923.1_units/kg/h); 2_mEq/kg; 20_mmol/h; 30_mg/kg/day; 10,000_units; 128/82_mmHg"
+    )
+
+
 def test_the_breaking_pattern_catches_a_number_wrapped_from_its_unit() -> None:
     assert BROKEN.search("Rate   103.6 mL / 40 min x 60 min/h = 155.239\n       mL/h")
     assert BROKEN.search("┃ ... = 155.239 ┃\n┃       mL/h    ┃")

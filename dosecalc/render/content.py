@@ -21,13 +21,15 @@ from dosecalc.protocols import dose_as_drawn
 from dosecalc.protocols import prescription as prescribed_operand
 from dosecalc.quantities import BY_NAME
 from dosecalc.sanitize import text as clean
-from dosecalc.units import label_volume
+from dosecalc.units import UNIT_WORDS, label_volume
 from dosecalc.verify import RateCheck, Reverse, printed_lines
 
 # A number and its unit ("155.4 mL/h", "30 kg/m2", "33 gtt/min", "120 /min", "500 mg/100 mL"):
 # one word for every renderer's line breaking (keep_together), so a number never wraps away from
 # its unit.
-_UNIT = r"(?:mcg|mg|g|kg|lb|mL|L|min|h|s|gtt|mmHg|m2|cm2|cm|m|in)"
+# Every unit of the quantity grammar (units.UNIT_WORDS: units, mmol, mEq and day too), and the
+# vitals' and BSA's; the longest first.
+_UNIT = "(?:" + "|".join(sorted(UNIT_WORDS | {"mmHg", "cm2"}, key=len, reverse=True)) + ")"
 _PER = rf"/(?:{_UNIT}|\d+ {_UNIT})"
 _NUMBER_UNIT = re.compile(
     rf"(?<![\w.,])\d[\d,]*(?:\.\d+)? (?:{_UNIT}(?:{_PER})*|(?:{_PER})+)(?![\w/])"
