@@ -105,7 +105,7 @@ def load(path: str | None = None) -> Config:
 
 
 def _checked(path: str, data: dict[str, Any]) -> dict[str, str]:
-    from dosecalc.sanitize import has_unsafe, terminal
+    from dosecalc.sanitize import has_unsafe, terminal, unreadable
 
     printable = partial(terminal, limit=None)  # paths and values in full, escaped
 
@@ -119,6 +119,8 @@ def _checked(path: str, data: dict[str, Any]) -> dict[str, str]:
             problems.append(f"'{key}' must be a non-empty string")
         elif has_unsafe(value):
             problems.append(f"'{key}' holds control or format characters: {printable(value)}")
+        elif (why := unreadable(value)) is not None:
+            problems.append(f"'{key}' {why}: {printable(value)}")
         elif key == "paper" and value not in PAPERS:
             problems.append(f"'paper' is '{printable(value)}': accepted: {', '.join(PAPERS)}")
         else:

@@ -46,7 +46,7 @@ from dosecalc.quantities import (
     compiled,
     limit_carriers,
 )
-from dosecalc.sanitize import echo, has_unsafe
+from dosecalc.sanitize import echo, has_unsafe, unreadable
 from dosecalc.sanitize import text as clean
 from dosecalc.units import STRENGTH, Quantity, parse_quantity
 from dosecalc.verify import RateCheck, Reverse, verify, verify_continuous
@@ -231,6 +231,11 @@ def check_text(value: str | None, field: str, limit: int) -> str | None:
                 f"{field}: '{echo(value)}' contains a control or escape character. "
                 "Accepted: plain text.",
             )
+        )
+    why = unreadable(value)
+    if why is not None:  # an invisible reason or operator would pass a soft limit unsigned
+        raise InputError(
+            Problem(field, "unreadable", f"{field}: '{echo(value)}' {why}. Accepted: plain text.")
         )
     return value
 

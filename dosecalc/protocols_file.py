@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 from dosecalc.errors import Problem, ProtocolFileError
-from dosecalc.sanitize import has_unsafe, terminal
+from dosecalc.sanitize import has_unsafe, terminal, unreadable
 
 ENV_PROTOCOLS = "DOSECALC_PROTOCOLS"
 MAX_FILE_BYTES = 1024 * 1024
@@ -212,6 +212,10 @@ class Checks:
             return ""
         if has_unsafe(value.replace("\n", "") if multiline else value):
             self.add(full, "control_character", "contains a control or format character")
+            return ""
+        why = unreadable(value)
+        if why is not None:
+            self.add(full, "unreadable", why)
             return ""
         limit = 4000 if multiline else 200
         if len(value) > limit:

@@ -39,6 +39,34 @@ def has_unsafe(text: str) -> bool:
     return not text.isprintable() and any(is_unsafe_char(ch) for ch in text)
 
 
+# Characters that draw nothing but are letters or symbols to Python, so neither str.strip() nor
+# the unsafe categories catch them: the Braille blank and the Hangul fillers.
+_BLANK_LOOKALIKES = frozenset("\u2800\u3164\u115f\u1160\uffa0")
+# Combining marks on one character: a Vietnamese name needs two, a stack that draws over the lines
+# around it (and over a printed sheet's boxes) dozens.
+MAX_MARKS = 4
+
+
+def unreadable(text: str) -> str | None:
+    """Why free text (a name, an operator, an override reason, a protocol's label) cannot be read
+    as written, or None: nothing in it draws anything, or a character carries more than MAX_MARKS
+    combining marks."""
+    if text.isascii():  # plain text: visible where it is not all spaces (the callers check)
+        return None
+    visible, marks = False, 0
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category[0] == "M":
+            marks += 1
+            if marks > MAX_MARKS:
+                return f"has more than {MAX_MARKS} combining marks on one character"
+            continue
+        marks = 0
+        if category[0] in "LNPS" and ch not in _BLANK_LOOKALIKES:
+            visible = True
+    return None if visible else "shows nothing: every character in it is blank"
+
+
 def _removed(text: str, keep_newlines: bool = False) -> str:
     if text.isprintable():
         return text

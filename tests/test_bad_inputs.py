@@ -215,6 +215,23 @@ BAD_INPUTS: list[Bad] = [
     opt("--name", "", "name: is empty"),
     opt("--name", "   ", "name: is empty"),
     opt("--name", "x" * 101, "is longer than 100 characters"),
+    # Stacked combining marks draw over the lines around (and the HTML sheet's PREPARE box).
+    opt("--name", "A" + "\u0359\u0331" * 49, "has more than 4 combining marks on one character"),
+    # Characters that draw nothing: an override signed by no one, for no reason, passed.
+    Bad(
+        "override by a blank operator (U+2800)",
+        ["--weight", "154 kg", "--override", "weighed today", "--operator", "\u2800"],
+        2,
+        "operator",
+        ("operator: '\u2800' shows nothing: every character in it is blank",),
+    ),
+    Bad(
+        "override with a blank reason (U+3164)",
+        ["--weight", "154 kg", "--override", "\u3164", "--operator", "Nurse A"],
+        2,
+        "override",
+        ("override: '\u3164' shows nothing",),
+    ),
     # --- date ------------------------------------------------------------------------------------
     opt("--date", "2026-13-01", "date: '2026-13-01' is not a date", "YYYY-MM-DD"),
     opt("--date", "2026-02-30", "date: '2026-02-30' is not a date"),

@@ -120,6 +120,8 @@ def test_config_command_without_a_file_shows_the_defaults(
         ("operator = 7\n", "'operator' must be a non-empty string"),
         ('paper = "A5"\n', "'paper' is 'A5': accepted: a4, letter"),
         ('operator = "RN\\u001b[2J"\n', "control or format characters"),
+        # U+2800 BRAILLE PATTERN BLANK: a symbol to Python, drawn as nothing.
+        ('operator = "\\u2800"\n', "'operator' shows nothing: every character in it is blank"),
         ("operator = \n", "is not valid UTF-8 TOML"),
         # 2 kB that made tomllib recurse past Python's limit (a RecursionError traceback):
         ("a = " + "[" * 600 + "\n", "line 1: is nested more than 16 levels deep"),

@@ -240,6 +240,12 @@ BROKEN = [
         {f"{KET}.advisory": "control_character"},
     ),
     (
+        "a text that shows nothing",
+        # U+3164 HANGUL FILLER: a letter to Python, drawn as nothing.
+        [('advisory = "Test advisory."', 'advisory = "\u3164"')],
+        {f"{KET}.advisory": "unreadable"},
+    ),
+    (
         "bad protocol id",
         [("[protocols.ketamine-undiluted]", "[protocols.Ketamine-Undiluted]")],
         {"protocols.Ketamine-Undiluted": "bad_id"},

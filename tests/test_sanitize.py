@@ -96,3 +96,26 @@ def test_a_pdf_shows_an_astral_character_it_cannot_draw_with_eight_hex_digits() 
 
     assert pdf("Ann \U0001f600", set(map(ord, "An "))) == "Ann \\U0001f600"
     assert pdf("\u5c71", set()) == "\\u5c71"
+
+
+@pytest.mark.parametrize(
+    "blank",
+    ["\u2800", "\u3164", "\u115f\u1160", "\uffa0 \u3000", "\u0301", "\u3164\u0301"],
+)
+def test_text_that_draws_nothing_is_unreadable(blank: str) -> None:
+    # The Braille blank and the Hangul fillers are a symbol and letters to Python, and a lone
+    # combining mark has nothing to sit on: each passed as an operator or an override reason.
+    assert sanitize.unreadable(blank) == "shows nothing: every character in it is blank"
+
+
+def test_stacked_combining_marks_are_unreadable_but_a_vietnamese_name_is_not() -> None:
+    import unicodedata
+
+    # "Nguyễn" decomposed: e with two marks (circumflex, tilde); five marks draw over other lines.
+    assert sanitize.unreadable(unicodedata.normalize("NFD", "Nguyễn Thị Ánh")) is None
+    assert sanitize.unreadable("e" + "\u0302" * 4) is None
+    assert sanitize.unreadable("e" + "\u0302" * 5) == (
+        "has more than 4 combining marks on one character"
+    )
+    assert sanitize.unreadable("RN Lee") is None
+    assert sanitize.unreadable("山田花子") is None
