@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import re
 from collections.abc import Iterable
 from functools import cache
 from importlib import metadata
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dosecalc import __version__, sanitize
-from dosecalc.errors import DosecalcError, Problem
+from dosecalc.errors import DosecalcError, LimitError, Problem
 from dosecalc.files import append_records
 from dosecalc.model import Order, Sheet
 from dosecalc.render.as_json import dumps, error_object, sheet_object
@@ -72,16 +73,22 @@ def without_name(error: DosecalcError, name: str | None) -> dict[str, Any]:
     for p in error.problems:
         if p.field == "name":
             p = Problem(p.field, p.code, f"name: not accepted ({p.code}); the name is never logged")
-        elif name:
-            message = p.message.replace(name, NAME_WITHHELD)
+        elif name and not isinstance(error, LimitError):
+            # A limit's message is numbers and units only (never "1[name withheld]8 kg" for the
+            # name "5"); elsewhere the name is cut out where it stands as a whole word.
+            message = _cut(p.message, name)
             if len(name) >= 8:  # messages repeat at most 40 characters, made printable
-                shown = sanitize.terminal(name).removesuffix("...")
-                message = message.replace(shown, NAME_WITHHELD)
+                message = _cut(message, sanitize.terminal(name).removesuffix("..."))
             p = Problem(p.field, p.code, message)
         problems.append(p)
     scrubbed = DosecalcError(problems)
     scrubbed.status = error.status
     return error_object(scrubbed)
+
+
+def _cut(message: str, name: str) -> str:
+    """`message` with `name` withheld wherever it is not part of a longer word or number."""
+    return re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", NAME_WITHHELD, message)
 
 
 def entry(

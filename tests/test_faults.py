@@ -77,6 +77,36 @@ def test_a_refused_giving_set_or_dose_rate_is_logged_as_typed(
     assert record["inputs"]["drop_factor"] == "13 gtt/mL"  # type: ignore[index]
 
 
+@pytest.mark.parametrize("name", ["5", "L", "mg"])
+def test_withholding_the_name_never_changes_a_limits_numbers_or_units(
+    runner: CliRunner, tmp_path: Path, name: str
+) -> None:
+    # The name was cut out of every message by plain replacement: with the name "5" the log read
+    # "weight 1[name withheld]8 kg is above the soft limit 1[name withheld]0 kg".
+    log = tmp_path / "audit.jsonl"
+    result = runner.invoke(
+        cli, [*BASE, "--weight", "158 kg", "--name", name, "--audit-log", str(log)]
+    )
+    assert result.exit_code == 1
+    (record,) = log_lines(log)
+    messages = [e["message"] for e in record["error"]["errors"]]  # type: ignore[index]
+    assert messages[0].startswith("weight 158 kg is above the soft limit 150 kg (range 40 kg")
+    # 0.5 mg/kg x 158 kg = 79 mg, above the soft limit 75 mg.
+    assert messages[1].startswith("dose 79 mg is above the soft limit 75 mg")
+    assert "withheld" not in " ".join(messages)
+
+
+def test_a_name_typed_where_a_message_repeats_it_is_still_withheld(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    args = ["--weight", "Jane Roe", "--name", "Jane Roe", "--audit-log", str(log)]
+    assert runner.invoke(cli, [*BASE, *args]).exit_code == 2
+    (record,) = log_lines(log)
+    (problem,) = record["error"]["errors"]  # type: ignore[index]
+    assert problem["message"].startswith("weight: '[name withheld]' ")
+
+
 def test_every_input_but_the_name_can_reach_the_log() -> None:
     # A field added to Order and not to the log would leave it out of every record again.
     from dataclasses import fields
