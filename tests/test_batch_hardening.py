@@ -994,6 +994,41 @@ def test_a_patient_also_named_on_a_json_line_that_is_not_json_gets_no_sheet(
     assert "is also named on line(s) 2" in objs[0]["errors"][0]["message"]
 
 
+def test_a_whole_row_quoted_into_one_cell_still_names_its_patient(runner: CliRunner) -> None:
+    # '"A003,80 kg,Cy"' is one cell: a short row whose id read as 'A003,80 kg,Cy', so A003's
+    # good line at 72 kg got a sheet although the list also says 80 kg.
+    day = b'patient_id,weight,name\nA003,72 kg,Cy\n"A003,80 kg,Cy"\nB1,70 kg,Bo\n'
+    result = batch(runner, "-", stdin=day)
+    assert result.exit_code == 1
+    rows = rows_of(result.stdout)
+    assert [(r["line"], r["status"]) for r in rows] == [
+        ("2", "invalid"),
+        ("3", "invalid"),
+        ("4", "ok"),
+    ]
+    assert "is also named on line(s) 3, which could not be read" in rows[0]["message"]
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        rb'{"patient_id": "A\u0030\u00301", "weight": "80 kg",}',
+        rb'{"patient\u005fid": "A001", "weight": "80 kg",}',
+    ],
+)
+def test_an_escaped_id_on_a_json_line_that_is_not_json_still_names_its_patient(
+    runner: CliRunner, second: bytes
+) -> None:
+    # JSON escapes spell A001 and patient_id; the raw text was searched, so neither was found.
+    lines = b'{"patient_id": "A001", "weight": "72 kg"}\n' + second + b"\n"
+    result = batch(runner, "-", "--input-format", "jsonl", "--format", "jsonl", stdin=lines)
+    assert result.exit_code == 1
+    objs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["status"] for o in objs] == ["invalid", "invalid"]
+    assert "is also named on line(s) 2" in objs[0]["errors"][0]["message"]
+    assert objs[1]["errors"][0]["message"].endswith("(patient id(s) in it: A001)")
+
+
 def test_a_line_that_is_not_utf8_names_its_patient_and_keeps_it_from_another_sheet(
     runner: CliRunner,
 ) -> None:

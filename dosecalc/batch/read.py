@@ -261,6 +261,8 @@ def _csv_ids(text: str, header: list[str]) -> tuple[str, ...]:
         found.append(cells[header.index("patient_id")])
     if cells:
         found.append(cells[0])
+    # A whole row quoted into one cell ('"A003,80 kg,Cy"'): its own first cell is the id.
+    found += [_first_cell(cell) for cell in found if "," in cell]
     return tuple(dict.fromkeys(i for i in found if PATIENT_ID.fullmatch(i)))
 
 
@@ -400,11 +402,30 @@ def _jsonl_record(line: Line) -> RawRow:
 
 # A patient id as written in a line that is not valid JSON: named in the message (never a cell:
 # the line could not be read, so which key holds it is a guess).
-_ID_IN_TEXT = re.compile(r'"patient_id"[ \t]*:[ \t]*"([A-Za-z0-9_-]{1,64})"', re.IGNORECASE)
+# A key and its text value, each as JSON writes a string (escapes included: "A\u0030\u00301" is
+# A001, "patient\u005fid" is patient_id).
+_STRING = r'"((?:[^"\\\x00-\x1f]|\\.)*)"'
+_KEY_AND_TEXT = re.compile(rf"{_STRING}[ \t]*:[ \t]*{_STRING}")
 
 
 def _json_ids(text: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(m.group(1) for m in _ID_IN_TEXT.finditer(text)))
+    found = []
+    for match in _KEY_AND_TEXT.finditer(text):
+        key, value = _unescaped(match.group(1)), _unescaped(match.group(2))
+        if key is not None and key.lower() == "patient_id" and value is not None:
+            found += [value] if PATIENT_ID.fullmatch(value) else []
+    return tuple(dict.fromkeys(found))
+
+
+def _unescaped(literal: str) -> str | None:
+    """A JSON string's text, its escapes read; None where they are not JSON's."""
+    if "\\" not in literal:
+        return literal
+    try:
+        value = json.loads(f'"{literal}"')
+    except ValueError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _not_json(number: int, text: str, exc: Exception) -> str:
