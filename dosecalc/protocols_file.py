@@ -240,6 +240,7 @@ class Checks:
     def bodies(self, table: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any], str]]:
         """Each protocol with a well-formed id and a table body: (id, body, key path). A generator,
         so that each protocol's own problems follow its id's, in the file's order."""
+        seen: dict[str, str] = {}  # ids with '_' read as '-': the id first written so
         for pid, body in table.items():
             path = f"protocols.{pid}"
             if not PROTOCOL_ID.fullmatch(pid):
@@ -248,6 +249,15 @@ class Checks:
                     "bad_id",
                     "protocol ids are 1-64 lower-case letters, digits, '-' or '_', "
                     "starting with a letter or digit",
+                )
+                continue
+            other = seen.setdefault(pid.replace("_", "-"), pid)
+            if other != pid:  # --protocol ketamine_iv would pick it for ketamine-iv, unseen
+                self.add(
+                    path,
+                    "confusable_id",
+                    f"differs from the protocol id '{other}' only in '-' and '_': give them "
+                    "ids that differ in a letter or digit",
                 )
                 continue
             if not isinstance(body, dict):

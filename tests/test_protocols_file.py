@@ -246,6 +246,11 @@ BROKEN = [
         {f"{KET}.advisory": "unreadable"},
     ),
     (
+        "ids that differ only in '-' and '_'",
+        [("[protocols.ketamine-undiluted]", "[protocols.ketamine_iv]")],
+        {"protocols.ketamine_iv": "confusable_id"},
+    ),
+    (
         "bad protocol id",
         [("[protocols.ketamine-undiluted]", "[protocols.Ketamine-Undiluted]")],
         {"protocols.Ketamine-Undiluted": "bad_id"},
