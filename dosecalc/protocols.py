@@ -59,6 +59,7 @@ from dosecalc.units import (
     KINDS,
     STRENGTH,
     Quantity,
+    canonical_spelling,
     describe,
     factor,
     family_kind,
@@ -422,7 +423,10 @@ class _Checker(Checks):
             )
             return None
         try:
-            return parse_quantity(value, full, kind)
+            # Printed as the file spells it (a strength as on the vial), with its units spelled
+            # as every sheet spells units: never "10000 µg/mL" on a sheet.
+            found = parse_quantity(value, full, kind)
+            return found._replace(text=canonical_spelling(found.text))
         except InputError as exc:
             for problem in exc.problems:
                 self.problems.append(Problem(full, problem.code, problem.message))

@@ -188,6 +188,15 @@ def canonical_unit(unit_text: str) -> str | None:
     return "/".join(parts)
 
 
+_WORD = re.compile(r"[^\W\d_]+")  # a run of letters: in text that passed the grammar, a unit
+
+
+def canonical_spelling(text: str) -> str:
+    """Text that passed the grammar with each unit spelled canonically, as a sheet prints units
+    ('10000 µg/mL' -> '10000 mcg/mL', '50 MG/ML' -> '50 mg/mL'; SAFETY: mcg, never µg)."""
+    return _WORD.sub(lambda m: _TOKENS.get(m.group().lower(), m.group()), text.strip())
+
+
 def unit_of(text: object) -> str | None:
     """The canonical unit of a quantity's text ('0.5mg/kg' -> 'mg/kg'), or None: to choose the kind
     to parse it as (a protocol's dose may be per kg, per m2, fixed or per day)."""

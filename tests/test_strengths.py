@@ -112,3 +112,28 @@ def test_the_json_sheet_carries_the_label(runner: CliRunner, tmp_path: Path) -> 
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert (data["stock_label"], data["stock"], data["stock_unit"]) == ("50 mg/5 mL", 10, "mg/mL")
+
+
+def test_a_protocols_units_print_as_every_sheet_spells_them(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # SAFETY.md: print "mcg", never "µg" (a handwritten µ is read as m: 1000-fold). A file's
+    # "10000 µg/mL" printed on the sheet as written; its value is 10 mg/mL either way.
+    shipped = Path(__file__).parent.parent / "protocols.toml"
+    text = shipped.read_text(encoding="utf-8").replace(
+        'stock = ["10 mg/mL", "50 mg/mL"]', 'stock = ["10000 \u00b5g/mL", "50 MG/ML"]', 1
+    )
+    assert "\u00b5g" in text
+    path = tmp_path / "p.toml"
+    path.write_text(text, encoding="utf-8")
+    base = ["--protocols", str(path), "sheet", "--weight", "72 kg", "--date", "2026-11-25"]
+    sheet = runner.invoke(cli, base)
+    assert sheet.exit_code == 0, sheet.output
+    assert "Draw up 3.6 mL of ketamine 10000 mcg/mL (10 mg/mL) (36 mg)." in sheet.stdout
+    as_json = runner.invoke(cli, [*base, "--format", "json"])
+    assert '"stock_label": "10000 mcg/mL"' in as_json.stdout
+    other = runner.invoke(cli, [*base, "--stock", "50 mg/mL"])
+    assert "the protocol says 10000 mcg/mL" in other.stderr
+    for out in (sheet.stdout, as_json.stdout, other.stdout, other.stderr):
+        assert "\u00b5" not in out
+        assert "MG/ML" not in out
