@@ -70,9 +70,10 @@ def load(path: str | None = None) -> Config:
         path = config_path()
     if path is None:
         return Config("", False)
+    from dosecalc.protocols_file import read_regular
+
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
+        raw = read_regular(path, MAX_BYTES + 1)
     except FileNotFoundError:
         if named:
             raise _problem(

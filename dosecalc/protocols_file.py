@@ -10,9 +10,11 @@ starts within 1.5x of `import click` (issue 14).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
@@ -85,13 +87,36 @@ def resolve(option: str | None, environ: Mapping[str, str] | None = None) -> tup
     return shipped_path(), "shipped"
 
 
+class NotRegularFile(OSError):
+    """An input file that is a FIFO, a device or a folder."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.EINVAL, "not a regular file (a FIFO, a device or a folder)")
+
+
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """Up to `limit` bytes of a regular file (the protocols or the settings file). A FIFO is
+    opened without waiting for a writer and refused, as a device or a folder is (`--protocols
+    fifo` waited for ever). OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile()
+        chunks, size = [], 0
+        while size < limit and (chunk := os.read(fd, limit - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read(path: str | os.PathLike[str]) -> tuple[str, str, dict[str, Any]]:
     """The file's name as given, the SHA-256 of its bytes, and its parsed TOML; ProtocolFileError
     when it cannot be read, is too large, has a BOM, is not UTF-8, too complex or not TOML."""
     where = str(path)
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+        raw = read_regular(path, MAX_FILE_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise _file_error(

@@ -132,6 +132,31 @@ def test_an_audit_log_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "code", "says"),
+    [
+        (["--protocols", "{fifo}", "sheet", "--weight", "72 kg"], {}, 3, "protocols file"),
+        (["protocols", "check", "{fifo}"], {}, 3, "protocols file"),
+        (["--protocols", str(TEST_PROTOCOLS), "sheet", "--weight", "72 kg"],
+         {"DOSECALC_CONFIG": "{fifo}"}, 2, "settings file"),
+    ],
+)  # fmt: skip
+def test_a_protocols_or_settings_file_that_is_a_fifo_is_refused_at_once(
+    tmp_path: Path, args: list[str], env: dict[str, str], code: int, says: str
+) -> None:
+    # Opening a FIFO for reading waits for a writer: these waited for ever.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-m", "dosecalc", *(a.replace("{fifo}", str(fifo)) for a in args)],
+        env={**os.environ, **{k: v.replace("{fifo}", str(fifo)) for k, v in env.items()}},
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr
+    assert f"cannot read the {says}" in done.stderr
+    assert "not a regular file (a FIFO, a device or a folder)" in done.stderr
+
+
 def test_an_audit_log_that_is_a_symlink_or_a_device_is_refused(
     runner: CliRunner, tmp_path: Path
 ) -> None:
