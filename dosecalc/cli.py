@@ -85,7 +85,9 @@ def report(error: DosecalcError, fmt: str = "text") -> int:
 
     for problem in error.problems:
         click.echo(f"dosecalc: {sanitize.terminal(problem.message, None)}", err=True)
-    if fmt in ("json", "jsonl"):  # jsonl: `batch --format jsonl`, one object on one line
+    # jsonl: `batch --format jsonl`, one object on one line, for a run that stops before its
+    # results (exit 2 or 3; exit 4 is stdout itself failing).
+    if fmt == "json" or (fmt == "jsonl" and error.exit_code in (EXIT_INVALID, EXIT_PROTOCOLS)):
         from dosecalc.render.as_json import dumps, error_object
 
         click.echo(dumps(error_object(error), indent=2 if fmt == "json" else None))
@@ -1158,8 +1160,8 @@ BATCH_EXIT_HELP = (
     "rows are still written unless --strict); 2 bad header, a quoted field over several lines, a "
     "day list that cannot be read or changed while it was read, usage, output folder or audit log (nothing "
     "written); 3 invalid protocols file; 4 a write "
-    "failed part-way (this run's files removed, or an INCOMPLETE marker left), or the summary "
-    "on stderr was lost (the files are complete); 130 interrupted "
+    "failed part-way (this run's files removed, or an INCOMPLETE marker left), the results "
+    "could not be written to stdout, or the summary on stderr was lost (the files are complete); 130 interrupted "
     "(Ctrl-C; this run's files removed); 143 terminated (SIGTERM; the same; a stop after the run "
     "is complete is ignored); 141 broken pipe."
 )

@@ -1362,3 +1362,28 @@ def test_a_full_spool_is_an_error_not_a_traceback(
         result.stderr
     )
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_results_that_cannot_be_written_to_stdout_exit_4_as_a_sheet_does(
+    tmp_path: Path, fmt: str
+) -> None:
+    # `batch > /dev/full` gave exit 2 "out: [Errno 28] No space left on device; nothing was
+    # written": no --out was given, and a disk that fills half-way leaves part of the results.
+    daylist = day_list(tmp_path / "day.csv", 3)
+    log = tmp_path / "audit.jsonl"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            command(str(daylist), "--format", fmt, "--audit-log", str(log), "--date", DATE),
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    assert_no_traceback(done.stderr)
+    assert done.returncode == 4
+    assert (
+        "output: stdout could not be written: No space left on device; the results on stdout "
+        "are incomplete"
+    ) in done.stderr
+    assert "out:" not in done.stderr.replace("output:", "")
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert records[-1]["event"] == "batch"
+    assert records[-1]["outcome"] == "incomplete"

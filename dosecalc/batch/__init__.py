@@ -46,6 +46,7 @@ from dosecalc.batch.write import (
 )
 from dosecalc.errors import (
     DosecalcError,
+    IncompleteOutputError,
     InputError,
     OutputError,
     Problem,
@@ -308,6 +309,14 @@ def run(
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
 
 
+class StdoutFailed(Exception):
+    """The results could not be written to stdout (not a broken pipe)."""
+
+    def __init__(self, exc: OSError) -> None:
+        self.why = exc.strerror or type(exc).__name__
+        super().__init__(self.why)
+
+
 def _stopped(
     exc: BaseException,
     writer: Writer,
@@ -323,6 +332,15 @@ def _stopped(
     (exit 2: nothing was written). Otherwise (a broken pipe, Ctrl-C, SIGTERM: main exits 141, 130,
     143) the undo is reported here and the exception goes on (None; record "broken_pipe",
     "interrupted", "terminated")."""
+    if isinstance(exc, StdoutFailed):  # part of the results may be out: exit 4, as for sheet
+        why = f"output: stdout could not be written: {exc.why}"
+        if writer.paths:
+            writer.undo(why)  # the combined PDF beside them
+        with contextlib.suppress(OutputError):
+            _run_record(options, ctx, report, inputs, "incomplete")
+        return IncompleteOutputError(
+            Problem("output", "stdout_failed", f"{why}; the results on stdout are incomplete")
+        )
     if isinstance(exc, (OutputError, OSError)) and not isinstance(exc, BrokenPipeError):
         why = exc.problems[0].message if isinstance(exc, OutputError) else str(exc)
         untouched = not (writer.paths or writer.removed or writer.retired)
@@ -404,7 +422,12 @@ def _write(
     if options.out is None:
         combined()
         assert stdout is not None
-        write_stdout(spool, options, stdout)
+        try:
+            write_stdout(spool, options, stdout)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # a full disk, an I/O error: never "out:", nor "nothing written"
+            raise StdoutFailed(exc) from None
         return
     writer.begin()
     if options.force:
