@@ -1162,8 +1162,8 @@ BATCH_EXIT_HELP = (
     "written); 3 invalid protocols file; 4 a write "
     "failed part-way (this run's files removed, or an INCOMPLETE marker left), the results "
     "could not be written to stdout, or the summary on stderr was lost (the files are "
-    "complete); 130 interrupted (Ctrl-C; this run's files removed); 143 terminated (SIGTERM; the same; a stop after the run "
-    "is complete is ignored); 141 broken pipe."
+    "complete); 130 interrupted (Ctrl-C; this run's files removed); 143 terminated (SIGTERM; "
+    "the same; a stop after the run is complete is ignored); 141 broken pipe."
 )
 
 
