@@ -560,6 +560,8 @@ def sheet(
     for option, value in (("output", output), ("audit_log", audit_log)):
         if value == "":  # an unset shell variable: never stdout, never "no log"
             fail(empty_path(option), fmt)
+    if fmt == "text" and output in (None, "-"):
+        refuse_a_narrow_terminal(fmt)
     if force and (output is None or output == "-"):  # nothing it could replace
         raise click.UsageError("--force applies with --output FILE only (the file it replaces)")
     if output is not None and output != "-":
@@ -753,6 +755,8 @@ def check(
 
     if audit_log == "":  # an unset shell variable: never "no log" (a check is signed and logged)
         fail(empty_path("audit_log"), fmt)
+    if fmt == "text":
+        refuse_a_narrow_terminal(fmt)
     library = load_library(protocols_file, fmt)
     own_files(audit_log, library, fmt)
     weight = required_or_asked(
@@ -842,6 +846,27 @@ def empty_path(option: str) -> InputError:
             option, "empty", f"{option}: {flag} is empty: give a path (or leave the option out)"
         )
     )
+
+
+def refuse_a_narrow_terminal(fmt: str) -> None:
+    """Text for a terminal narrower than wrap.MIN_WIDTH: refused before anything is computed, as
+    rich's boxes would cut its figures short (the rate "151." for 151.1 mL/h, with no unit)."""
+    from dosecalc.render.wrap import MIN_WIDTH, terminal_width
+
+    width = terminal_width(sys.stdout)
+    if width is not None and width < MIN_WIDTH:
+        fail(
+            OutputError(
+                Problem(
+                    "output",
+                    "terminal_too_narrow",
+                    f"output: the terminal is {width} columns wide; a sheet needs at least "
+                    f"{MIN_WIDTH}: widen the window, or write it to a file with --output FILE "
+                    "(or pipe it, e.g. to less)",
+                )
+            ),
+            fmt,
+        )
 
 
 def refuse_a_folder(option: str, path: str, fmt: str | None = None) -> None:

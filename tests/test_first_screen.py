@@ -347,6 +347,37 @@ def _sheet_on_a_terminal(columns: int, env: dict[str, str]) -> str:
     return out.decode().replace("\r\n", "\n")
 
 
+@pytest.mark.parametrize(
+    "command", [["sheet"], ["check", "--operator", "RN Kim", "--rate", "1 mL/h"]]
+)
+def test_a_terminal_too_narrow_for_the_sheet_is_refused_before_anything_is_computed(
+    command: list[str],
+) -> None:
+    """At 12 columns the PUMP box showed "151" with no label or unit; at 26, "151.1 mL/": rich's
+    boxes cut what does not fit. Below 40 columns (the width these tests lay sheets out at) the
+    sheet or check is refused, exit 2, saying how to get it."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    main_fd, terminal_fd = pty.openpty()
+    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 30, 0, 0))
+    clean = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    done = subprocess.run(
+        [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), *command,
+         "--weight", "72 kg", "--date", DATE],
+        stdin=subprocess.DEVNULL, stdout=terminal_fd, stderr=subprocess.PIPE, env=clean,
+        text=True, timeout=60,
+    )  # fmt: skip
+    os.close(terminal_fd)
+    os.close(main_fd)
+    assert done.returncode == 2
+    assert "output: the terminal is 30 columns wide; a sheet needs at least 40" in done.stderr
+    assert "--output FILE" in done.stderr
+
+
 @pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"TERM": "dumb"}])
 def test_a_plain_sheet_on_a_narrow_terminal_is_laid_out_for_its_width(env: dict[str, str]) -> None:
     """With NO_COLOR or TERM=dumb the sheet was laid out for 80 columns whatever the screen, and a

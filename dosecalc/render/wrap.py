@@ -41,6 +41,11 @@ def is_terminal(stream: IO[str] | None) -> bool:
         return False
 
 
+# The narrowest terminal a sheet or a double check is laid out for (the terminal tests use it):
+# narrower, rich's boxes cut figures short ("151." for 151.1 mL/h).
+MIN_WIDTH = 40
+
+
 def terminal_width(stream: IO[str] | None) -> int | None:
     """The width of the terminal `stream` writes to ($COLUMNS where set), or None when it is not a
     terminal (a pipe, a file: text is left unbroken)."""
