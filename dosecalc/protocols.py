@@ -112,6 +112,10 @@ MAX_ROUNDING_CHANGE_CEILING = Decimal("0.10")
 PERCENT = re.compile(r"(?:0|[1-9][0-9]?)(?:\.[0-9]{1,3})?%")
 
 TEXT_KEYS = ("name", "drug", "indication", "version", "advisory")
+# A drug's name, and each word of it (the longest drug names are about 40 characters in all and 19
+# in one word: "amoxicillin and clavulanate potassium", "hydroxyprogesterone").
+MAX_DRUG_NAME = 60
+MAX_DRUG_WORD = 30
 QUANTITY_KEYS = {
     "duration": "duration",
     "checkpoint_every": "duration",
@@ -462,6 +466,7 @@ class _Checker(Checks):
         texts = {
             key: self.text(body, key, path, multiline=(key == "advisory")) for key in TEXT_KEYS
         }
+        self.drug_name(texts["drug"], f"{path}.drug")
         quantities = {
             key: self.quantity(body[key], f"{path}.{key}", kind)
             for key, kind in QUANTITY_KEYS.items()
@@ -1095,6 +1100,19 @@ class _Checker(Checks):
             self.add(full, "wrong_type", "must be a non-empty list of texts in quotes")
             return ()
         return tuple(self._text_value(item, f"{full}[{i}]") for i, item in enumerate(value))
+
+    def drug_name(self, drug: str, full: str) -> None:
+        """A drug's name is printed in a sheet's title and beside the dose it is drawn up as: a
+        name or word longer than a printed box is wide ran over the PUMP box of a PDF."""
+        if len(drug) > MAX_DRUG_NAME:
+            self.add(full, "too_long", f"is longer than {MAX_DRUG_NAME} characters")
+        elif any(len(word) > MAX_DRUG_WORD for word in drug.split()):
+            self.add(
+                full,
+                "word_too_long",
+                f"has a word longer than {MAX_DRUG_WORD} characters: write the name with spaces "
+                '("piperacillin and tazobactam")',
+            )
 
     def monitoring_grid(self, body: Mapping[str, Any], path: str) -> tuple[str, ...]:
         """The optional rows of the printed grid: short labels, at most one page's worth."""

@@ -251,6 +251,16 @@ BROKEN = [
         {"protocols.ketamine_iv": "confusable_id"},
     ),
     (
+        "a drug name with a word wider than a printed box",
+        [('drug = "ketamine"', 'drug = "' + "W" * 31 + '"')],
+        {f"{KET}.drug": "word_too_long"},
+    ),
+    (
+        "a drug name longer than a sheet's title",
+        [('drug = "ketamine"', 'drug = "' + "ketamine " * 7 + '"')],
+        {f"{KET}.drug": "too_long"},
+    ),
+    (
         "bad protocol id",
         [("[protocols.ketamine-undiluted]", "[protocols.Ketamine-Undiluted]")],
         {"protocols.Ketamine-Undiluted": "bad_id"},
@@ -666,3 +676,19 @@ def test_protocols_check_refuses_a_protocol_no_patient_can_have_a_sheet_from(
     assert "at 40 kg: rate 153 mL/h is above the hard limit 120 mL/h" in result.stderr
     # The shipped file itself gives sheets from every protocol.
     assert runner.invoke(cli, ["protocols", "check", str(SHIPPED_PROTOCOLS)]).exit_code == 0
+
+
+def test_a_box_note_breaks_a_word_wider_than_its_box() -> None:
+    # The PDF's PREPARE note ("of <drug> <strength>") broke only at spaces: a 200-character drug
+    # name ran across the PUMP box beside it. Every line now fits the box.
+    from dosecalc.render import as_pdf
+
+    pdf = as_pdf._document("a4", "2026-11-25", "test")
+    pdf.add_page()
+    page = as_pdf._Page(pdf)
+    width = 40.0
+    lines = page.wrapped("of " + "W" * 80 + " 10 mg/mL", width)
+    assert len(lines) > 2
+    page.font(page.style.body)
+    assert all(pdf.get_string_width(line) <= width for line in lines)
+    assert "".join(lines).replace(" ", "").replace("\u00a0", "") == "of" + "W" * 80 + "10mg/mL"

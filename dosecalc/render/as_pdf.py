@@ -286,7 +286,16 @@ class _Page:
                 lines[-1] = joined
             else:
                 lines.append(word)
-        return lines
+        fitted: list[str] = []
+        for line in lines:  # a word wider than the box (no space to break at) is cut to fit it
+            while len(line) > 1 and self.pdf.get_string_width(_t(line)) > width:
+                cut = len(line) - 1
+                while cut > 1 and self.pdf.get_string_width(_t(line[:cut])) > width:
+                    cut -= 1
+                fitted.append(line[:cut])
+                line = line[cut:]
+            fitted.append(line)
+        return fitted
 
     def box_width(self, rows: Sequence[tuple[str, str]], size: float) -> float:
         """The width a box needs for its label/value rows at `size` pt."""
