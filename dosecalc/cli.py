@@ -823,9 +823,9 @@ def check(
     if fmt == "json":
         click.echo(as_check.render_json(outcome), nl=False)
     else:
-        from dosecalc.render.wrap import terminal_width
+        from dosecalc.render.wrap import layout_width
 
-        click.echo(as_check.text(outcome, width=terminal_width(sys.stdout)), nl=False)
+        click.echo(as_check.text(outcome, width=layout_width(sys.stdout)), nl=False)
     sys.exit(EXIT_OK if outcome.matches else EXIT_REFUSED)
 
 

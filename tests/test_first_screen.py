@@ -378,6 +378,44 @@ def test_a_terminal_too_narrow_for_the_sheet_is_refused_before_anything_is_compu
     assert "--output FILE" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sheet", "--weight", "154 lb"],
+        ["check", "--weight", "72 kg", "--operator", "RN Kim", "--vial", "50 mg/mL",
+         "--drawn", "3.6 mL", "--rate", "15.54 mL/h", "--vtbi", "103.6 mL"],
+    ],
+)  # fmt: skip
+def test_piped_to_a_pager_in_a_narrow_window_is_laid_out_for_the_window(
+    command: list[str],
+) -> None:
+    """`dosecalc sheet | less` in a 60-column window: the sheet was laid out for 80 columns and the
+    terminal broke "given as 3.49 mL" into "given as 3." and "49 mL"; the double check was not
+    broken at all (lines of 128 columns). Piped while a person is at a terminal (stderr), text is
+    laid out for that terminal, up to 80 columns."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    main_fd, terminal_fd = pty.openpty()
+    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
+    clean = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    done = subprocess.run(
+        [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), *command,
+         "--date", DATE],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal_fd, env=clean,
+        text=True, timeout=60,
+    )  # fmt: skip
+    os.close(terminal_fd)
+    os.close(main_fd)
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 60
+    assert not BROKEN.search(done.stdout), BROKEN.search(done.stdout)
+    assert "\x1b[" not in done.stdout
+
+
 @pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"TERM": "dumb"}])
 def test_a_plain_sheet_on_a_narrow_terminal_is_laid_out_for_its_width(env: dict[str, str]) -> None:
     """With NO_COLOR or TERM=dumb the sheet was laid out for 80 columns whatever the screen, and a

@@ -19,9 +19,7 @@ from rich.text import Text
 
 from dosecalc.model import Sheet
 from dosecalc.render import content
-from dosecalc.render.wrap import is_terminal, terminal_width
-
-WIDTH = 80
+from dosecalc.render.wrap import WIDTH, is_terminal, layout_width
 
 # rich wraps at any whitespace, the no-break space included, so a number and its unit are joined
 # for layout by a private-use character (one cell wide, never in sheet text: sanitize.text removes
@@ -49,8 +47,8 @@ def make_console(
     tty = is_terminal(file)
     if terminal is None:
         terminal = tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
-    if width is None and tty and not terminal:
-        width = terminal_width(file) or WIDTH
+    if width is None and not terminal:  # plain: a terminal's width, or a pipe's viewer's
+        width = layout_width(file)
     return Console(
         file=file,
         width=width or (None if terminal else WIDTH),

@@ -44,6 +44,26 @@ def is_terminal(stream: IO[str] | None) -> bool:
 # The narrowest terminal a sheet or a double check is laid out for (the terminal tests use it):
 # narrower, rich's boxes cut figures short ("151." for 151.1 mL/h).
 MIN_WIDTH = 40
+WIDTH = 80  # a sheet written to a file, or piped where no one is at a terminal
+
+
+def layout_width(stream: IO[str] | None) -> int:
+    """The width to lay a sheet or a double check out at for `stream`: its terminal's; piped or
+    redirected while a person is at a terminal (stderr), that terminal's, up to WIDTH, so that
+    `dosecalc sheet | less` in a 60-column window is never broken by the terminal mid-number
+    ("given as 3." / "49 mL"); else WIDTH."""
+    width = terminal_width(stream)
+    if width is not None:
+        return width
+    import sys
+
+    seen = None
+    if is_terminal(sys.stderr):
+        try:
+            seen = os.get_terminal_size(sys.stderr.fileno()).columns or None
+        except (AttributeError, ValueError, OSError):
+            seen = None
+    return WIDTH if seen is None else max(MIN_WIDTH, min(WIDTH, seen))
 
 
 def terminal_width(stream: IO[str] | None) -> int | None:
