@@ -2,8 +2,8 @@
 
 A terminal breaks a line that is too long at its last column, whatever is there ("(range 10 mg to
 7" / "5 mg)"). Text printed line by line (the double check, messages on stderr) is broken here
-instead, at the terminal's width, when it goes to a terminal; piped or written to a file it is left
-as it is.
+instead: messages at their terminal's width (left as they are in a file), the double check at
+layout_width (its terminal's; piped, the width of the terminal a person is at, up to 80).
 """
 
 from __future__ import annotations
