@@ -10,6 +10,7 @@ comments.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -236,9 +237,14 @@ def test_a_titration_row_above_the_rate_hard_limit_is_marked_not_to_run(runner: 
         ["--protocols", str(PROTOCOLS), "sheet", "--protocol", "dopamine", "--weight", "140 kg"],
     )
     assert result.exit_code == 0, result.stderr
-    assert "105 mL/h OUTSIDE THE RATE HARD LIMITS: do not run" in result.stdout
+    rows = {line.split("mL/h")[0].strip(): line for line in result.stdout.splitlines()}
+    assert rows["20 mcg/kg/min    105"].endswith("OUTSIDE THE RATE HARD LIMITS: do not run")
     # 5 mcg/kg/min x 140 x 60 / 1,600 = 26.25 mL/h, printed 26.3 mL/h: the sheet's own rate.
-    assert "26.3 mL/h (this sheet)" in result.stdout
+    assert rows[" 5 mcg/kg/min   26.3".strip()].endswith("mL/h   (this sheet)")
+    # The notes stand in a column of their own: every rate ends in the same column.
+    table = [line for line in result.stdout.splitlines() if re.match(r" *\d+ mcg/kg/min  ", line)]
+    assert len(table) == 4
+    assert len({line.index("mL/h") for line in table}) == 1
 
 
 def test_the_double_check_of_a_continuous_infusion(runner: CliRunner) -> None:
@@ -454,7 +460,7 @@ def test_a_titration_row_above_the_dose_rate_hard_limit_for_this_patient_is_mark
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.stderr
     assert "30 mL/h OUTSIDE" not in result.stdout
-    assert "45 mL/h OUTSIDE THE HARD LIMITS (dose rate): do not run" in result.stdout
+    assert "45 mL/h   OUTSIDE THE HARD LIMITS (dose rate): do not run" in result.stdout
     data = json.loads(runner.invoke(cli, [*args, "--format", "json"]).stdout)
     flags = [
         (t["rate_ml_per_h"], t["within_rate_hard_limits"], t["within_hard_limits"])
@@ -477,7 +483,8 @@ def test_the_double_check_compares_a_vial_in_units_the_heparin_mix_up(runner: Cl
     # units/h / 80 kg = 90 units/kg/h, five times the prescription.
     wrong = runner.invoke(cli, [*args, "--vial", "5000 units/mL"])
     assert wrong.exit_code == 1
-    assert "14.4 mL/h of 500 units/mL gives 90 units/kg/h, not the 18 units/kg/h" in wrong.stdout
+    flat = " ".join(wrong.stdout.split())  # broken at 80 columns, piped
+    assert "14.4 mL/h of 500 units/mL gives 90 units/kg/h, not the 18 units/kg/h" in flat
     # A vial in mg on a units protocol is refused as input, naming what is accepted.
     mass = runner.invoke(cli, [*args, "--vial", "1000 mg/mL"])
     assert mass.exit_code == 2

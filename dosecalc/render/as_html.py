@@ -129,8 +129,8 @@ def _course(sheet: Sheet) -> list[str]:
     if not sheet.protocol.continuous:
         return [f"<h2>{on_page(content.TIMELINE_TITLE)}</h2>", _timeline(sheet)]
     rows = "".join(
-        f"<tr><th>{on_page(dose_rate)}</th><td>{on_page(rate)}</td></tr>"
-        for dose_rate, rate in content.titration_rows(sheet)
+        f"<tr><th>{on_page(dose_rate)}</th><td>{on_page(f'{rate} {note}'.strip())}</td></tr>"
+        for dose_rate, rate, note in content.titration_rows(sheet)
     )
     return [f"<h2>{on_page(content.TITRATION_TITLE)}</h2>", f'<table class="lines">{rows}</table>']
 

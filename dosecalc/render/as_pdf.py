@@ -689,7 +689,12 @@ def _sheet_page(pdf: _Document, sheet: Sheet, style: Style = STYLES[0]) -> None:
         page.text(f"{i}. {step}")
     if sheet.protocol.continuous:
         page.heading(content.TITRATION_TITLE)
-        page.lines([content.Line(*row) for row in content.titration_rows(sheet)])
+        page.lines(
+            [
+                content.Line(dose_rate, f"{rate} {note}".strip())
+                for dose_rate, rate, note in content.titration_rows(sheet)
+            ]
+        )
     else:
         page.heading(content.TIMELINE_TITLE)
         page.timeline(sheet)

@@ -115,8 +115,9 @@ def build(sheet: Sheet) -> Group:
         parts.append(_section(content.TITRATION_TITLE))
         for heading in ("Dose rate", "Rate"):
             checkpoints.add_column(Text(heading), justify="right", overflow="fold")
-        for pair in content.titration_rows(sheet):
-            checkpoints.add_row(*(_text(cell) for cell in pair))
+        checkpoints.add_column(Text(""), justify="left", overflow="fold")
+        for row in content.titration_rows(sheet):
+            checkpoints.add_row(*(_text(cell) for cell in row))
     else:
         parts.append(_section("CHECKPOINTS (cumulative, compare with the pump's volume infused)"))
         for heading in ("Time", "Volume infused", "Dose delivered"):

@@ -466,7 +466,7 @@ def hours(fig: Figure) -> str:
 TITRATION_TITLE = "TITRATION (pump rate for each dose rate)"
 
 
-def titration_rows(sheet: Sheet) -> list[tuple[str, str]]:
+def titration_rows(sheet: Sheet) -> list[tuple[str, str, str]]:
     """Each dose rate of the protocol's titration table with its rate in mL/h, as a pump's drug
     library lists them; the starting rate marked; a rate outside the rate hard limits is not one
     to run."""
@@ -474,15 +474,16 @@ def titration_rows(sheet: Sheet) -> list[tuple[str, str]]:
     rx = sheet.figures.of(prescription_operand(sheet.protocol))
     outside = titration_outside(sheet)
     for (dose_rate_fig, rate), names in zip(sheet.figures.titration, outside, strict=True):
-        text = rate.text
+        note = ""
         if names == ("rate",):
-            text = f"{text} OUTSIDE THE RATE HARD LIMITS: do not run"
+            note = "OUTSIDE THE RATE HARD LIMITS: do not run"
         elif names:
             limits = ", ".join(n.replace("_", " ") for n in names)
-            text = f"{text} OUTSIDE THE HARD LIMITS ({limits}): do not run"
+            note = f"OUTSIDE THE HARD LIMITS ({limits}): do not run"
         elif dose_rate_fig.exact == rx.exact:
-            text += " (this sheet)"
-        rows.append((dose_rate_fig.text, text))
+            note = "(this sheet)"
+        # The note in a column of its own: a rate column with notes in it is misaligned.
+        rows.append((dose_rate_fig.text, rate.text, note))
     return rows
 
 
