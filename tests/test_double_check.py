@@ -142,6 +142,9 @@ def test_a_matching_check_exits_0_with_the_sheets_code(runner: CliRunner) -> Non
     result = _check(runner, "--weight", "72 kg", *AS_PRINTED)
     assert result.exit_code == 0, result.output
     assert f"Check code      {code}" in result.stdout
+    # The protocols file as the sheet names it (its name and short hash), not its whole path.
+    assert f"Protocols file  {TEST_PROTOCOLS.name} (sha256 " in result.stdout
+    assert str(TEST_PROTOCOLS.parent) not in result.stdout
     assert "MATCH: every value entered" in result.stdout
     assert result.stdout.count(": matches") == 4
     done = _check(runner, "--weight", "72 kg", *AS_PRINTED, "--code", code.lower(), fmt="json")

@@ -9,6 +9,7 @@ from typing import Any
 
 from dosecalc import __version__
 from dosecalc.double_check import ENTRIES, DoubleCheck
+from dosecalc.render import content
 from dosecalc.render.as_json import dumps
 from dosecalc.render.wrap import fill
 from dosecalc.sanitize import text as clean
@@ -45,7 +46,7 @@ def text(check: DoubleCheck, width: int | None = None) -> str:
     lines = [
         "INDEPENDENT DOUBLE CHECK",
         f"Protocol        {clean(p.name)} ({p.id}), version {clean(p.version)}",
-        f"Protocols file  {clean(lib.path)} (sha256 {lib.short_hash})",
+        f"Protocols file  {content.protocols_file(sheet)}",  # as on the sheet: name, short hash
         f"Weight          {weight}",
         f"Check code      {check.check_code} (must equal the code on the sheet)",
         "",
