@@ -450,3 +450,14 @@ def test_the_double_check_on_a_terminal_is_broken_to_its_width_never_inside_a_nu
     # The same words as the unbroken text, in the same order: nothing lost or added.
     assert text.split() == as_check.text(outcome).split()
     assert "27 mg/h (0.375 mg/kg/h)" in " ".join(text.split())  # 15.54 mL/h x 50 mg/mL
+
+
+def test_a_match_on_some_values_says_how_many_were_compared(runner: CliRunner) -> None:
+    # One value of the four entered and matching read "MATCH: every value entered equals this
+    # independent computation", a headline a nurse can take for the whole check.
+    result = _check(runner, "--weight", "72 kg", "--vial", "10 mg/mL")
+    assert result.exit_code == 0
+    flat = " ".join(result.stdout.split())
+    assert "MATCH for 1 of 4 values (3 not entered, not compared)" in flat
+    full = _check(runner, "--weight", "72 kg", *AS_PRINTED)
+    assert "MATCH: every value entered equals this independent computation" in full.stdout

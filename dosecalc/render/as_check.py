@@ -19,6 +19,13 @@ CHECK_SCHEMA = "dosecalc.check/1"
 
 def verdict(check: DoubleCheck) -> str:
     if check.matches:
+        skipped = len(not_entered(check))
+        if skipped:  # "MATCH" after one value of four says nothing of the other three
+            compared = len(check.entries)
+            return (
+                f"MATCH for {compared} of {compared + skipped} values ({skipped} not entered, "
+                "not compared): every value entered equals this independent computation"
+            )
         return "MATCH: every value entered equals this independent computation"
     wrong = sum(not e.matches for e in check.entries)
     return f"MISMATCH: {wrong} of {len(check.entries)} value(s) differ: do not start; resolve first"
@@ -39,7 +46,7 @@ def text(check: DoubleCheck, width: int | None = None) -> str:
     """The outcome as text; `width`: a terminal's, each line broken to fit it (render.wrap), the
     lines under an entry indented under its value."""
     sheet = check.sheet
-    p, f, lib = sheet.protocol, sheet.figures, sheet.library
+    p, f = sheet.protocol, sheet.figures
     weight = clean(sheet.order.weight.strip())
     if f.dosing_weight_kg.text != weight:
         weight = f"{weight} = {f.dosing_weight_kg.text}"
