@@ -319,6 +319,24 @@ def _config() -> Any:
 
 def order_options(func: F) -> F:
     """Options `sheet` and `batch` share: protocol, operator, date."""
+    return _order_options(
+        func,
+        "Who overrides a soft limit ($DOSECALC_OPERATOR, or the settings file).",
+        "Date on the sheet (default: today).",
+    )
+
+
+def check_order_options(func: F) -> F:
+    """The same options for `check`, where the operator is the checking nurse."""
+    return _order_options(
+        func,
+        "You, the checking nurse: required ($DOSECALC_OPERATOR, or the settings file; asked for "
+        "at a terminal).",
+        "Date of the check, as on the sheet (default: today).",
+    )
+
+
+def _order_options(func: F, operator_help: str, date_help: str) -> F:
     for option in reversed(
         (
             click.option(
@@ -333,11 +351,9 @@ def order_options(func: F) -> F:
                 cls=Setting,
                 envvar="DOSECALC_OPERATOR",
                 metavar="NAME",
-                help="Who overrides a soft limit ($DOSECALC_OPERATOR, or the settings file).",
+                help=operator_help,
             ),
-            click.option(
-                "--date", metavar="YYYY-MM-DD", help="Date on the sheet (default: today)."
-            ),
+            click.option("--date", metavar="YYYY-MM-DD", help=date_help),
         )
     ):
         func = option(func)
@@ -711,7 +727,7 @@ CHECK_EXIT_HELP = (
 @click.option("--rate", metavar="QUANTITY", help='Rate on the pump: "155.4 mL/h".')
 @click.option("--vtbi", metavar="QUANTITY", help='VTBI on the pump: "103.6 mL".')
 @click.option("--code", metavar="XXXX-XXXX", help="The check code printed on the sheet.")
-@order_options
+@check_order_options
 @protocols_option
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True

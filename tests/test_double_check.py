@@ -461,3 +461,11 @@ def test_a_match_on_some_values_says_how_many_were_compared(runner: CliRunner) -
     assert "MATCH for 1 of 4 values (3 not entered, not compared)" in flat
     full = _check(runner, "--weight", "72 kg", *AS_PRINTED)
     assert "MATCH: every value entered equals this independent computation" in full.stdout
+
+
+def test_check_help_says_the_operator_is_the_checking_nurse(runner: CliRunner) -> None:
+    # The shared options said "Who overrides a soft limit" and "Date on the sheet" on check too.
+    text = " ".join(runner.invoke(cli, ["check", "--help"]).stdout.split())
+    assert "--operator NAME You, the checking nurse: required" in text
+    assert "Who overrides a soft limit" not in text
+    assert "--date YYYY-MM-DD Date of the check" in text
