@@ -570,3 +570,53 @@ def test_a_dose_rate_typed_per_hour_for_per_minute_is_refused_by_its_limits(
         result.stderr
     )
     assert "rate 0.025 mL/h is below the hard limit 1 mL/h" in result.stderr
+
+
+NOREPINEPHRINE = """format = 1
+default = "norepinephrine"
+
+[protocols.norepinephrine]
+name = "Norepinephrine 4 mg in 250 mL (16 mcg/mL), start 8 mcg/min"
+drug = "norepinephrine"
+indication = "Hypotension"
+version = "t1"
+dose_rate = "8 mcg/min"
+stock = ["1 mg/mL"]
+preparation = "make-up-to"
+drug_amount = "4 mg"
+diluent = "5% dextrose"
+diluent_volume = "250 mL"
+advisory = "Central line preferred."
+monitoring = ["Arterial blood pressure continuously"]
+monitoring_grid = ["MAP (mmHg)"]
+
+[protocols.norepinephrine.round]
+weight = "0.1 kg"
+drug_volume = "0.1 mL"
+volume = "1 mL"
+rate = "0.1 mL/h"
+concentration = "0.1 mcg/mL"
+dose_rate = "1 mcg/h"
+dose_rate_per_kg = "0.01 mcg/kg/h"
+dose_rate_per_min = "0.01 mcg/min"
+
+[protocols.norepinephrine.limits]
+weight = { hard = ["30 kg", "250 kg"] }
+dose_rate = { soft = ["2 mcg/min", "20 mcg/min"], hard = ["0.5 mcg/min", "30 mcg/min"] }
+rate = { hard = ["1 mL/h", "200 mL/h"] }
+"""
+
+
+def test_a_dose_rate_prescribed_per_minute_not_per_kg_is_shown_as_prescribed(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # 8 mcg/min of 4 mg in 250 mL (16 mcg/mL): 8 x 60 / 16 = 30 mL/h. Beside it the sheet showed
+    # "(6.86 mcg/kg/h)" at 70 kg (8 x 60 / 70), per hour beside a per-minute prescription: read
+    # as 6.86 mcg/kg/min it is 60 times the dose.
+    path = tmp_path / "p.toml"
+    path.write_text(NOREPINEPHRINE, encoding="utf-8")
+    result = runner.invoke(cli, ["--protocols", str(path), "sheet", "--weight", "70 kg"])
+    assert result.exit_code == 0, result.output
+    assert "Dose rate: 8 mcg/min\n" in result.stdout
+    assert "30 mL/h" in result.stdout
+    assert "mcg/kg/h" not in result.stdout.split("REVERSE CHECK")[0]

@@ -447,6 +447,10 @@ def dose_rate(sheet: Sheet) -> str:
     """The patient's dose rate and per kg: in the prescription's unit where it is per minute
     (continuous infusions: '400 mcg/min (5 mcg/kg/min)'), else per hour."""
     f = sheet.figures.values
+    if "dose_rate_per_min" in f and "dose_rate_per_kg_per_min" not in f:
+        # Prescribed per minute, not per kg (norepinephrine 8 mcg/min): a per kg figure per hour
+        # beside it ("6.86 mcg/kg/h") is read as per minute, 60 times too much.
+        return f["dose_rate_per_min"].text
     rate = f.get("dose_rate_per_min") or f["dose_rate"]
     per_kg = f.get("dose_rate_per_kg_per_min") or f["dose_rate_per_kg"]
     return f"{rate.text} ({per_kg.text})"
