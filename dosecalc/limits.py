@@ -147,8 +147,12 @@ def rounding_notices(
                     f"{figure(drawn, dose.step, dose.unit).text}, not the {dose.text} prescribed",
                 )
             )
-        delivered = checked["delivered_dose"].within(
-            {"total_volume": vtbi.rounded, "concentration": result.concentration}
+        # A VTBI rounded up past the bag delivers the bag, never more (as the checkpoints say).
+        delivered = min(
+            result.dose,
+            checked["delivered_dose"].within(
+                {"total_volume": vtbi.rounded, "concentration": result.concentration}
+            ),
         )
         if abs(delivered - result.dose) > half_step:
             notices.append(

@@ -620,3 +620,20 @@ def test_a_dose_rate_prescribed_per_minute_not_per_kg_is_shown_as_prescribed(
     assert "Dose rate: 8 mcg/min\n" in result.stdout
     assert "30 mL/h" in result.stdout
     assert "mcg/kg/h" not in result.stdout.split("REVERSE CHECK")[0]
+
+
+def test_a_vtbi_rounded_up_past_the_bag_is_not_said_to_deliver_more_than_the_bag(
+    runner: CliRunner,
+) -> None:
+    # Acetylcysteine (example file) at 12.5 kg: 150 mg/kg x 12.5 kg = 1,875 mg; 1,875 / 200 mg/mL
+    # = 9.375 mL, drawn up as 9.38 mL (1,876 mg); the bag 37.5 + 9.375 = 46.875 mL, VTBI 46.9 mL.
+    # The pump runs the bag dry: it delivers the bag, never 46.9 x 40 mg/mL = 1,876 mg of a
+    # 1,875 mg dose ("a VTBI of 46.9 mL delivers 1,876 mg", while the last checkpoint said
+    # 1,875 mg). The drawn-up volume's warning stands.
+    args = ["--protocols", str(EXAMPLES), "sheet", "--protocol", "acetylcysteine-bag1-5-20kg"]
+    result = runner.invoke(cli, [*args, "--weight", "12.5 kg", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["drug_volume_ml"], data["total_volume_ml"]) == (9.38, 46.9)
+    assert [w["code"] for w in data["warnings"]] == ["ROUNDED_DRUG_VOLUME"]
+    assert data["checkpoints"][-1]["dose"] == 1875
