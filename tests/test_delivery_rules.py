@@ -637,3 +637,19 @@ def test_a_vtbi_rounded_up_past_the_bag_is_not_said_to_deliver_more_than_the_bag
     assert (data["drug_volume_ml"], data["total_volume_ml"]) == (9.38, 46.9)
     assert [w["code"] for w in data["warnings"]] == ["ROUNDED_DRUG_VOLUME"]
     assert data["checkpoints"][-1]["dose"] == 1875
+
+
+def test_a_diluent_that_does_not_add_up_to_the_final_volume_is_about_its_figure(
+    runner: CliRunner,
+) -> None:
+    # Vancomycin (example file) at 68 kg: 1,020 mg = 20.4 mL, made up to 204 mL; the diluent
+    # 204 - 20.4 = 183.6 mL prints on the 1 mL step as 184 mL, and 20.4 + 184 = 204.4 mL, not
+    # 204. The nurse fills to 204 mL: the diluent is "about 184 mL". Four checks flagged "Add
+    # 184 mL ... to make up to 204 mL" as not adding up.
+    args = ["--protocols", str(EXAMPLES), "sheet", "--protocol", "vancomycin-5mg-per-ml"]
+    text = " ".join(runner.invoke(cli, [*args, "--weight", "68 kg"]).stdout.split())
+    assert "Make up to 204 mL with about 184 mL of 0.9% sodium chloride" in text
+    # The shipped syringe at 72 kg: 3.6 mL + 46.4 mL = 50 mL exactly: no "about".
+    shipped = ["sheet", "--protocol", "ketamine-iv-syringe", "--weight", "72 kg"]
+    text = " ".join(runner.invoke(cli, shipped).stdout.split())
+    assert "Make up to 50 mL with 46.4 mL of 0.9% sodium chloride." in text

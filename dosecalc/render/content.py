@@ -350,7 +350,7 @@ def preparation(sheet: Sheet) -> list[str]:
         steps.append(f"Add it to {f.diluent_volume.text} {diluent}{_volume_rule(sheet)}.")
     else:
         steps.append(
-            f"Add {f.diluent_volume.text} {diluent} to make up to {f.total_volume.text}"
+            f"Make up to {f.total_volume.text} with {_diluent_about(sheet)} of {diluent}"
             f"{_volume_rule(sheet)}."
         )
     steps.append(
@@ -376,9 +376,19 @@ def _continuous_preparation(sheet: Sheet) -> list[str]:
     if p.preparation == "add":
         steps.append(f"Add it to {f.diluent_volume.text} {diluent}.")
     else:
-        steps.append(f"Add {f.diluent_volume.text} {diluent} to make up to {f.total_volume.text}.")
+        steps.append(f"Make up to {f.total_volume.text} with {_diluent_about(sheet)} of {diluent}.")
     steps.append(f"Total {f.total_volume.text}, {f.concentration.text}: {label}")
     return steps
+
+
+def _diluent_about(sheet: Sheet) -> str:
+    """The diluent of a bag made up to a volume: the final volume is what the nurse fills to. Each
+    figure is rounded once, so the printed drug volume and diluent need not add up to it (20.4 mL
+    and 184 mL for 204 mL): then the diluent is "about" its figure."""
+    f = sheet.figures
+    if f.drug_volume.rounded + f.diluent_volume.rounded == f.total_volume.rounded:
+        return f.diluent_volume.text
+    return f"about {f.diluent_volume.text}"
 
 
 def _volume_rule(sheet: Sheet) -> str:
