@@ -317,6 +317,15 @@ def _config() -> Any:
     return loaded
 
 
+class PlainCount(click.IntRange):
+    """A count as ASCII digits only: click's int() also takes " 2", "２" (fullwidth) and "2_0"."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+            self.fail(f"{value!r} is not a whole number written in the digits 0-9.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def order_options(func: F) -> F:
     """Options `sheet` and `batch` share: protocol, operator, date."""
     return _order_options(
@@ -1254,7 +1263,7 @@ BATCH_EXIT_HELP = (
 )
 @click.option(
     "--jobs",
-    type=click.IntRange(1, 64),
+    type=PlainCount(1, 64),
     metavar="N",
     help="Processes computing rows (default: the CPUs, for a long list); the output is the same.",
 )

@@ -461,3 +461,12 @@ def test_a_csv_run_that_stops_writes_nothing_on_stdout(runner: CliRunner) -> Non
     assert result.exit_code == 2
     assert result.stdout == ""
     assert "header" in result.stderr
+
+
+@pytest.mark.parametrize("jobs", ["\uff12", " 2", "2_0", "+2", "0"])
+def test_jobs_is_a_count_in_ascii_digits(runner: CliRunner, jobs: str) -> None:
+    # click's int() read "２" (fullwidth), " 2" and "2_0" as numbers: strict input everywhere.
+    result = batch(runner, "-", "--jobs", jobs, stdin=b"patient_id,weight\nA1,72 kg\n")
+    assert result.exit_code == 2
+    assert "--jobs" in result.stderr
+    assert result.stdout == ""
