@@ -470,3 +470,12 @@ def test_jobs_is_a_count_in_ascii_digits(runner: CliRunner, jobs: str) -> None:
     assert result.exit_code == 2
     assert "--jobs" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_column_name_with_a_kelvin_sign_is_unknown_not_weight_kg(runner: CliRunner) -> None:
+    # "weight_\u212ag" (KELVIN SIGN) lowers to "weight_kg": the column was taken for weight_kg.
+    result = batch(runner, "-", stdin="patient_id,weight_\u212ag\nA1,72\n".encode())
+    assert result.exit_code == 2
+    assert "unknown column(s): 'weight_\\u212ag' (not ASCII)" in result.stderr
+    assert "spaces around it" not in result.stderr
+    assert result.stdout == ""

@@ -127,7 +127,8 @@ def _header_problem(code: str, message: str) -> Problem:
 def check_header(header: list[str], what: str = "header") -> list[str]:
     """The column names (matched ignoring case), or InputError: missing, unknown or duplicate
     columns, or not exactly one weight column."""
-    names = [name.lower() for name in header]
+    # Case is ignored in ASCII only: str.lower() makes the Kelvin sign in "weight_\u212ag" a k.
+    names = [name.lower() if name.isascii() else name for name in header]
     problems = []
     seen: set[str] = set()
     duplicates = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
@@ -136,7 +137,10 @@ def check_header(header: list[str], what: str = "header") -> list[str]:
         problems.append(Problem(what, "duplicate_column", f"{what}: duplicate column(s): {shown}"))
     unknown = [name for name, low in zip(header, names, strict=True) if low not in COLUMNS]
     if unknown:
-        shown = ", ".join(f"'{terminal(n)}'" for n in unknown)
+        shown = ", ".join(
+            f"'{terminal(n)}'" if n.isascii() else f"'{terminal(ascii(n)[1:-1])}' (not ASCII)"
+            for n in unknown
+        )
         hint = _hint(unknown)
         problems.append(
             Problem(
@@ -182,7 +186,7 @@ def _hint(unknown: list[str]) -> str:
                     f". The header looks separated by {what}: dosecalc reads comma-separated "
                     "CSV (save as 'CSV UTF-8 (comma delimited)')"
                 )
-        if name.strip().lower() in COLUMNS:
+        if name.isascii() and name.strip().lower() in COLUMNS:
             return ". A column name has spaces around it: remove them"
     return ""
 
