@@ -20,7 +20,6 @@ from dosecalc.files import append_records
 from dosecalc.model import Order, Sheet
 from dosecalc.render.as_json import dumps, error_object, sheet_object
 
-ENV_AUDIT_LOG = "DOSECALC_AUDIT_LOG"
 NAME_WITHHELD = "[name withheld]"
 
 

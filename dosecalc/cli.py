@@ -65,10 +65,6 @@ FORMAT_KEY = "dosecalc.format"  # ctx.meta: how a command reports its errors (te
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def exit_code(error: DosecalcError) -> int:
-    return error.exit_code
-
-
 def fail(error: DosecalcError, fmt: str | None = None) -> NoReturn:
     """Raise a domain error, to be reported once (stderr for people, a JSON error object on stdout
     for --format json) by `Dosecalc.invoke`. Without `fmt`, as the command chose (its

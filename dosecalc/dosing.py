@@ -1,6 +1,9 @@
 """The dose engine: (protocol, weight, overrides) -> an immutable, exact result.
 
-Pure functions over Decimal: no click, no rich, no I/O, no rounding (display.py rounds, once). The
+Pure functions over Decimal: no click, no rich, no I/O. Every reported figure is rounded once, by
+display.py, from its exact value. The engine settles to a step only what a nurse measures or
+programs and the rest is worked out from (protocols.settled): the rate as programmed, a container's
+volume made to a concentration or per kg, the dose as drawn up; and the duration it lengthens. The
 formulas are quantities.py's, checked by pint; working units: kg, the protocol's dose unit (mg or
 mcg), mL, min, and mL/h for rates.
 """

@@ -946,7 +946,9 @@ class Compiled(NamedTuple):
     def within(self, values: Mapping[str, Decimal]) -> Decimal:
         """`value`, for a caller that already holds `localcontext(EXACT)` (a loop over a sheet's
         formulas enters it once, not once a formula)."""
-        assert getcontext().prec == EXACT.prec, "Compiled.within needs localcontext(EXACT)"
+        if getcontext().prec != EXACT.prec:  # not an assert: `python -O` would drop it, and the
+            # arithmetic would run at 28 digits
+            raise RuntimeError("Compiled.within needs localcontext(EXACT)")
         formula = self.formula
         raw = formula.fn(*map(values.__getitem__, formula.operands))
         if self.divide == 1:  # the common cases: fewer operations

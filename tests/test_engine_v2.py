@@ -861,3 +861,15 @@ def test_no_checkpoint_shows_more_than_the_bag_holds(runner: CliRunner) -> None:
         for row in sheet["checkpoints"]:
             assert row["dose"] <= sheet["dose"], (kg, row)
             assert row["volume_ml"] <= sheet["total_volume_ml"], (kg, row)
+
+
+def test_a_formula_outside_the_sixty_digit_context_is_refused_even_under_python_o() -> None:
+    # It was an assert: `python -O` drops asserts, and the arithmetic would run at 28 digits.
+    from dosecalc.exact import EXACT
+
+    dose = quantities.compiled("add")["dose"]
+    values = {"dose_per_kg": Decimal("0.5"), "dosing_weight_kg": Decimal(72)}
+    with localcontext(EXACT):
+        assert dose.within(values) == 36
+    with localcontext(prec=28), pytest.raises(RuntimeError, match="needs localcontext"):
+        dose.within(values)

@@ -151,14 +151,9 @@ def summary(sheet: Sheet) -> Panel:
     return Panel(table, title=title, title_align="left", box=box.HEAVY, padding=(0, 1))
 
 
-def print_sheet(sheet: Sheet, console: Console) -> None:
-    """To a terminal with style; anywhere else, the same plain text `render` writes to files."""
-    console.file.write(for_console(sheet, console))
-    console.file.flush()
-
-
 def for_console(sheet: Sheet, console: Console) -> str:
-    """What `print_sheet` writes to `console`: styled at a terminal, else the plain text."""
+    """The sheet for `console`: styled at a terminal, else the plain text `render` writes to
+    files (laid out at the console's width)."""
     if console.is_terminal:
         with console.capture() as captured:
             console.print(build(sheet))
