@@ -16,7 +16,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from dosecalc.checkcode import FORMAT
-from dosecalc.display import figure, format_quantity
+from dosecalc.display import figure, format_quantity, text_apart
 from dosecalc.errors import InputError, LimitError, Problem
 from dosecalc.exact import EXACT
 from dosecalc.model import Confirm, Order, Sheet, make_sheet, stock_kind
@@ -271,6 +271,8 @@ def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
             value = checked["reverse_dose_per_kg"].value(
                 {"reverse_dose": dose, "dosing_weight_kg": weight}
             )
+            if value and not figure(value, PER_KG_STEP, f"{d}/kg").rounded:
+                return text_apart(value, Decimal(0), f"{d}/kg", PER_KG_STEP)  # never "0 mg/kg"
             return figure(value, PER_KG_STEP, f"{d}/kg").text
 
     # Per kg where the protocol prescribes per kg; a fixed dose (or per m2, per day) has no dose
@@ -278,7 +280,7 @@ def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
     per_kg_rx = "dose_per_kg" in figs.values
 
     def dose_text(value: Decimal) -> str:
-        text = figure(value, s["dose"], d).exact_text
+        text = text_apart(value, Decimal(0), d, s["dose"])  # a non-zero amount never reads "0 mg"
         return f"{text} ({per_kg(value)})" if per_kg_rx else text
 
     def minutes_text(value: Decimal) -> str:

@@ -469,3 +469,14 @@ def test_check_help_says_the_operator_is_the_checking_nurse(runner: CliRunner) -
     assert "--operator NAME You, the checking nurse: required" in text
     assert "Who overrides a soft limit" not in text
     assert "--date YYYY-MM-DD Date of the check" in text
+
+
+def test_a_tiny_entry_never_holds_0_mg(runner: CliRunner) -> None:
+    # 1e-21 mL x 10 mg/mL = 1e-20 mg (1e-20 / 72 kg per kg): printed "holds 0 mg (0 mg/kg)",
+    # the "printed as 0" failure SAFETY.md names.
+    result = _check(runner, "--weight", "72 kg", "--drawn", "0.000000000000000000001 mL")
+    assert result.exit_code == 1
+    flat = " ".join(result.stdout.split())
+    assert "holds 0.00000000000000000001 mg (0.0000000000000000000001389 mg/kg)" in flat
+    assert "holds 0 mg" not in flat
+    assert "(0 mg/kg)" not in flat
