@@ -196,13 +196,21 @@ def ask(prompt: str, check: Callable[[str], object] | None = None, *, yes_no: bo
                 raise click.UsageError("; ".join(p.message for p in exc.problems)) from None
         return text
 
+    def y_or_n(text: str) -> bool:  # click.confirm says only "Error: invalid input"
+        answer = text.strip().lower()
+        if answer not in ("y", "yes", "n", "no", ""):
+            raise click.UsageError("answer y (yes) or n (no); just Enter is no")
+        return answer in ("y", "yes")
+
     try:
         if yes_no:
-            return click.confirm(prompt, default=False, err=True)
+            return click.prompt(
+                f"{prompt} [y/N]", default="", show_default=False, err=True, value_proc=y_or_n
+            )
         return click.prompt(prompt, err=True, value_proc=checked)
     except click.exceptions.Abort as exc:
+        click.echo("", err=True)  # Ctrl-D or Ctrl-C: the next message on a line of its own
         if isinstance(exc.__context__, EOFError):
-            click.echo("", err=True)
             raise EndOfInput from None
         raise
 

@@ -321,6 +321,56 @@ def test_ctrl_d_at_the_override_question_is_a_no() -> None:
     assert "interrupted" not in screen
 
 
+def test_an_answer_other_than_yes_or_no_says_what_is_accepted() -> None:
+    # click.confirm said only "Error: invalid input".
+    code, screen = at_a_terminal(
+        ["sheet", "--weight", "154 kg", "--date", "2026-11-25"], [b"maybe\n", b"n\n"]
+    )
+    assert code == 1, screen
+    assert "answer y (yes) or n (no); just Enter is no" in screen
+    assert "invalid input" not in screen
+    assert screen.count("Override the soft limit? [y/N]:") == 2
+
+
+def test_ctrl_c_at_a_question_ends_its_line_before_the_message() -> None:
+    # "Override the soft limit? [y/N]: ^Cdosecalc: interrupted; ..." on one line. Ctrl-C is
+    # SIGINT from the terminal: sent here to the process, once the question is on the screen.
+    import pty
+    import select
+    import signal
+    import time
+
+    main_fd, terminal_fd = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("LINES", "NO_COLOR")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), "sheet",
+         "--weight", "154 kg", "--date", "2026-11-25"],
+        stdin=terminal_fd, stdout=terminal_fd, stderr=terminal_fd, env={**env, "COLUMNS": "80"},
+    )  # fmt: skip
+    os.close(terminal_fd)
+    screen = b""
+    try:
+        end = time.monotonic() + 30
+        while b"[y/N]: " not in screen and time.monotonic() < end:
+            if select.select([main_fd], [], [], 0.1)[0]:
+                screen += os.read(main_fd, 65536)
+        process.send_signal(signal.SIGINT)
+        while time.monotonic() < end and select.select([main_fd], [], [], 0.5)[0]:
+            try:
+                data = os.read(main_fd, 65536)
+            except OSError:  # the program ended
+                break
+            if not data:
+                break
+            screen += data
+        code = process.wait(timeout=30)
+    finally:
+        os.close(main_fd)
+    text = screen.decode(errors="replace").replace("\r\n", "\n")
+    assert code == 130, text
+    assert "Override the soft limit? [y/N]: \ndosecalc: interrupted" in text
+
+
 def test_no_question_is_asked_where_stderr_is_not_a_terminal() -> None:
     """With 2>/dev/null the override question was asked where nobody could see it: it looked hung."""
     code, screen = at_a_terminal(
