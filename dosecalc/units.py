@@ -280,12 +280,12 @@ def _parse_strength(text: str, field: str) -> Quantity:
     mass, volume_unit = canonical_unit(shaped["mass"]), canonical_unit(shaped["vunit"])
     if mass not in ("mg", "mcg", "g") or volume_unit not in ("mL", "L"):
         raise _refuse(
-            field, text, "unknown_unit", "is not an amount per volume" + _STRENGTH_HELP[:-1]
+            field, text, "unknown_unit", "is not an amount per volume." + _STRENGTH_HELP[:-1]
         )
     amount = parse_number(shaped["amount"], field, text)
     volume = parse_number(shaped["volume"], field, text)
     if amount == 0 or volume == 0:
-        raise _refuse(field, text, "zero", "has a zero amount or volume")
+        raise _refuse(field, text, "zero", "has a zero amount or volume." + _STRENGTH_HELP[:-1])
     with localcontext(EXACT):
         value = amount / volume
     if len(value.normalize(EXACT).as_tuple().digits) >= 40:

@@ -86,10 +86,11 @@ def parse_bp(text: str, field: str = "bp") -> tuple[int, int]:
 
 def parse_vital(text: str, field: str, name: str, *, unit_required: bool = False) -> int:
     vital = VITALS[name]
+    whole = f"a whole number from 1 to {vital.highest}"  # not 0: "a whole number" read as 0 too
     accepted = (
-        f"a whole number with its unit, for example {vital.example}"
+        f"{whole} with its unit, for example {vital.example}"
         if unit_required
-        else f"a whole number, for example {vital.example.split(' ')[0].rstrip('%')}"
+        else f"{whole}, for example {vital.example.split(' ')[0].rstrip('%')}"
         + (" or 98%" if name == "spo2" else "")
     )
     match = vital.pattern.fullmatch(text) if len(text) <= MAX_CHARS else None

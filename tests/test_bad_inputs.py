@@ -192,6 +192,11 @@ BAD_INPUTS: list[Bad] = [
     opt("--stock", "10 mcg/mL", "stock: '10 mcg/mL' is not a strength"),
     opt("--stock", "10 mg", "stock: '10 mg' is a dose, not a concentration"),
     opt("--stock", "10", "stock: '10' has no unit"),
+    # Each message ends its sentence before what is accepted.
+    opt("--stock", "10 mg/1 dL", "is not an amount per volume. Accepted: a strength per mL"),
+    opt("--stock", "10 mg/0 mL", "has a zero amount or volume. Accepted: a strength per mL"),
+    # "Accepted: a whole number" for 0, which is one.
+    opt("--hr", "0", "hr: '0' is not accepted. Accepted: a whole number from 1 to 300"),
     opt("--stock", "10 mg/L", "stock: '10 mg/L' uses mg/L, not accepted here"),
     opt("--stock", "1e1 mg/mL", "stock: '1e1 mg/mL'", "for example 10 mg/mL"),
     # --- patient id ----------------------------------------------------------------------------
