@@ -653,3 +653,17 @@ def test_a_diluent_that_does_not_add_up_to_the_final_volume_is_about_its_figure(
     shipped = ["sheet", "--protocol", "ketamine-iv-syringe", "--weight", "72 kg"]
     text = " ".join(runner.invoke(cli, shipped).stdout.split())
     assert "Make up to 50 mL with 46.4 mL of 0.9% sodium chloride." in text
+
+
+def test_an_amount_of_1000_mcg_or_more_is_written_in_mg(runner: CliRunner, tmp_path: Path) -> None:
+    # 4 mg of 1 mg/mL made up to 250 mL was printed "norepinephrine 4,000 mcg in 250 mL" and
+    # "(4,000 mcg)" (the protocol's dose unit): ISMP lists large mcg amounts as error-prone, and
+    # the vial says mg. 4,000 mcg / 1,000 = 4 mg.
+    path = tmp_path / "p.toml"
+    path.write_text(NOREPINEPHRINE, encoding="utf-8")
+    result = runner.invoke(cli, ["--protocols", str(path), "sheet", "--weight", "70 kg"])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.stdout.split())
+    assert "continuous infusion, norepinephrine 4 mg in 250 mL (16 mcg/mL)" in flat
+    assert "1. Draw up 4 mL of norepinephrine 1 mg/mL (1,000 mcg/mL) (4 mg)." in flat
+    assert "4,000 mcg" not in flat.split("CALCULATION")[0]

@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from dosecalc.protocols import Protocol
 
 from dosecalc.display import Figure, figure, format_percent, format_quantity
+from dosecalc.exact import EXACT
 from dosecalc.model import Sheet, dosing_basis, titration_outside
 from dosecalc.protocols import dose_as_drawn
 from dosecalc.protocols import prescription as prescribed_operand
 from dosecalc.quantities import BY_NAME
 from dosecalc.sanitize import text as clean
-from dosecalc.units import UNIT_WORDS, label_volume
+from dosecalc.units import UNIT_WORDS, factor, label_volume
 from dosecalc.verify import RateCheck, Reverse, printed_lines
 
 # A number and its unit ("155.4 mL/h", "30 kg/m2", "33 gtt/min", "120 /min", "500 mg/100 mL"):
@@ -53,6 +54,15 @@ class Line:
     text: str
 
 
+def amount(fig: Figure) -> str:
+    """An amount of drug in a bag as a vial is labelled: 1,000 mcg or more in mg ("400 mg", not
+    "400,000 mcg", an error-prone form on ISMP's list), by pint's factor; else as the figure."""
+    if fig.unit != "mcg" or fig.rounded < 1000:
+        return fig.text
+    multiply, divide = factor("mcg", "mg", "dose")
+    return format_quantity(EXACT.divide(EXACT.multiply(fig.rounded, multiply), divide), "mg")
+
+
 def shown(fig: Figure) -> str:
     """'34.927 mg, given as 34.9 mg' when rounding changed the value, else '36 mg'."""
     if fig.was_rounded and fig.exact_number != fig.number:
@@ -75,7 +85,7 @@ def container(sheet: Sheet) -> str:
     ('400 mg in 250 mL')."""
     f = sheet.figures
     if "drug_amount" in f.values:
-        return f"{f.drug_amount.text} in {f.total_volume.text} ({f.concentration.text})"
+        return f"{amount(f.drug_amount)} in {f.total_volume.text} ({f.concentration.text})"
     return stock(sheet)
 
 
@@ -372,7 +382,7 @@ def _continuous_preparation(sheet: Sheet) -> list[str]:
         else:
             first = f"Draw up {f.total_volume.text} of {drug} {stock(sheet)}, undiluted."
         return [first, f"VTBI {f.total_volume.text} at {f.concentration.text}: {label}"]
-    steps = [f"Draw up {f.drug_volume.text} of {drug} {stock(sheet)} ({f.drug_amount.text})."]
+    steps = [f"Draw up {f.drug_volume.text} of {drug} {stock(sheet)} ({amount(f.drug_amount)})."]
     if p.preparation == "add":
         steps.append(f"Add it to {f.diluent_volume.text} {diluent}.")
     else:
