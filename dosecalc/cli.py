@@ -1044,9 +1044,16 @@ def protocols_list(protocols_file: str | None) -> None:
     except ProtocolFileError as exc:
         fail(exc)
     click.echo(f"{sanitize.terminal(listed.path, None)} (sha256 {listed.sha256}, {listed.origin})")
+    ids = max((len(pid) for pid, _, _ in listed.entries), default=0)
+    width = None
+    if _is_terminal(sys.stdout):  # broken at its width, never inside "50 mL" (not imported else)
+        from dosecalc.render.wrap import fill, terminal_width
+
+        width = terminal_width(sys.stdout)
     for pid, name, version in listed.entries:
         marker = "*" if pid == listed.default else " "
-        click.echo(f"{marker} {pid}  {sanitize.text(name)}  (version {sanitize.text(version)})")
+        line = f"{marker} {pid:<{ids}}  {sanitize.text(name)}  (version {sanitize.text(version)})"
+        click.echo(line if width is None else fill(line, width, indent=ids + 4))
 
 
 @protocols.command("show")

@@ -439,3 +439,41 @@ def test_a_prompt_broken_at_a_terminal_keeps_its_trailing_space() -> None:
     from dosecalc.render.wrap import fill
 
     assert fill("Weight, with its unit (for example 72 kg): ", 20).endswith("kg): ")
+
+
+def test_the_protocols_list_at_a_narrow_terminal_keeps_numbers_with_units() -> None:
+    """At 40 columns the terminal broke "0.5" / " mg/kg" in the list; ids now stand in a column
+    and each name is broken at spaces under its own column."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    main_fd, terminal_fd = pty.openpty()
+    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 50, 0, 0))
+    clean = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    done = subprocess.run(
+        [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), "protocols",
+         "list"],
+        stdin=subprocess.DEVNULL, stdout=terminal_fd, stderr=subprocess.PIPE, env=clean,
+        timeout=60,
+    )  # fmt: skip
+    os.close(terminal_fd)
+    out = b""
+    while True:
+        try:
+            data = os.read(main_fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    os.close(main_fd)
+    assert done.returncode == 0
+    lines = out.decode().replace("\r\n", "\n").splitlines()[1:]  # the file's path and hash first
+    assert max(len(line) for line in lines) <= 50
+    assert not BROKEN.search("\n".join(lines)), BROKEN.search("\n".join(lines))
+    names = [line for line in lines if line[:2] in ("* ", "  ") and line[2] != " "]
+    starts = {len(line) - len(line[2:].split(" ", 1)[1].lstrip()) for line in names}
+    assert len(starts) == 1  # every name starts in the same column
