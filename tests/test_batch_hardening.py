@@ -994,10 +994,19 @@ def test_a_patient_also_named_on_a_json_line_that_is_not_json_gets_no_sheet(
     assert "is also named on line(s) 2" in objs[0]["errors"][0]["message"]
 
 
-def test_a_whole_row_quoted_into_one_cell_still_names_its_patient(runner: CliRunner) -> None:
+@pytest.mark.parametrize(
+    "day",
+    [
+        b'patient_id,weight,name\nA003,72 kg,Cy\n"A003,80 kg,Cy"\nB1,70 kg,Bo\n',
+        # patient_id not the first column: the quoted row's id is in its second cell.
+        b'weight,patient_id,name\n72 kg,A003,Cy\n"80 kg,A003,Cy"\n70 kg,B1,Bo\n',
+    ],
+)
+def test_a_whole_row_quoted_into_one_cell_still_names_its_patient(
+    runner: CliRunner, day: bytes
+) -> None:
     # '"A003,80 kg,Cy"' is one cell: a short row whose id read as 'A003,80 kg,Cy', so A003's
     # good line at 72 kg got a sheet although the list also says 80 kg.
-    day = b'patient_id,weight,name\nA003,72 kg,Cy\n"A003,80 kg,Cy"\nB1,70 kg,Bo\n'
     result = batch(runner, "-", stdin=day)
     assert result.exit_code == 1
     rows = rows_of(result.stdout)

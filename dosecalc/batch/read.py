@@ -254,20 +254,29 @@ def _csv_record(source: Source, line: Line, header: list[str]) -> RawRow:
 
 def _csv_ids(text: str, header: list[str]) -> tuple[str, ...]:
     """The patient id a CSV line that cannot be read seems to hold: the cell in the patient_id
-    column's place, or the first cell, stripped of spaces, where it is an id (a guess, used only
-    to keep a patient named on an unreadable line from getting a sheet from another line)."""
+    column's place, stripped of spaces, where it is an id, also inside a cell that holds a whole
+    quoted row (a guess, used only to keep a patient named on an unreadable line from getting a
+    sheet from another line)."""
     try:
         cells = [c.strip(" ") for c in next(csv.reader([text]), [])]
     except csv.Error:
         cells = [c.strip(' "') for c in text.split(",")]
-    found = []
-    if "patient_id" in header and header.index("patient_id") < len(cells):
-        found.append(cells[header.index("patient_id")])
-    if cells:
-        found.append(cells[0])
-    # A whole row quoted into one cell ('"A003,80 kg,Cy"'): its own first cell is the id.
-    found += [_first_cell(cell) for cell in found if "," in cell]
+    found = _id_cells(cells, header)
+    # A whole row quoted into one cell ('"80 kg,A003,Cy"'): read that cell as the row it holds.
+    for cell in [c for c in cells if "," in c]:
+        try:
+            inner = [c.strip(" ") for c in next(csv.reader([cell]), [])]
+        except csv.Error:
+            continue
+        found += _id_cells(inner, header)
     return tuple(dict.fromkeys(i for i in found if PATIENT_ID.fullmatch(i)))
+
+
+def _id_cells(cells: list[str], header: list[str]) -> list[str]:
+    """The cell in the patient_id column's place (a weight in the first cell of a list whose
+    patient_id is not first would be named as an id)."""
+    place = header.index("patient_id") if "patient_id" in header else 0
+    return cells[place : place + 1]
 
 
 def _named(ids: tuple[str, ...]) -> str:
