@@ -890,8 +890,7 @@ def refuse_a_narrow_terminal(fmt: str) -> None:
                     "output",
                     "terminal_too_narrow",
                     f"output: the terminal is {width} columns wide; a sheet needs at least "
-                    f"{MIN_WIDTH}: widen the window, or write it to a file with --output FILE "
-                    "(or pipe it, e.g. to less)",
+                    f"{MIN_WIDTH}: widen the window, or write it to a file with --output FILE",
                 )
             ),
             fmt,

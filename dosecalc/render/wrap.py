@@ -57,12 +57,7 @@ def layout_width(stream: IO[str] | None) -> int:
         return width
     import sys
 
-    seen = None
-    if is_terminal(sys.stderr):
-        try:
-            seen = os.get_terminal_size(sys.stderr.fileno()).columns or None
-        except (AttributeError, ValueError, OSError):
-            seen = None
+    seen = terminal_width(sys.stderr)  # $COLUMNS or its size, where stderr is a terminal
     return WIDTH if seen is None else max(MIN_WIDTH, min(WIDTH, seen))
 
 
