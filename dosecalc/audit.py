@@ -87,7 +87,13 @@ def without_name(error: DosecalcError, name: str | None) -> dict[str, Any]:
 
 def _cut(message: str, name: str) -> str:
     """`message` with `name` withheld wherever it is not part of a longer word or number."""
-    return re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", NAME_WITHHELD, message)
+    # Not inside a word; and a "name" that is a number ("5") not inside a number either ("0.5",
+    # "1,500"). A name with a letter in it is withheld wherever it stands as a word, a comma
+    # before or after it included (a CSV line echoed: "A1,Ann5,72 kg").
+    number = name.isdigit()
+    before = r"(?<!\w)" + (r"(?<!\d[.,])" if number else "")
+    after = r"(?!\w)" + (r"(?![.,]\d)" if number else "")
+    return re.sub(before + re.escape(name) + after, NAME_WITHHELD, message)
 
 
 def entry(

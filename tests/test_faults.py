@@ -96,6 +96,19 @@ def test_withholding_the_name_never_changes_a_limits_numbers_or_units(
     assert "withheld" not in " ".join(messages)
 
 
+def test_a_number_for_a_name_never_changes_a_decimal_in_the_log(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # With the name "5", "--dose 0.5 mg" was logged as "dose: '0.[name withheld] mg'".
+    log = tmp_path / "audit.jsonl"
+    args = ["--weight", "70.5 kg", "--name", "5", "--dose", "0.5 mg", "--audit-log", str(log)]
+    assert runner.invoke(cli, [*BASE, *args]).exit_code == 2
+    (record,) = log_lines(log)
+    (problem,) = record["error"]["errors"]  # type: ignore[index]
+    assert problem["message"].startswith("dose: '0.5 mg' ")
+    assert "withheld" not in problem["message"]
+
+
 def test_a_name_typed_where_a_message_repeats_it_is_still_withheld(
     runner: CliRunner, tmp_path: Path
 ) -> None:
@@ -105,6 +118,14 @@ def test_a_name_typed_where_a_message_repeats_it_is_still_withheld(
     (record,) = log_lines(log)
     (problem,) = record["error"]["errors"]  # type: ignore[index]
     assert problem["message"].startswith("weight: '[name withheld]' ")
+    # A name with a digit in it, beside a comma and a number, is still withheld.
+    from dosecalc import audit
+    from dosecalc.errors import InputError, Problem
+
+    echoed = InputError(Problem("row", "bad_csv", "line 2: A1,Ann5,72 kg"))
+    assert audit.without_name(echoed, "Ann5")["errors"][0]["message"] == (
+        "line 2: A1,[name withheld],72 kg"
+    )
 
 
 def test_every_input_but_the_name_can_reach_the_log() -> None:
