@@ -1396,3 +1396,29 @@ def test_results_that_cannot_be_written_to_stdout_exit_4_as_a_sheet_does(
     records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     assert records[-1]["event"] == "batch"
     assert records[-1]["outcome"] == "incomplete"
+
+
+def test_a_spool_that_fails_while_the_results_stream_out_is_output_incomplete(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The spool's temporary file failing after the first row went to stdout was reported as
+    # "...; nothing was written", exit 2: a scheduler would take the rows already out for none.
+    import sqlite3
+
+    from dosecalc.batch import spool as spool_module
+
+    def failing(self: spool_module.Spool):  # type: ignore[no-untyped-def]
+        yield from list(made(self))[:1]
+        raise spool_module._spool_error(sqlite3.OperationalError("disk I/O error"))
+
+    made = spool_module.Spool.jsonl
+    monkeypatch.setattr(spool_module.Spool, "jsonl", failing)
+    daylist = day_list(tmp_path / "day.csv", 3)
+    result = batch(runner, str(daylist), "--format", "jsonl", "--jobs", "1")
+    assert result.exit_code == 4, result.output
+    assert len(result.stdout.splitlines()) == 1  # the one row out, and no error object after it
+    assert "spool: the batch's temporary storage (in $TMPDIR) failed: disk I/O error" in (
+        result.stderr
+    )
+    assert "the results on stdout are incomplete" in result.stderr
+    assert "nothing was written" not in result.stderr

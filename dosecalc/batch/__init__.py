@@ -310,11 +310,11 @@ def run(
 
 
 class StdoutFailed(Exception):
-    """The results could not be written to stdout (not a broken pipe)."""
+    """The results could not all be written to stdout (not a broken pipe): some may be out."""
 
-    def __init__(self, exc: OSError) -> None:
-        self.why = exc.strerror or type(exc).__name__
-        super().__init__(self.why)
+    def __init__(self, why: str) -> None:
+        self.why = why
+        super().__init__(why)
 
 
 def _stopped(
@@ -333,7 +333,7 @@ def _stopped(
     143) the undo is reported here and the exception goes on (None; record "broken_pipe",
     "interrupted", "terminated")."""
     if isinstance(exc, StdoutFailed):  # part of the results may be out: exit 4, as for sheet
-        why = f"output: stdout could not be written: {exc.why}"
+        why = f"output: {exc.why}"
         if writer.paths:
             writer.undo(why)  # the combined PDF beside them
         with contextlib.suppress(OutputError):
@@ -427,7 +427,11 @@ def _write(
         except BrokenPipeError:
             raise
         except OSError as exc:  # a full disk, an I/O error: never "out:", nor "nothing written"
-            raise StdoutFailed(exc) from None
+            raise StdoutFailed(
+                f"stdout could not be written: {exc.strerror or type(exc).__name__}"
+            ) from None
+        except OutputError as exc:  # the spool failed while its rows were streamed out
+            raise StdoutFailed(exc.problems[0].message) from None
         return
     writer.begin()
     if options.force:
