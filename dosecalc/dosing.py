@@ -66,6 +66,9 @@ class Result:
     lengthened_because: str = (
         ""  # the rule that lengthened it: "1,020 mg at no more than 10 mg/min"
     )
+    # The most the bag holds as printed (protocols.dose_as_drawn), where a final concentration or a
+    # maximum dose rate was worked out from it; else None.
+    dose_as_drawn: Decimal | None = None
 
     @property
     def capped(self) -> bool:
@@ -166,6 +169,7 @@ def calculate(
         shown = (duration or protocol.given_over).text.strip()
         raise LimitError(Problem("duration", "hard_limit", f"duration '{shown}' is {reason}"))
     checkpoints = _checkpoints(every, values, checked, protocol.steps)
+    ruled = protocol.final_concentration is not None or protocol.max_dose_rate is not None
     return Result(
         protocol_id=protocol.id,
         dose_unit=d,
@@ -179,6 +183,7 @@ def calculate(
         config=config,
         lengthened_from=lengthened[0] if lengthened else None,
         lengthened_because=lengthened[1] if lengthened else "",
+        dose_as_drawn=dose_as_drawn(protocol, values) if ruled else None,
     )
 
 

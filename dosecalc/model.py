@@ -857,6 +857,15 @@ def _figure_plan(
     return tuple(reported), tuple(given)
 
 
+# Each dosing basis as a sheet names it (dosing_basis, and the summary's dose).
+BASIS_NAMES = {
+    "actual": "actual weight",
+    "ideal": "ideal body weight",
+    "adjusted": "adjusted body weight",
+    "max": "maximum dosing weight",
+}
+
+
 def dosing_basis(sheet: Sheet) -> tuple[str, str]:
     """Which weight the dose is based on, and why, as printed: ("ideal", "BMI 34.8 kg/m2 >= 30
     kg/m2: ideal body weight"). The code is actual, ideal, adjusted, or max (the protocol's cap on
@@ -864,11 +873,7 @@ def dosing_basis(sheet: Sheet) -> tuple[str, str]:
     which side of the trigger it is on)."""
     p, r, f = sheet.protocol, sheet.result, sheet.figures
     v = r.values
-    names = {
-        "actual": "actual weight",
-        "ideal": "ideal body weight",
-        "adjusted": "adjusted body weight",
-    }
+    names = BASIS_NAMES
     reasons = []
     if p.bmi_trigger is not None:
         bmi = f.bmi
@@ -893,7 +898,7 @@ def dosing_basis(sheet: Sheet) -> tuple[str, str]:
             f"{names[code]} {f.of(_weight_of(code)).text} capped at the protocol's maximum "
             f"{f.of('dosing_weight_max').text}"
         )
-        return "max", "; ".join(reasons) + ": maximum dosing weight"
+        return "max", "; ".join(reasons) + f": {BASIS_NAMES['max']}"
     why = ": ".join(["; ".join(reasons), names[code]] if reasons else [names[code]])
     if p.per != "kg":  # the weight is shown for the dose rate per kg, not to dose on
         why += "; the dose is per m2" if p.per == "m2" else "; the dose is fixed"

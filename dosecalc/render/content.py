@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 
 from dosecalc.display import Figure, figure, format_percent, format_quantity
 from dosecalc.exact import EXACT
-from dosecalc.model import Sheet, dosing_basis, titration_outside
-from dosecalc.protocols import dose_as_drawn
+from dosecalc.model import BASIS_NAMES, Sheet, dosing_basis, titration_outside
 from dosecalc.protocols import prescription as prescribed_operand
 from dosecalc.quantities import BY_NAME
 from dosecalc.sanitize import text as clean
@@ -156,7 +155,7 @@ def _what(sheet: Sheet) -> list[Line]:
         rx = f.of(prescription_operand(sheet.protocol)).text
         if sheet.protocol.per == "kg" and (basis := dosing_basis(sheet)[0]) != "actual":
             # Not per kg of the weight on the line above: say which weight it is per kg of.
-            rx += f" x {f.dosing_weight_kg.text} {_BASIS_WORDS[basis]}"
+            rx += f" x {f.dosing_weight_kg.text} {BASIS_NAMES[basis]}"
         if sheet.result.capped:  # not the prescription times the weight: never "corrected" to it
             rx += ", capped"
         return [
@@ -171,13 +170,6 @@ def _what(sheet: Sheet) -> list[Line]:
     else:
         made = Line("Hang", f"{drug} {stock(sheet)}, undiluted")
     return [Line("Dose rate", dose_rate(sheet)), made]
-
-
-_BASIS_WORDS = {
-    "ideal": "ideal body weight",
-    "adjusted": "adjusted body weight",
-    "max": "maximum dosing weight",
-}
 
 
 def prepare_box(sheet: Sheet) -> tuple[list[tuple[str, str]], str]:
@@ -408,7 +400,8 @@ def _volume_rule(sheet: Sheet) -> str:
     if p.final_concentration is not None:
         # The amount the volume was worked out from: the most the bag holds as printed (the
         # drawn-up amount, or the dose), as the duration's reason names it (dosing.py).
-        most = dose_as_drawn(p, sheet.result.values)
+        most = sheet.result.dose_as_drawn
+        assert most is not None  # the engine keeps it where a final concentration applies
         amount = figure(most, p.steps["dose"], p.dose_unit).exact_text
         return (
             f" ({amount} at no more than {f.final_concentration.text}: "
