@@ -347,35 +347,62 @@ def _sheet_on_a_terminal(columns: int, env: dict[str, str]) -> str:
     return out.decode().replace("\r\n", "\n")
 
 
-@pytest.mark.parametrize(
-    "command", [["sheet"], ["check", "--operator", "RN Kim", "--rate", "1 mL/h"]]
-)
-def test_a_terminal_too_narrow_for_the_sheet_is_refused_before_anything_is_computed(
-    command: list[str],
-) -> None:
-    """At 12 columns the PUMP box showed "151" with no label or unit; at 26, "151.1 mL/": rich's
-    boxes cut what does not fit. Below 40 columns (the width these tests lay sheets out at) the
-    sheet or check is refused, exit 2, saying how to get it."""
+def _beside_a_terminal(
+    args: list[str], columns: int, terminal: str, tmp_path: Path
+) -> tuple[int, str, str]:
+    """`dosecalc --protocols TEST ARGS` with `terminal` ("stdout" or "stderr") on a pseudo-terminal
+    `columns` wide and the other stream in a file: (exit code, the terminal's text, the file's)."""
     import fcntl
     import os
     import pty
+    import select
     import struct
     import termios
 
     main_fd, terminal_fd = pty.openpty()
-    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 30, 0, 0))
+    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     clean = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    done = subprocess.run(
-        [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), *command,
-         "--weight", "72 kg", "--date", DATE],
-        stdin=subprocess.DEVNULL, stdout=terminal_fd, stderr=subprocess.PIPE, env=clean,
-        text=True, timeout=60,
-    )  # fmt: skip
-    os.close(terminal_fd)
-    os.close(main_fd)
-    assert done.returncode == 2
-    assert "output: the terminal is 30 columns wide; a sheet needs at least 40" in done.stderr
-    assert "--output FILE" in done.stderr
+    other = tmp_path / "other.txt"
+    with open(other, "w") as piped:
+        streams = {"stdout": piped, "stderr": piped, terminal: terminal_fd}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), *args],
+            stdin=subprocess.DEVNULL, stdout=streams["stdout"], stderr=streams["stderr"],
+            env=clean,
+        )  # fmt: skip
+        os.close(terminal_fd)
+        shown = b""
+        try:
+            while select.select([main_fd], [], [], 30)[0]:
+                try:
+                    data = os.read(main_fd, 65536)
+                except OSError:  # the terminal closed: the process ended
+                    break
+                if not data:
+                    break
+                shown += data
+        finally:
+            os.close(main_fd)
+            code = process.wait(timeout=30)
+    text = shown.decode().replace("\r\n", "\n")
+    return code, text, other.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "command", [["sheet"], ["check", "--operator", "RN Kim", "--rate", "1 mL/h"]]
+)
+def test_a_terminal_too_narrow_for_the_sheet_is_refused_before_anything_is_computed(
+    command: list[str], tmp_path: Path
+) -> None:
+    """At 12 columns the PUMP box showed "151" with no label or unit; at 26, "151.1 mL/": rich's
+    boxes cut what does not fit. Below 40 columns (the width these tests lay sheets out at) the
+    sheet or check is refused, exit 2, saying how to get it."""
+    args = [*command, "--weight", "72 kg", "--date", DATE]
+    code, shown, stderr = _beside_a_terminal(args, 30, "stdout", tmp_path)
+    assert code == 2
+    assert shown == ""
+    assert "output: the terminal is 30 columns wide; a sheet needs at least 40" in stderr
+    assert "--output FILE" in stderr
 
 
 @pytest.mark.parametrize(
@@ -387,33 +414,16 @@ def test_a_terminal_too_narrow_for_the_sheet_is_refused_before_anything_is_compu
     ],
 )  # fmt: skip
 def test_piped_to_a_pager_in_a_narrow_window_is_laid_out_for_the_window(
-    command: list[str],
+    command: list[str], tmp_path: Path
 ) -> None:
     """`dosecalc sheet | less` in a 60-column window: the sheet was laid out for 80 columns and the
     terminal broke "given as 3.49 mL" into "given as 3." and "49 mL"; the double check was not
     broken at all (lines of 128 columns). Piped while a person is at a terminal (stderr), text is
     laid out for that terminal, up to 80 columns."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import termios
-
-    main_fd, terminal_fd = pty.openpty()
-    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
-    clean = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    done = subprocess.run(
-        [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), *command,
-         "--date", DATE],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal_fd, env=clean,
-        text=True, timeout=60,
-    )  # fmt: skip
-    os.close(terminal_fd)
-    os.close(main_fd)
-    lines = done.stdout.splitlines()
-    assert max(len(line) for line in lines) <= 60
-    assert not BROKEN.search(done.stdout), BROKEN.search(done.stdout)
-    assert "\x1b[" not in done.stdout
+    _, _, stdout = _beside_a_terminal([*command, "--date", DATE], 60, "stderr", tmp_path)
+    assert max(len(line) for line in stdout.splitlines()) <= 60
+    assert not BROKEN.search(stdout), BROKEN.search(stdout)
+    assert "\x1b[" not in stdout
 
 
 @pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"TERM": "dumb"}])
@@ -441,37 +451,12 @@ def test_a_prompt_broken_at_a_terminal_keeps_its_trailing_space() -> None:
     assert fill("Weight, with its unit (for example 72 kg): ", 20).endswith("kg): ")
 
 
-def test_the_protocols_list_at_a_narrow_terminal_keeps_numbers_with_units() -> None:
+def test_the_protocols_list_at_a_narrow_terminal_keeps_numbers_with_units(tmp_path: Path) -> None:
     """At 40 columns the terminal broke "0.5" / " mg/kg" in the list; ids now stand in a column
     and each name is broken at spaces under its own column."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import termios
-
-    main_fd, terminal_fd = pty.openpty()
-    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 50, 0, 0))
-    clean = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    done = subprocess.run(
-        [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), "protocols",
-         "list"],
-        stdin=subprocess.DEVNULL, stdout=terminal_fd, stderr=subprocess.PIPE, env=clean,
-        timeout=60,
-    )  # fmt: skip
-    os.close(terminal_fd)
-    out = b""
-    while True:
-        try:
-            data = os.read(main_fd, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        out += data
-    os.close(main_fd)
-    assert done.returncode == 0
-    lines = out.decode().replace("\r\n", "\n").splitlines()[1:]  # the file's path and hash first
+    code, shown, _ = _beside_a_terminal(["protocols", "list"], 50, "stdout", tmp_path)
+    assert code == 0
+    lines = shown.splitlines()[1:]  # the file's path and hash first
     assert max(len(line) for line in lines) <= 50
     assert not BROKEN.search("\n".join(lines)), BROKEN.search("\n".join(lines))
     names = [line for line in lines if line[:2] in ("* ", "  ") and line[2] != " "]
