@@ -342,10 +342,16 @@ def test_ctrl_c_at_a_question_ends_its_line_before_the_message() -> None:
 
     main_fd, terminal_fd = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in ("LINES", "NO_COLOR")}
+
+    def as_a_shell_starts_it() -> None:  # Ctrl-C neither ignored nor blocked by this test's runner
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
     process = subprocess.Popen(
         [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), "sheet",
          "--weight", "154 kg", "--date", "2026-11-25"],
         stdin=terminal_fd, stdout=terminal_fd, stderr=terminal_fd, env={**env, "COLUMNS": "80"},
+        preexec_fn=as_a_shell_starts_it,
     )  # fmt: skip
     os.close(terminal_fd)
     screen = b""
