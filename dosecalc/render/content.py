@@ -402,9 +402,9 @@ def _volume_rule(sheet: Sheet) -> str:
         # drawn-up amount, or the dose), as the duration's reason names it (dosing.py).
         most = sheet.result.dose_as_drawn
         assert most is not None  # the engine keeps it where a final concentration applies
-        amount = figure(most, p.steps["dose"], p.dose_unit).exact_text
+        held = figure(most, p.steps["dose"], p.dose_unit).exact_text
         return (
-            f" ({amount} at no more than {f.final_concentration.text}: "
+            f" ({held} at no more than {f.final_concentration.text}: "
             f"{volume.text}, rounded up to the {format_quantity(p.steps['volume'], 'mL')} step)"
         )
     if p.diluent_volume_per_kg is not None:
