@@ -40,6 +40,7 @@ from dosecalc.errors import (
     Problem,
     ProtocolFileError,
     Terminated,
+    stdout_failed,
 )
 from dosecalc.render import DEFAULT_PAPER, FORMATS, PAPERS
 
@@ -676,20 +677,9 @@ def sheet(
                 from dosecalc.stopping import held
 
                 with held(then_stop=False):
-                    failed = _stdout_failed(exc)
+                    failed = stdout_failed(exc)
                     _audit(audit_log, order, library, fmt, error=failed, event="output_failed")
             raise
-
-
-def _stdout_failed(exc: BaseException) -> OutputError:
-    """Why a sheet may not have reached stdout, for the audit log."""
-    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (errors.Terminated)
-        why = "the run was stopped while the sheet was written"
-    elif isinstance(exc, OSError) and exc.strerror:
-        why = f"stdout could not be written: {exc.strerror}"
-    else:
-        why = f"stdout could not be written: {type(exc).__name__}"
-    return OutputError(Problem("output", "stdout_failed", f"output: {why}"))
 
 
 def calculate(library: Any, order: Any, confirm: Any = None) -> Any:
@@ -1216,14 +1206,14 @@ def protocols_check(file: str) -> None:
 
 
 BATCH_EXIT_HELP = (
-    "Exit codes: 0 every non-blank line produced a sheet; 1 a line was refused or invalid (the good "
-    "rows are still written unless --strict); 2 bad header, a quoted field over several lines, a "
-    "day list that cannot be read or changed while it was read, usage, output folder or audit log (nothing "
-    "written); 3 invalid protocols file; 4 a write "
-    "failed part-way (this run's files removed, or an INCOMPLETE marker left), the results "
-    "could not be written to stdout, or the summary on stderr was lost (the files are "
-    "complete); 130 interrupted (Ctrl-C; this run's files removed); 143 terminated (SIGTERM; "
-    "the same; a stop after the run is complete is ignored); 141 broken pipe."
+    "Exit codes: 0 every non-blank line produced a sheet; 1 a line was refused or invalid (the "
+    "good rows are still written unless --strict); 2 bad header, a quoted field over several "
+    "lines, a day list that cannot be read or changed while it was read, usage, output folder or "
+    "audit log (nothing written); 3 invalid protocols file; 4 a write failed part-way (this run's "
+    "files removed, or an INCOMPLETE marker left), the results could not be written to stdout, or "
+    "the summary on stderr was lost (the files are complete); 130 interrupted (Ctrl-C; this run's "
+    "files removed); 143 terminated (SIGTERM; the same; a stop after the run is complete is "
+    "ignored); 141 broken pipe."
 )
 
 

@@ -271,9 +271,10 @@ def _compare(sheet: Sheet, parsed: Mapping[str, Quantity]) -> list[Entry]:
             value = checked["reverse_dose_per_kg"].value(
                 {"reverse_dose": dose, "dosing_weight_kg": weight}
             )
-            if value and not figure(value, PER_KG_STEP, f"{d}/kg").rounded:
-                return text_apart(value, Decimal(0), f"{d}/kg", PER_KG_STEP)  # never "0 mg/kg"
-            return figure(value, PER_KG_STEP, f"{d}/kg").text
+            shown = figure(value, PER_KG_STEP, f"{d}/kg")
+            if value and not shown.rounded:  # never "0 mg/kg" for an amount that is not 0
+                return text_apart(value, Decimal(0), f"{d}/kg", PER_KG_STEP)
+            return shown.text
 
     # Per kg where the protocol prescribes per kg; a fixed dose (or per m2, per day) has no dose
     # per kg figure, and its amounts are shown in the dose unit alone.

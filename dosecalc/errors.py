@@ -75,6 +75,17 @@ class IncompleteOutputError(DosecalcError):
     exit_code = EXIT_INCOMPLETE
 
 
+def stdout_failed(exc: BaseException) -> OutputError:
+    """Why what was written to stdout may not all have arrived: a full disk, an I/O error, a
+    reader gone, a stop mid-write (the sheet's audit record, a batch's exit 4)."""
+    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (Terminated)
+        why = "the run was stopped while stdout was written"
+    else:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        why = f"stdout could not be written: {reason}"
+    return OutputError(Problem("output", "stdout_failed", f"output: {why}"))
+
+
 def arithmetic_error(exc: ArithmeticError) -> InputError:
     """The engine could not do the arithmetic (a number far outside any limit): invalid input."""
     return InputError(

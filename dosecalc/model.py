@@ -873,7 +873,6 @@ def dosing_basis(sheet: Sheet) -> tuple[str, str]:
     which side of the trigger it is on)."""
     p, r, f = sheet.protocol, sheet.result, sheet.figures
     v = r.values
-    names = BASIS_NAMES
     reasons = []
     if p.bmi_trigger is not None:
         bmi = f.bmi
@@ -888,18 +887,18 @@ def dosing_basis(sheet: Sheet) -> tuple[str, str]:
         chosen = v[f"{code}_weight_kg"]
         if chosen > v["weight_kg"]:
             reasons.append(
-                f"{names[code]} {f.of(f'{code}_weight_kg').text} is above the actual weight "
+                f"{BASIS_NAMES[code]} {f.of(f'{code}_weight_kg').text} is above the actual weight "
                 f"{f.weight_kg.text}"
             )
             code = "actual"
     cap = v.get("dosing_weight_max")
     if cap is not None and v["dosing_weight_kg"] == cap and cap < v[_weight_of(code)]:
         reasons.append(
-            f"{names[code]} {f.of(_weight_of(code)).text} capped at the protocol's maximum "
+            f"{BASIS_NAMES[code]} {f.of(_weight_of(code)).text} capped at the protocol's maximum "
             f"{f.of('dosing_weight_max').text}"
         )
         return "max", "; ".join(reasons) + f": {BASIS_NAMES['max']}"
-    why = ": ".join(["; ".join(reasons), names[code]] if reasons else [names[code]])
+    why = ": ".join(["; ".join(reasons), BASIS_NAMES[code]] if reasons else [BASIS_NAMES[code]])
     if p.per != "kg":  # the weight is shown for the dose rate per kg, not to dose on
         why += "; the dose is per m2" if p.per == "m2" else "; the dose is fixed"
     return code, why

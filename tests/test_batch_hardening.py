@@ -1114,12 +1114,16 @@ def test_a_sigterm_after_the_run_is_complete_keeps_its_exit_code(
     argv = ["dosecalc", "--protocols", str(TEST_PROTOCOLS), "batch", str(daylist), "--out",
             str(out), "--date", DATE]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
-    previous = signal.getsignal(signal.SIGTERM)
+    # A complete run leaves SIGINT and SIGTERM ignored for the moments the process takes to exit
+    # (stopping.restore): both are put back, or every later test's subprocess inherits SIGINT
+    # ignored (a Ctrl-C test then waited for ever).
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with pytest.raises(SystemExit) as ended:
             cli_module.main()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     assert ended.value.code == 0
     assert (out / "manifest.json").exists()
 

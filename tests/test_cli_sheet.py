@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -255,10 +256,11 @@ def test_piped_text_output_has_no_escape_codes_even_with_force_color(tmp_path: P
 
 
 def at_a_terminal(
-    args: list[str], answers: list[bytes], stderr_too: bool = True
+    args: list[str], answers: list[bytes | int], stderr_too: bool = True
 ) -> tuple[int, str]:
     """`dosecalc ARGS` on a pseudo-terminal 80 columns wide (stdin, stdout and, with `stderr_too`,
-    stderr), typing each answer once the program has waited a moment: (exit code, screen)."""
+    stderr), typing each answer once the program has waited a moment (an int: that signal, as the
+    terminal sends SIGINT for Ctrl-C): (exit code, screen)."""
     import pty
     import select
     import time
@@ -290,7 +292,10 @@ def at_a_terminal(
     try:
         for answer in answers:
             read(2.0)
-            os.write(main_fd, answer)
+            if isinstance(answer, int):
+                process.send_signal(answer)
+            else:
+                os.write(main_fd, answer)
         read(10.0)
         process.wait(timeout=30)
     finally:
@@ -334,47 +339,12 @@ def test_an_answer_other_than_yes_or_no_says_what_is_accepted() -> None:
 
 def test_ctrl_c_at_a_question_ends_its_line_before_the_message() -> None:
     # "Override the soft limit? [y/N]: ^Cdosecalc: interrupted; ..." on one line. Ctrl-C is
-    # SIGINT from the terminal: sent here to the process, once the question is on the screen.
-    import pty
-    import select
-    import signal
-    import time
-
-    main_fd, terminal_fd = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k not in ("LINES", "NO_COLOR")}
-
-    def as_a_shell_starts_it() -> None:  # Ctrl-C neither ignored nor blocked by this test's runner
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), "sheet",
-         "--weight", "154 kg", "--date", "2026-11-25"],
-        stdin=terminal_fd, stdout=terminal_fd, stderr=terminal_fd, env={**env, "COLUMNS": "80"},
-        preexec_fn=as_a_shell_starts_it,
-    )  # fmt: skip
-    os.close(terminal_fd)
-    screen = b""
-    try:
-        end = time.monotonic() + 30
-        while b"[y/N]: " not in screen and time.monotonic() < end:
-            if select.select([main_fd], [], [], 0.1)[0]:
-                screen += os.read(main_fd, 65536)
-        process.send_signal(signal.SIGINT)
-        while time.monotonic() < end and select.select([main_fd], [], [], 0.5)[0]:
-            try:
-                data = os.read(main_fd, 65536)
-            except OSError:  # the program ended
-                break
-            if not data:
-                break
-            screen += data
-        code = process.wait(timeout=30)
-    finally:
-        os.close(main_fd)
-    text = screen.decode(errors="replace").replace("\r\n", "\n")
-    assert code == 130, text
-    assert "Override the soft limit? [y/N]: \ndosecalc: interrupted" in text
+    # SIGINT from the terminal: sent to the process once the question is on the screen.
+    code, screen = at_a_terminal(
+        ["sheet", "--weight", "154 kg", "--date", "2026-11-25"], [signal.SIGINT]
+    )
+    assert code == 130, screen
+    assert "Override the soft limit? [y/N]: \ndosecalc: interrupted" in screen
 
 
 def test_no_question_is_asked_where_stderr_is_not_a_terminal() -> None:

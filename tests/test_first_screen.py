@@ -313,6 +313,22 @@ def test_sheets_show_the_protocols_file_name_and_short_hash_not_its_path(
 
 def _sheet_on_a_terminal(columns: int, env: dict[str, str]) -> str:
     """`dosecalc sheet --weight "154 lb"` with stdout on a pseudo-terminal `columns` wide."""
+    args = ["sheet", "--weight", "154 lb", "--date", DATE]
+    code, shown, _ = _beside_a_terminal(args, columns, "stdout", env=env)
+    assert code == 0
+    return shown
+
+
+def _beside_a_terminal(
+    args: list[str],
+    columns: int,
+    terminal: str,
+    other: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[int, str, str]:
+    """`dosecalc --protocols TEST ARGS` with `terminal` ("stdout" or "stderr") on a pseudo-terminal
+    `columns` wide and the other stream in the file `other` (else discarded), with `env` added:
+    (exit code, the terminal's text, the file's)."""
     import fcntl
     import os
     import pty
@@ -323,52 +339,12 @@ def _sheet_on_a_terminal(columns: int, env: dict[str, str]) -> str:
     main_fd, terminal_fd = pty.openpty()
     fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     clean = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), "sheet",
-         "--weight", "154 lb", "--date", DATE],
-        stdin=subprocess.DEVNULL, stdout=terminal_fd, stderr=subprocess.DEVNULL,
-        env={**clean, **env},
-    )  # fmt: skip
-    os.close(terminal_fd)
-    out = b""
-    try:
-        while select.select([main_fd], [], [], 30)[0]:
-            try:
-                data = os.read(main_fd, 65536)
-            except OSError:  # the terminal closed: the process ended
-                break
-            if not data:
-                break
-            out += data
-    finally:
-        os.close(main_fd)
-        process.wait(timeout=30)
-    assert process.returncode == 0
-    return out.decode().replace("\r\n", "\n")
-
-
-def _beside_a_terminal(
-    args: list[str], columns: int, terminal: str, tmp_path: Path
-) -> tuple[int, str, str]:
-    """`dosecalc --protocols TEST ARGS` with `terminal` ("stdout" or "stderr") on a pseudo-terminal
-    `columns` wide and the other stream in a file: (exit code, the terminal's text, the file's)."""
-    import fcntl
-    import os
-    import pty
-    import select
-    import struct
-    import termios
-
-    main_fd, terminal_fd = pty.openpty()
-    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    clean = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    other = tmp_path / "other.txt"
-    with open(other, "w") as piped:
+    with open(other if other is not None else os.devnull, "w") as piped:
         streams = {"stdout": piped, "stderr": piped, terminal: terminal_fd}
         process = subprocess.Popen(
             [sys.executable, "-m", "dosecalc", "--protocols", str(TEST_PROTOCOLS), *args],
             stdin=subprocess.DEVNULL, stdout=streams["stdout"], stderr=streams["stderr"],
-            env=clean,
+            env={**clean, **(env or {})},
         )  # fmt: skip
         os.close(terminal_fd)
         shown = b""
@@ -385,7 +361,7 @@ def _beside_a_terminal(
             os.close(main_fd)
             code = process.wait(timeout=30)
     text = shown.decode().replace("\r\n", "\n")
-    return code, text, other.read_text(encoding="utf-8")
+    return code, text, other.read_text(encoding="utf-8") if other is not None else ""
 
 
 @pytest.mark.parametrize(
@@ -398,7 +374,7 @@ def test_a_terminal_too_narrow_for_the_sheet_is_refused_before_anything_is_compu
     boxes cut what does not fit. Below 40 columns (the width these tests lay sheets out at) the
     sheet or check is refused, exit 2, saying how to get it."""
     args = [*command, "--weight", "72 kg", "--date", DATE]
-    code, shown, stderr = _beside_a_terminal(args, 30, "stdout", tmp_path)
+    code, shown, stderr = _beside_a_terminal(args, 30, "stdout", tmp_path / "err.txt")
     assert code == 2
     assert shown == ""
     assert "output: the terminal is 30 columns wide; a sheet needs at least 40" in stderr
@@ -420,7 +396,9 @@ def test_piped_to_a_pager_in_a_narrow_window_is_laid_out_for_the_window(
     terminal broke "given as 3.49 mL" into "given as 3." and "49 mL"; the double check was not
     broken at all (lines of 128 columns). Piped while a person is at a terminal (stderr), text is
     laid out for that terminal, up to 80 columns."""
-    _, _, stdout = _beside_a_terminal([*command, "--date", DATE], 60, "stderr", tmp_path)
+    _, _, stdout = _beside_a_terminal(
+        [*command, "--date", DATE], 60, "stderr", tmp_path / "out.txt"
+    )
     assert max(len(line) for line in stdout.splitlines()) <= 60
     assert not BROKEN.search(stdout), BROKEN.search(stdout)
     assert "\x1b[" not in stdout
@@ -451,10 +429,10 @@ def test_a_prompt_broken_at_a_terminal_keeps_its_trailing_space() -> None:
     assert fill("Weight, with its unit (for example 72 kg): ", 20).endswith("kg): ")
 
 
-def test_the_protocols_list_at_a_narrow_terminal_keeps_numbers_with_units(tmp_path: Path) -> None:
+def test_the_protocols_list_at_a_narrow_terminal_keeps_numbers_with_units() -> None:
     """At 40 columns the terminal broke "0.5" / " mg/kg" in the list; ids now stand in a column
     and each name is broken at spaces under its own column."""
-    code, shown, _ = _beside_a_terminal(["protocols", "list"], 50, "stdout", tmp_path)
+    code, shown, _ = _beside_a_terminal(["protocols", "list"], 50, "stdout")
     assert code == 0
     lines = shown.splitlines()[1:]  # the file's path and hash first
     assert max(len(line) for line in lines) <= 50

@@ -51,6 +51,7 @@ from dosecalc.errors import (
     OutputError,
     Problem,
     Terminated,
+    stdout_failed,
 )
 from dosecalc.files import refuse_clash, same_file, shown_path
 from dosecalc.model import TEXT_LIMITS, check_date, check_text
@@ -312,9 +313,9 @@ def run(
 class StdoutFailed(Exception):
     """The results could not all be written to stdout (not a broken pipe): some may be out."""
 
-    def __init__(self, why: str) -> None:
-        self.why = why
-        super().__init__(why)
+    def __init__(self, error: OutputError) -> None:
+        self.why = error.problems[0].message
+        super().__init__(self.why)
 
 
 def _stopped(
@@ -333,7 +334,7 @@ def _stopped(
     143) the undo is reported here and the exception goes on (None; record "broken_pipe",
     "interrupted", "terminated")."""
     if isinstance(exc, StdoutFailed):  # part of the results may be out: exit 4, as for sheet
-        why = f"output: {exc.why}"
+        why = exc.why
         if writer.paths:
             writer.undo(why)  # the combined PDF beside them
         with contextlib.suppress(OutputError):
@@ -427,11 +428,9 @@ def _write(
         except BrokenPipeError:
             raise
         except OSError as exc:  # a full disk, an I/O error: never "out:", nor "nothing written"
-            raise StdoutFailed(
-                f"stdout could not be written: {exc.strerror or type(exc).__name__}"
-            ) from None
+            raise StdoutFailed(stdout_failed(exc)) from None
         except OutputError as exc:  # the spool failed while its rows were streamed out
-            raise StdoutFailed(exc.problems[0].message) from None
+            raise StdoutFailed(exc) from None
         return
     writer.begin()
     if options.force:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -43,8 +44,17 @@ def _spool_error(exc: sqlite3.Error) -> OutputError:
     )
 
 
+@contextmanager
+def _spooling() -> Iterator[None]:
+    """SQLite's errors inside the block as the spool's (_spool_error), never a traceback."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise _spool_error(exc) from None
+
+
 class _Rows:
-    """A cursor whose errors are the spool's (_spool_error), while it is read too."""
+    """A cursor whose errors are the spool's, while it is read too."""
 
     __slots__ = ("_cursor",)
 
@@ -52,27 +62,20 @@ class _Rows:
         self._cursor = cursor
 
     def __iter__(self) -> Iterator[Any]:
-        try:
+        with _spooling():
             yield from self._cursor
-        except sqlite3.Error as exc:
-            raise _spool_error(exc) from None
 
     def fetchone(self) -> Any:
-        try:
+        with _spooling():
             return self._cursor.fetchone()
-        except sqlite3.Error as exc:
-            raise _spool_error(exc) from None
 
     def fetchall(self) -> list[Any]:
-        try:
+        with _spooling():
             return self._cursor.fetchall()
-        except sqlite3.Error as exc:
-            raise _spool_error(exc) from None
 
 
 class _Database:
-    """The spool's connection: an SQLite error (a full $TMPDIR) is an OutputError, never a
-    traceback."""
+    """The spool's connection: an SQLite error (a full $TMPDIR) is an OutputError."""
 
     __slots__ = ("_db",)
 
@@ -80,16 +83,12 @@ class _Database:
         self._db = db
 
     def execute(self, sql: str, parameters: Any = ()) -> _Rows:
-        try:
+        with _spooling():
             return _Rows(self._db.execute(sql, parameters))
-        except sqlite3.Error as exc:
-            raise _spool_error(exc) from None
 
     def executemany(self, sql: str, rows: Any) -> None:
-        try:
+        with _spooling():
             self._db.executemany(sql, rows)
-        except sqlite3.Error as exc:
-            raise _spool_error(exc) from None
 
     def close(self) -> None:
         self._db.close()
@@ -97,10 +96,8 @@ class _Database:
 
 class Spool:
     def __init__(self) -> None:
-        try:
+        with _spooling():
             connection = sqlite3.connect("", isolation_level=None)  # anonymous: unlinked at once
-        except sqlite3.Error as exc:
-            raise _spool_error(exc) from None
         self.db = _Database(connection)
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE"):
             self.db.execute(f"PRAGMA {pragma}")
